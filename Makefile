@@ -1,0 +1,38 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: demo test install install-test bench clean-venv
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(PY) setup.cfg pyproject.toml
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+# Train the headline app on the embedded offline dataset, export and verify TFLite.
+demo: $(VENV)/.installed
+	$(PY) -m apps.lenet_train --output runs/demo
+
+# Run the suite. pytest's exit code 5 (no tests collected) is reported and fails the run.
+test: $(VENV)/.installed-test
+	@rc=0; $(PY) -m pytest $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests; failing." >&2; fi; \
+	exit $$rc
+
+bench: $(VENV)/.installed
+	$(PY) -m benchmarks.run_all
+
+clean-venv:
+	rm -rf $(VENV)
