@@ -194,6 +194,9 @@ def train_classifier(args, *, app: str, model_kwargs: dict, fit_kwargs: dict, au
         "data": splits.info,
     }
     export.write_json(result, out / "metrics.json")
+    summary = {"test_top1": result["test"]["top1"],
+               **{f"tflite_{m}_accuracy": r.get("accuracy") for m, r in tflite.items()}}
+    update_manifest(out, app=app, command=config["command"], summary=summary)
     return result
 
 
@@ -221,5 +224,29 @@ def print_summary(title: str, result: dict, out) -> None:
     print("\n".join(lines))
 
 
-def dumps(obj) -> str:
-    return json.dumps(obj, indent=2, default=float)
+# Files a run folder holds that are not reference exports (checkpoint copy, temporary files).
+NOT_IN_MANIFEST = ("best.keras",)
+
+
+def update_manifest(out, *, app: str, command: str, summary: dict) -> Path | None:
+    """Record a run saved under a ``saved_models/`` folder in its ``MANIFEST.json``: the command,
+    headline metrics and the sha256 of every file, so the committed exports can be checked."""
+    import hashlib
+
+    out = Path(out).resolve()
+    root = next((p for p in out.parents if p.name == "saved_models"), None)
+    if root is None:
+        return None
+    manifest_path = root / "MANIFEST.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    files = {}
+    for path in sorted(p for p in out.rglob("*") if p.is_file()):
+        rel = path.relative_to(out).as_posix()
+        if path.name in NOT_IN_MANIFEST or path.name.startswith("."):
+            continue
+        files[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    manifest[out.relative_to(root).as_posix()] = {"app": app, "command": command, "metrics": summary, "files": files}
+    tmp = manifest_path.with_name(".MANIFEST.json.tmp")
+    tmp.write_text(json.dumps(dict(sorted(manifest.items())), indent=2) + "\n")
+    os.replace(tmp, manifest_path)
+    return manifest_path

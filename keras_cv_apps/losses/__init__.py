@@ -1,0 +1,1 @@
+"""Serializable loss classes (no closures): metric learning, focal loss, ..."""

@@ -1,0 +1,99 @@
+"""lenet_train / alexnet_train end to end with tiny settings, and their bad-input paths."""
+
+import json
+
+import pytest
+
+pytest.importorskip("keras")
+
+from apps import alexnet_train, lenet_train  # noqa: E402
+
+TINY = ["--epochs", "2", "--steps-per-epoch", "3", "--batch-size", "32", "--quiet"]
+
+
+def test_lenet_app_trains_exports_and_verifies(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = lenet_train.main(TINY + ["--model", "test_lenet5", "--image-size", "16", "--output", str(out)])
+    assert rc == 0
+    for name in ("model.keras", "model.tflite", "model_int8.tflite", "labels.txt", "config.json",
+                 "metrics.json", "history.json", "training_curves.png", "confusion_matrix.png"):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test"]["n"] == 360
+    assert metrics["tflite"]["float32"]["max_abs_diff"] <= 1e-5
+    assert metrics["tflite"]["float32"]["top1_agreement"] == 1.0
+    assert (out / "labels.txt").read_text().split() == [str(i) for i in range(10)]
+    config = json.loads((out / "config.json").read_text())
+    assert config["preprocessing"]["scale"] == "unit" and config["model"] == "test_lenet5"
+    assert "test top-1" in capsys.readouterr().out
+
+
+def test_alexnet_app_runs_with_lrn(tmp_path):
+    out = tmp_path / "alex"
+    rc = alexnet_train.main(TINY + ["--model", "test_alexnet", "--image-size", "16", "--norm", "lrn",
+                                    "--quantize", "float32", "--output", str(out)])
+    assert rc == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["tflite"]["float32"]["max_abs_diff"] <= 1e-5
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--model", "lenet"], "Unknown model 'lenet'"),
+        (["--dataset", "digitz"], "digitz"),
+        (["--image-size", "8"], "at least 16"),
+    ],
+)
+def test_bad_input_fails_fast_with_one_sentence(tmp_path, capsys, extra, message):
+    rc = lenet_train.main(TINY + ["--output", str(tmp_path / "x")] + extra)
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert message in err and err.startswith("error: ")
+    assert not (tmp_path / "x" / "best.keras").exists()
+
+
+def test_unwritable_output_is_refused(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    rc = lenet_train.main(TINY + ["--output", str(blocker / "run")])
+    assert rc == 2
+    assert "not writable" in capsys.readouterr().err
+
+
+def test_one_class_and_empty_folders_are_refused(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert lenet_train.main(TINY + ["--dataset", f"dir:{empty}", "--output", str(tmp_path / "a")]) == 2
+    one = tmp_path / "one" / "cats"
+    one.mkdir(parents=True)
+    for i in range(5):
+        Image.fromarray(np.full((20, 20), i * 40, "uint8")).save(one / f"{i}.png")
+    assert lenet_train.main(TINY + ["--dataset", f"dir:{tmp_path / 'one'}", "--output", str(tmp_path / "b")]) == 2
+    assert capsys.readouterr().err.count("error: ") == 2
+
+
+def test_bad_flag_value_exits_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        lenet_train.main(["--quantize", "int4"])
+    assert exc.value.code == 2
+    assert "int4" in capsys.readouterr().err
+
+
+def test_ctrl_c_keeps_the_best_checkpoint(tmp_path, monkeypatch, capsys):
+    import keras
+
+    from keras_cv_apps import metrics
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(metrics, "evaluate_classifier", interrupt)
+    out = tmp_path / "run"
+    rc = lenet_train.main(TINY + ["--model", "test_lenet5", "--image-size", "16", "--output", str(out)])
+    assert rc == 130
+    assert "best checkpoint" in capsys.readouterr().err
+    assert keras.models.load_model(out / "best.keras").output_shape == (None, 10)
