@@ -23,7 +23,15 @@ _SUBMODULES = (
     "vision",
 )
 
-__all__ = ["__version__", *_SUBMODULES]
+__all__ = ["__version__", "load_model", *_SUBMODULES]
+
+
+def load_model(path, **kwargs):
+    """``keras.models.load_model`` once every serializable class of the package is registered."""
+    importlib.import_module(f"{__name__}.models")  # imports layers and losses too
+    import keras
+
+    return keras.models.load_model(path, **kwargs)
 
 
 def __getattr__(name):

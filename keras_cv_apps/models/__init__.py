@@ -1,7 +1,13 @@
 """Model factories by name: ``create``, ``list_models``, ``get_cfg``, ``register_model``.
 
-Importing this package imports each family module once so that its variants register.
+Importing this package imports each family module once so that its variants register, and
+imports ``keras_cv_apps.layers`` and ``keras_cv_apps.losses`` so that every serializable class of
+the package is known to Keras: after ``import keras_cv_apps.models``, ``keras.models.load_model``
+opens any ``.keras`` file the package wrote.
 """
+
+import keras_cv_apps.layers  # noqa: F401  (registers the serializable layers)
+import keras_cv_apps.losses  # noqa: F401  (registers the serializable losses)
 
 from keras_cv_apps.models._cfg import ModelCfg
 from keras_cv_apps.models._registry import create, get_cfg, list_models, register_model

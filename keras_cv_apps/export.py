@@ -1,0 +1,421 @@
+"""Export Keras models for phones and other runtimes, and check the exports against Keras.
+
+TFLite files are converted from a SavedModel that Keras writes itself
+(``model.export(format="tf_saved_model")``), which works the same for functional, sequential and
+subclassed Keras 3 models. Only built-in TFLite ops are allowed unless ``allow_flex=True``.
+
+Quantization modes of ``export_tflite``:
+
+- ``float32``: the graph as trained.
+- ``float16``: weights stored in float16 (half the size), computed in float32.
+- ``dynamic``: weights stored in int8; activations stay float and are quantized on the fly.
+- ``int8``: full integer model calibrated on a representative sample of training images, with
+  ``uint8`` (default), ``int8`` or ``float32`` input/output tensors.
+
+Speed note for ``int8``: LiteRT's XNNPACK delegate (the default CPU path) has no int8
+``AVERAGE_POOL_2D`` kernel, so each average pool runs on the slow built-in kernel and splits the
+delegated graph in pieces; on LeNet-5 this made int8 slower than float32. A ``valid`` average pool
+is exactly a depthwise convolution with constant weights ``1 / (pool_h * pool_w)``, which XNNPACK
+does run in int8, so ``export_tflite`` swaps one for the other in int8 exports of functional and
+sequential models (``rewrite_avg_pool=False`` keeps the pools).
+
+Every artifact is written under a temporary name in the destination folder and renamed into
+place, so an interrupted export never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
+INT8_IO = ("uint8", "int8", "float32")
+
+
+class ExportError(RuntimeError):
+    """A model cannot be converted as asked (for example it needs ops TFLite lacks)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Atomic writes
+
+
+@contextlib.contextmanager
+def _atomic_path(path, *, directory: bool = False):
+    """Yield a temporary sibling of ``path`` to write to; on success rename it onto ``path``.
+
+    On any error the temporary file or folder is removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    target = tmp / path.name  # keeps the suffix: some writers (ONNX) look at it
+    try:
+        yield target
+        if directory:
+            _replace_dir(target, path)
+        else:
+            os.replace(target, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _replace_dir(src: Path, dst: Path):
+    """Move folder ``src`` onto ``dst``, replacing an existing ``dst`` only once ``src`` is complete."""
+    if dst.exists():
+        old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
+        os.replace(dst, old)
+        os.replace(src, dst)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(src, dst)
+
+
+def _write_bytes(path, data: bytes) -> Path:
+    with _atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    return Path(path)
+
+
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (Path, os.PathLike)):
+        return os.fspath(obj)
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    raise TypeError(f"write_json cannot store a {type(obj).__name__} value ({obj!r:.60}).")
+
+
+def write_json(obj, path) -> Path:
+    """Write ``obj`` as indented JSON atomically; numpy scalars/arrays and paths are converted."""
+    text = json.dumps(obj, indent=2, default=_json_default)
+    return _write_bytes(path, (text + "\n").encode("utf-8"))
+
+
+def write_labels(class_names, path) -> Path:
+    """Write one class name per line (line i = output index i), atomically."""
+    names = [str(n) for n in class_names]
+    bad = [n for n in names if "\n" in n or "\r" in n or not n.strip()]
+    if not names or bad:
+        raise ValueError(f"write_labels needs a non-empty list of one-line, non-blank names; got {bad or names!r}.")
+    return _write_bytes(path, ("\n".join(names) + "\n").encode("utf-8"))
+
+
+# --------------------------------------------------------------------------------------------
+# TFLite
+
+
+def _check_choice(value, choices, what):
+    if value not in choices:
+        raise ValueError(f"Unknown {what} {value!r}; choose one of {', '.join(map(repr, choices))}.")
+
+
+def _input_shape(model) -> tuple:
+    """``(None, H, W, C)`` of a single-input model: functional/sequential, or subclassed and built."""
+    try:
+        shape = model.input_shape
+    except AttributeError:  # subclassed models only remember the shape they were built with
+        built = list((getattr(model, "_build_shapes_dict", None) or {}).values())
+        shape = (None, *built[0][1:]) if len(built) == 1 and isinstance(built[0], (tuple, list)) else None
+    if not isinstance(shape, tuple) or not shape or isinstance(shape[0], (tuple, list)):
+        raise ValueError("This export needs a built model with exactly one input tensor.")
+    return tuple(shape)
+
+
+def _input_dtype(model) -> str:
+    inputs = getattr(model, "inputs", None)
+    return inputs[0].dtype if inputs else "float32"
+
+
+def _images(model, x, what: str) -> np.ndarray:
+    """Check that ``x`` is a non-empty float batch the model takes; return it as float32."""
+    x = np.asarray(x)
+    expected = _input_shape(model)[1:]
+    if x.ndim != len(expected) + 1 or not len(x) or any(e not in (None, s) for e, s in zip(expected, x.shape[1:])):
+        raise ValueError(f"{what} have shape {x.shape}; the model takes a non-empty (N, *{expected}) batch.")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"{what} must be scaled float images as the model takes them, got dtype {x.dtype}.")
+    return x.astype("float32")
+
+
+def _representative_array(representative, model) -> np.ndarray:
+    """Calibration images as float32 ``(N, *input_shape[1:])`` from an array or a tf.data.Dataset."""
+    import tensorflow as tf
+
+    if isinstance(representative, tf.data.Dataset):
+        batches = [b[0] if isinstance(b, (tuple, list)) else b for b in representative.as_numpy_iterator()]
+        representative = np.concatenate(batches) if batches else np.zeros((0,))
+    return _images(model, representative, "representative samples")
+
+
+def _avg_pools_as_depthwise(model):
+    """Return ``model`` with each ``valid`` 2D average pool replaced by the equal depthwise conv.
+
+    Layers are shared with ``model`` (no weights copied); only the pools are new. Models that
+    cannot be cloned layer by layer (subclassed) are returned unchanged.
+    """
+    import keras
+
+    def is_pool(layer):
+        return (isinstance(layer, keras.layers.AveragePooling2D) and layer.padding == "valid"
+                and layer.data_format == "channels_last")
+
+    def swap(layer):
+        if not is_pool(layer):
+            return layer
+        ph, pw = layer.pool_size
+        return keras.layers.DepthwiseConv2D((ph, pw), strides=layer.strides, padding="valid", use_bias=False,
+                                            depthwise_initializer=keras.initializers.Constant(1.0 / (ph * pw)),
+                                            name=f"{layer.name}_as_depthwise")
+
+    def has_pool(m):
+        return any(is_pool(l) or (isinstance(l, keras.Model) and has_pool(l)) for l in m.layers)
+
+    if not has_pool(model):
+        return model
+    try:
+        return keras.models.clone_model(model, clone_function=swap, recursive=True)
+    except (ValueError, TypeError, NotImplementedError) as err:  # subclassed models cannot be cloned
+        logger.info("Keeping average pools in the int8 export (%s).", err)
+        return model
+
+
+_UNSUPPORTED_OP = re.compile(r"'tf\.(\w+)' op is neither a custom op nor a flex op")
+
+
+def _conversion_error(err, allow_flex: bool) -> Exception:
+    """Turn a TFLite converter error into one clear sentence, naming the ops that blocked it."""
+    text = str(err)
+    ops = sorted(set(_UNSUPPORTED_OP.findall(text)))
+    if ops and "ERROR_NEEDS_FLEX_OPS" in text and not allow_flex:
+        return ExportError(
+            f"The model needs TensorFlow op(s) {', '.join(ops)} that have no built-in TFLite kernel; "
+            "pass allow_flex=True to bundle them as Select TF ops (the app then needs the Flex delegate) "
+            "or replace them with supported ops."
+        )
+    if ops:
+        return ExportError(f"The model needs op(s) {', '.join(ops)} that neither TFLite built-ins nor Flex "
+                           "(Select TF ops) support; replace them with supported ops.")
+    first = next((line.strip() for line in text.splitlines() if "error" in line.lower()), text[:300])
+    return ExportError(f"TFLite conversion failed: {first}")
+
+
+def export_tflite(model, path, *, quantization: str = "float32", representative=None, int8_io: str = "uint8",
+                  allow_flex: bool = False, batch_size: int | None = None, rewrite_avg_pool: bool = True) -> Path:
+    """Convert ``model`` to a ``.tflite`` file at ``path`` and return the path.
+
+    Args:
+        model: a built single-input Keras model.
+        path: destination file; written atomically, parent folders created.
+        quantization: one of ``QUANTIZATIONS`` (see the module docstring).
+        representative: for ``int8`` only: scaled float32 training images ``(N, H, W, C)``, as the
+            model takes them (e.g. ``splits.representative(200)``), or a ``tf.data.Dataset`` of
+            such batches (or of ``(x, y)`` batches). Used one image at a time for calibration.
+        int8_io: dtype of the input and output tensors of an ``int8`` model: ``uint8`` (raw
+            camera pixels map straight onto it for ``unit`` scaling), ``int8``, or ``float32``
+            (quantize/dequantize ops inside the model).
+        allow_flex: allow TensorFlow ops without a TFLite kernel (Select TF ops / Flex); the
+            runtime then needs the Flex delegate. Off by default: such ops raise ``ExportError``.
+        batch_size: fix the batch dimension (e.g. 1 for a phone app) so shape computations fold
+            into constants; ``None`` keeps it dynamic (resizable in the interpreter).
+        rewrite_avg_pool: in ``int8`` exports, replace ``valid`` average pools by the equal
+            depthwise convolution so the whole graph runs on XNNPACK.
+    """
+    import tensorflow as tf
+
+    _check_choice(quantization, QUANTIZATIONS, "quantization")
+    _check_choice(int8_io, INT8_IO, "int8_io")
+    shape = _input_shape(model)
+    if batch_size is not None and int(batch_size) < 1:
+        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}.")
+    if quantization == "int8":
+        if representative is None:
+            raise ValueError("int8 quantization needs representative= scaled float32 training images "
+                             "(e.g. splits.representative(200)) to calibrate activation ranges.")
+        calibration = _representative_array(representative, model)
+        if rewrite_avg_pool:
+            model = _avg_pools_as_depthwise(model)
+
+    spec = tf.TensorSpec((batch_size, *shape[1:]), tf.as_dtype(_input_dtype(model)))
+    with tempfile.TemporaryDirectory(prefix="keras_cv_apps_export_") as saved:
+        model.export(saved, format="tf_saved_model", verbose=False, input_signature=[spec])
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+        ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8 if quantization == "int8" else tf.lite.OpsSet.TFLITE_BUILTINS]
+        if allow_flex:
+            ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
+        converter.target_spec.supported_ops = ops
+        if quantization != "float32":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if quantization == "float16":
+            converter.target_spec.supported_types = [tf.float16]
+        if quantization == "int8":
+            converter.representative_dataset = lambda: ([calibration[i:i + 1]] for i in range(len(calibration)))
+            if int8_io != "float32":
+                converter.inference_input_type = converter.inference_output_type = tf.as_dtype(int8_io)
+        try:
+            flatbuffer = converter.convert()
+        except Exception as err:  # the converter raises several types, all with the MLIR log as text
+            raise _conversion_error(err, allow_flex) from err
+    logger.info("Wrote %s TFLite model (%d bytes) to %s", quantization, len(flatbuffer), path)
+    return _write_bytes(path, flatbuffer)
+
+
+def _quantize(x, detail):
+    """Float input -> the integer input tensor's representation (identity for float tensors)."""
+    dtype = detail["dtype"]
+    if not np.issubdtype(dtype, np.integer):
+        return x.astype(dtype)
+    scale, zero = detail["quantization"]
+    info = np.iinfo(dtype)
+    return np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
+
+
+def _dequantize(y, detail):
+    if not np.issubdtype(detail["dtype"], np.integer):
+        return y.astype("float32")
+    scale, zero = detail["quantization"]
+    return (y.astype("float32") - zero) * scale
+
+
+def _quantization_kind(interpreter) -> str:
+    """Name the quantization a TFLite model was made with, from its tensor types and ops."""
+    inp = interpreter.get_input_details()[0]
+    ops = {op["op_name"] for op in interpreter._get_ops_details()}
+    dtypes = {t["dtype"] for t in interpreter.get_tensor_details()}
+    if np.issubdtype(inp["dtype"], np.integer) or "QUANTIZE" in ops:
+        return "int8"
+    if np.float16 in dtypes:
+        return "float16"
+    if np.int8 in dtypes:
+        return "dynamic"
+    return "float32"
+
+
+def _compare(keras_out, other_out, labels) -> dict:
+    """Report keys shared by ``verify_tflite`` and ``verify_onnx``."""
+    diff = np.abs(keras_out.astype("float64") - other_out.astype("float64"))
+    report = {"n": int(len(keras_out)), "max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()),
+              "top1_agreement": None}
+    if keras_out.ndim == 2 and keras_out.shape[1] > 1:
+        k_top, o_top = keras_out.argmax(1), other_out.argmax(1)
+        report["top1_agreement"] = float(np.mean(k_top == o_top))
+        if labels is not None:
+            labels = np.asarray(labels).reshape(-1)
+            if len(labels) != len(keras_out):
+                raise ValueError(f"Got {len(labels)} labels for {len(keras_out)} samples.")
+            report["accuracy"] = float(np.mean(o_top == labels))
+            report["keras_accuracy"] = float(np.mean(k_top == labels))
+    return report
+
+
+def _existing(path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No exported model at {str(path)!r}.")
+    return path
+
+
+def run_tflite(path, samples, *, num_threads: int = 1, batch_size: int = 64) -> np.ndarray:
+    """Run a ``.tflite`` model on float ``samples`` with the LiteRT interpreter; return float outputs.
+
+    Integer models get their inputs quantized and their outputs dequantized here. Dynamic-batch
+    models run ``batch_size`` samples per call; fixed-batch models run their own batch size.
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(_existing(path)), num_threads=num_threads)
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    fixed = int(inp["shape_signature"][0]) if inp["shape_signature"][0] > 0 else None
+    step = fixed or batch_size
+    results, current = [], None
+    for start in range(0, len(samples), step):
+        chunk = samples[start:start + step]
+        real = len(chunk)
+        if fixed and real < fixed:  # pad the last chunk of a fixed-batch model
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], fixed - real, axis=0)])
+        if not fixed and current != len(chunk):
+            interpreter.resize_tensor_input(inp["index"], [len(chunk), *inp["shape"][1:]])
+            current = None
+        if current != len(chunk):
+            interpreter.allocate_tensors()
+            current = len(chunk)
+        interpreter.set_tensor(inp["index"], _quantize(chunk, inp))
+        interpreter.invoke()
+        results.append(_dequantize(interpreter.get_tensor(out["index"]), out)[:real])
+    return np.concatenate(results)
+
+
+def verify_tflite(model, path, samples, labels=None, *, num_threads: int = 1) -> dict:
+    """Compare a ``.tflite`` export with ``model`` on ``samples`` (scaled float32, as Keras takes them).
+
+    Returns ``n``, ``max_abs_diff``, ``mean_abs_diff``, ``top1_agreement`` (None unless the output
+    is a ``(N, K)`` vector), ``accuracy``/``keras_accuracy`` when ``labels`` are given,
+    ``size_bytes`` and ``quantization`` (read from the file).
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    x = _images(model, samples, "samples")
+    path = _existing(path)
+    lite_out = run_tflite(path, x, num_threads=num_threads)
+    keras_out = np.asarray(model.predict(x, verbose=0, batch_size=64))
+    report = _compare(keras_out, lite_out, labels)
+    report["size_bytes"] = path.stat().st_size
+    report["quantization"] = _quantization_kind(Interpreter(model_path=str(path)))
+    return report
+
+
+# --------------------------------------------------------------------------------------------
+# ONNX and SavedModel
+
+
+def export_onnx(model, path, *, opset: int | None = None) -> Path:
+    """Export ``model`` to ONNX with Keras' exporter (tf2onnx underneath; dynamic batch size)."""
+    import warnings
+
+    import tensorflow as tf
+
+    inputs = getattr(model, "inputs", None)
+    name = inputs[0].name if inputs else "input"
+    spec = tf.TensorSpec((None, *_input_shape(model)[1:]), tf.as_dtype(_input_dtype(model)), name=name)
+    with _atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # tf2onnx probes np.object under numpy 2
+        model.export(str(tmp), format="onnx", verbose=False, input_signature=[spec], opset_version=opset)
+    logger.info("Wrote ONNX model to %s", path)
+    return Path(path)
+
+
+def verify_onnx(model, path, samples, labels=None) -> dict:
+    """Compare an ONNX export with ``model`` on ``samples`` using onnxruntime; same keys as TFLite."""
+    import onnxruntime as ort
+
+    x = _images(model, samples, "samples")
+    path = _existing(path)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    onnx_out = session.run(None, {session.get_inputs()[0].name: x})[0]
+    keras_out = np.asarray(model.predict(x, verbose=0, batch_size=64))
+    report = _compare(keras_out, np.asarray(onnx_out), labels)
+    report["size_bytes"] = path.stat().st_size
+    return report
+
+
+def export_saved_model(model, path) -> Path:
+    """Export ``model``'s inference function as a TensorFlow SavedModel folder (atomic rename)."""
+    with _atomic_path(path, directory=True) as tmp:
+        model.export(str(tmp), format="tf_saved_model", verbose=False)
+    return Path(path)

@@ -1,0 +1,258 @@
+"""keras_cv_apps.export: TFLite in every quantization mode, ONNX, SavedModel, atomic writes.
+
+A tiny conv + average-pool + dense classifier is trained for a few epochs on scikit-learn's real
+digits (16x16), so int8 calibration and top-1 agreement are meaningful.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from keras_cv_apps import export  # noqa: E402
+
+
+def _ops(path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    return [op["op_name"] for op in Interpreter(model_path=str(path))._get_ops_details()]
+
+
+@pytest.fixture(scope="module")
+def digits16(digits_8x8):
+    """Digits upsampled to 16x16, scaled to [0, 1]: (x_train, y_train, x_test, y_test)."""
+    images, labels = digits_8x8
+    x = np.kron(images, np.ones((1, 2, 2, 1), "uint8")).astype("float32") / 255.0
+    return x[:1400], labels[:1400], x[1400:], labels[1400:]
+
+
+@pytest.fixture(scope="module")
+def classifier(digits16):
+    x, y, x_test, y_test = digits16
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 16, 1), name="image")
+    h = keras.layers.Conv2D(8, 3, activation="relu")(inputs)        # 14x14x8
+    h = keras.layers.AveragePooling2D(2)(h)                          # 7x7x8
+    h = keras.layers.Conv2D(16, 3, activation="relu")(h)             # 5x5x16
+    h = keras.layers.Flatten()(h)
+    h = keras.layers.Dense(32, activation="relu")(h)                 # most of the ~14k weights
+    outputs = keras.layers.Dense(10, activation="softmax")(h)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, epochs=8, batch_size=32, verbose=0)
+    assert model.evaluate(x_test, y_test, verbose=0)[1] > 0.85  # learned: int8 agreement means something
+    return model
+
+
+@pytest.fixture(scope="module")
+def float32_file(classifier, tmp_path_factory):
+    return export.export_tflite(classifier, tmp_path_factory.mktemp("f32") / "model.tflite")
+
+
+def test_float32_matches_keras(classifier, float32_file, digits16):
+    _, _, x_test, y_test = digits16
+    report = export.verify_tflite(classifier, float32_file, x_test, y_test)
+    assert report["max_abs_diff"] <= 1e-5
+    assert report["top1_agreement"] == 1.0
+    assert report["accuracy"] == report["keras_accuracy"] > 0.85
+    assert report["quantization"] == "float32" and report["n"] == len(x_test)
+    assert report["size_bytes"] == float32_file.stat().st_size
+
+
+@pytest.mark.parametrize("mode, max_size_ratio", [("float16", 0.6), ("dynamic", 0.4)])
+def test_float16_and_dynamic_are_smaller_and_close(mode, max_size_ratio, classifier, float32_file, digits16, tmp_path):
+    _, _, x_test, y_test = digits16
+    path = export.export_tflite(classifier, tmp_path / f"{mode}.tflite", quantization=mode)
+    report = export.verify_tflite(classifier, path, x_test, y_test)
+    assert report["quantization"] == mode
+    assert report["size_bytes"] <= max_size_ratio * float32_file.stat().st_size
+    assert report["max_abs_diff"] < 0.05
+    assert report["top1_agreement"] >= 0.98
+
+
+def test_int8_uint8_io_agrees_and_runs_pools_as_depthwise(classifier, float32_file, digits16, tmp_path):
+    x, _, x_test, y_test = digits16
+    path = export.export_tflite(classifier, tmp_path / "int8.tflite", quantization="int8", representative=x[:200])
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    assert interpreter.get_input_details()[0]["dtype"] == np.uint8
+    assert interpreter.get_output_details()[0]["dtype"] == np.uint8
+    # [0, 1] inputs calibrate to the full uint8 range: pixel value p/255 -> integer p.
+    scale, zero = interpreter.get_input_details()[0]["quantization"]
+    assert zero == 0 and scale == pytest.approx(1 / 255, rel=1e-3)
+    ops = _ops(path)
+    assert "DEPTHWISE_CONV_2D" in ops and "AVERAGE_POOL_2D" not in ops
+
+    report = export.verify_tflite(classifier, path, x_test, y_test)
+    assert report["quantization"] == "int8"
+    assert report["size_bytes"] <= 0.4 * float32_file.stat().st_size
+    assert report["top1_agreement"] >= 0.97
+    assert abs(report["accuracy"] - report["keras_accuracy"]) <= 0.02
+    assert report["max_abs_diff"] < 0.2
+
+    kept = export.export_tflite(classifier, tmp_path / "pools.tflite", quantization="int8",
+                                representative=x[:200], rewrite_avg_pool=False)
+    assert "AVERAGE_POOL_2D" in _ops(kept)
+    assert export.verify_tflite(classifier, kept, x_test)["top1_agreement"] >= 0.97
+
+
+@pytest.mark.parametrize("io, dtype", [("int8", np.int8), ("float32", np.float32)])
+def test_int8_io_types(io, dtype, classifier, digits16, tmp_path):
+    x, _, x_test, _ = digits16
+    import tensorflow as tf
+
+    path = export.export_tflite(classifier, tmp_path / "m.tflite", quantization="int8",
+                                representative=tf.data.Dataset.from_tensor_slices((x[:128], x[:128, 0, 0, 0])).batch(32),
+                                int8_io=io)
+    from ai_edge_litert.interpreter import Interpreter
+
+    assert Interpreter(model_path=str(path)).get_input_details()[0]["dtype"] == dtype
+    report = export.verify_tflite(classifier, path, x_test[:100])
+    assert report["quantization"] == "int8" and report["top1_agreement"] >= 0.95
+
+
+def test_fixed_batch_folds_shape_ops_and_still_verifies(classifier, digits16, tmp_path):
+    _, _, x_test, _ = digits16
+    dynamic = export.export_tflite(classifier, tmp_path / "dyn.tflite")
+    fixed = export.export_tflite(classifier, tmp_path / "b1.tflite", batch_size=1)
+    assert "SHAPE" in _ops(dynamic)  # Flatten's reshape reads the runtime batch size
+    assert "SHAPE" not in _ops(fixed)
+    report = export.verify_tflite(classifier, fixed, x_test[:5])
+    assert report["n"] == 5 and report["max_abs_diff"] <= 1e-5
+
+
+def test_bad_arguments_fail_fast(classifier, digits16, tmp_path):
+    x = digits16[0]
+    with pytest.raises(ValueError, match="int8 quantization needs representative="):
+        export.export_tflite(classifier, tmp_path / "a.tflite", quantization="int8")
+    with pytest.raises(ValueError, match="quantization 'int4'.*'float16'"):
+        export.export_tflite(classifier, tmp_path / "a.tflite", quantization="int4")
+    with pytest.raises(ValueError, match="int8_io 'int16'.*'uint8'"):
+        export.export_tflite(classifier, tmp_path / "a.tflite", quantization="int8", representative=x, int8_io="int16")
+    with pytest.raises(ValueError, match=r"representative samples have shape \(4, 8, 8, 1\)"):
+        export.export_tflite(classifier, tmp_path / "a.tflite", quantization="int8", representative=x[:4, :8, :8])
+    with pytest.raises(ValueError, match="dtype uint8"):
+        export.export_tflite(classifier, tmp_path / "a.tflite", quantization="int8",
+                             representative=(x[:4] * 255).astype("uint8"))
+    with pytest.raises(FileNotFoundError, match="missing.tflite"):
+        export.verify_tflite(classifier, tmp_path / "missing.tflite", x[:2])
+    assert not list(tmp_path.iterdir())
+
+
+@keras.saving.register_keras_serializable(package="keras_cv_apps_tests")
+class CumulativeProduct(keras.layers.Layer):
+    """Cumulative product along the last axis: TFLite has no built-in kernel for it (needs Flex)."""
+
+    def call(self, inputs):
+        return keras.ops.cumprod(inputs, axis=-1)
+
+
+def test_flex_ops_are_refused_unless_allowed(tmp_path):
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, CumulativeProduct()(inputs))
+    with pytest.raises(export.ExportError, match=r"op\(s\) Cumprod .*allow_flex=True"):
+        export.export_tflite(model, tmp_path / "flex.tflite")
+    assert not list(tmp_path.iterdir())
+    path = export.export_tflite(model, tmp_path / "flex.tflite", allow_flex=True)
+    assert b"FlexCumprod" in path.read_bytes()
+
+
+def test_conversion_error_names_ops_without_any_kernel():
+    text = ("error: 'tf.BesselI0e' op is neither a custom op nor a flex op\n"
+            "Error code: ERROR_NEEDS_CUSTOM_OPS\n")
+    err = export._conversion_error(RuntimeError(text), allow_flex=True)
+    assert isinstance(err, export.ExportError)
+    assert "BesselI0e" in str(err) and "neither TFLite built-ins nor Flex" in str(err)
+
+
+def test_failed_write_keeps_previous_file_and_leaves_no_temp(classifier, monkeypatch, tmp_path):
+    target = tmp_path / "model.tflite"
+    target.write_bytes(b"previous")
+
+    def disk_full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(export.os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        export.export_tflite(classifier, target)
+    assert target.read_bytes() == b"previous"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.tflite"]
+    monkeypatch.undo()
+
+    export.export_tflite(classifier, target)
+    assert target.read_bytes()[4:8] == b"TFL3"  # FlatBuffer file identifier
+    assert [p.name for p in tmp_path.iterdir()] == ["model.tflite"]
+
+
+def test_verify_non_classifier_outputs(tmp_path):
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((8, 8, 3))
+    features = keras.layers.Conv2D(4, 3, activation="tanh")(inputs)
+    model = keras.Model(inputs, features)  # (N, 6, 6, 4) feature map, e.g. an encoder
+    samples = np.random.default_rng(0).uniform(size=(6, 8, 8, 3)).astype("float32")
+    report = export.verify_tflite(model, export.export_tflite(model, tmp_path / "enc.tflite"), samples)
+    assert report["top1_agreement"] is None and report["max_abs_diff"] <= 1e-5
+    with pytest.raises(ValueError, match=r"samples have shape \(6, 8, 8\)"):
+        export.verify_tflite(model, tmp_path / "enc.tflite", samples[..., 0])
+
+
+@keras.saving.register_keras_serializable(package="keras_cv_apps_tests")
+class TinySubclassed(keras.Model):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.flatten = keras.layers.Flatten()
+        self.dense = keras.layers.Dense(3, activation="softmax")
+
+    def call(self, inputs):
+        return self.dense(self.flatten(inputs))
+
+
+def test_subclassed_model_exports(tmp_path):
+    model = TinySubclassed()
+    samples = np.random.default_rng(2).uniform(size=(5, 6, 6, 1)).astype("float32")
+    model(samples[:1])
+    assert export.verify_tflite(model, export.export_tflite(model, tmp_path / "s.tflite"), samples)["max_abs_diff"] <= 1e-5
+    int8 = export.export_tflite(model, tmp_path / "s8.tflite", quantization="int8", representative=samples)
+    assert export.verify_tflite(model, int8, samples)["max_abs_diff"] < 0.05
+
+
+def test_onnx_matches_keras(classifier, digits16, tmp_path):
+    _, _, x_test, y_test = digits16
+    path = export.export_onnx(classifier, tmp_path / "model.onnx")
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
+    report = export.verify_onnx(classifier, path, x_test, y_test)
+    assert report["max_abs_diff"] <= 1e-5 and report["top1_agreement"] == 1.0
+    assert report["accuracy"] == report["keras_accuracy"]
+
+
+def test_saved_model_serves_same_outputs_and_replaces_old_folder(classifier, digits16, tmp_path):
+    import tensorflow as tf
+
+    x_test = digits16[2][:8]
+    target = tmp_path / "saved"
+    target.mkdir()
+    (target / "stale.txt").write_text("old export")
+    export.export_saved_model(classifier, target)
+    assert not (target / "stale.txt").exists() and [p.name for p in tmp_path.iterdir()] == ["saved"]
+    loaded = tf.saved_model.load(str(target))  # keep a reference: its variables live on it
+    served = loaded.serve(tf.constant(x_test)).numpy()
+    np.testing.assert_allclose(served, classifier.predict(x_test, verbose=0), atol=1e-6)
+
+
+def test_write_labels_and_json(tmp_path):
+    export.write_labels(["cat", "dog", 3], tmp_path / "labels.txt")
+    assert (tmp_path / "labels.txt").read_text() == "cat\ndog\n3\n"
+    with pytest.raises(ValueError, match="one-line"):
+        export.write_labels(["a\nb"], tmp_path / "bad.txt")
+
+    obj = {"acc": np.float32(0.5), "n": np.int64(3), "cm": np.eye(2, dtype="int32"), "ok": np.bool_(True),
+           "path": tmp_path / "x", "sub": {"v": [np.float64(1.25)]}}
+    export.write_json(obj, tmp_path / "out" / "m.json")
+    assert json.loads((tmp_path / "out" / "m.json").read_text()) == {
+        "acc": 0.5, "n": 3, "cm": [[1, 0], [0, 1]], "ok": True, "path": str(tmp_path / "x"), "sub": {"v": [1.25]}}
+    with pytest.raises(TypeError, match="cannot store a object"):
+        export.write_json({"f": object()}, tmp_path / "m.json")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.txt", "out"]
