@@ -1,0 +1,27 @@
+"""Datasets as seeded, stratified ``tf.data`` splits.
+
+    from keras_cv_apps import data
+    splits = data.load("digits", image_size=32, augment="light")
+    model.fit(splits.train, validation_data=splits.val)
+
+`sources` turns a spec (``digits``, ``shapes``, ``lfw_subset``, ``photos``, ``dir:PATH``,
+``tfds:NAME``, ``keras:mnist``, numpy arrays) into uint8 arrays; `pipelines` splits and feeds
+them; `augment` holds the augmentation presets used by the train pipeline.
+"""
+
+from keras_cv_apps.data.augment import PRESETS, build_augmenter, register_preset
+from keras_cv_apps.data.pipelines import SCALES, Splits, load, scale_images, stratified_split
+from keras_cv_apps.data.sources import fit_image, spec_choices
+
+__all__ = [
+    "PRESETS",
+    "SCALES",
+    "Splits",
+    "build_augmenter",
+    "fit_image",
+    "load",
+    "register_preset",
+    "scale_images",
+    "spec_choices",
+    "stratified_split",
+]

@@ -1,0 +1,371 @@
+"""Dataset specs -> uint8 image arrays, integer labels and class names.
+
+A *spec* names where images come from. Every source returns the same thing, a `SourceData`:
+``images`` uint8 ``[N, H, W, C]`` (RGB or single-channel, already resized and converted to the
+requested channels), ``labels`` int32 ``[N]`` in ``0..len(class_names)-1``, ``class_names`` and
+``skipped`` (files that could not be decoded). Specs:
+
+- ``digits``: scikit-learn's 1,797 real 8x8 handwritten digits (offline).
+- ``shapes[:num_classes[:per_class]]``: procedural, seeded coloured shapes on noisy backgrounds.
+- ``lfw_subset``: scikit-image's 200 25x25 faces / non-faces (offline).
+- ``photos``: seeded random crops of the photos scikit-image ships; the class is the photo.
+- ``dir:PATH``: one sub-folder per class; files are decoded in a thread pool (`vision.io`).
+- ``tfds:NAME[:split]``: TensorFlow Datasets (optional extra, needs the network once).
+- ``keras:mnist|fashion_mnist|cifar10``: ``keras.datasets`` loaders (need the network once).
+- an ``(x, y)`` tuple of numpy arrays (``class_names=`` optional).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+from pathlib import Path
+from typing import NamedTuple, Optional, Sequence, Tuple
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+NAMED_SPECS = ("digits", "shapes", "lfw_subset", "photos")
+PREFIX_SPECS = ("dir:PATH", "tfds:NAME[:split]", "keras:mnist|fashion_mnist|cifar10")
+SHAPE_CLASSES = ("circle", "square", "triangle", "star", "cross", "hexagon", "ring", "ellipse")
+PHOTO_CLASSES = ("astronaut", "chelsea", "coffee", "hubble_deep_field", "immunohistochemistry",
+                 "rocket")
+KERAS_DATASETS = {
+    # name: (class names, file(s) keras.utils.get_file stores under $KERAS_HOME/datasets)
+    "mnist": ([str(i) for i in range(10)], "mnist.npz"),
+    "fashion_mnist": (["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt",
+                       "sneaker", "bag", "ankle_boot"], "fashion-mnist/*.gz"),
+    "cifar10": (["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                 "ship", "truck"], "cifar-10-batches-py.tar.gz"),
+}
+PROGRESS_MIN_FILES = 256  # show a tqdm bar when decoding at least this many files
+
+
+class SourceData(NamedTuple):
+    images: np.ndarray  # uint8 [N, H, W, C]
+    labels: np.ndarray  # int32 [N]
+    class_names: list
+    skipped: list  # paths of files that could not be decoded
+
+
+def spec_choices() -> str:
+    """The valid specs, as one string for error messages."""
+    return ", ".join(NAMED_SPECS + PREFIX_SPECS) + " or an (x, y) tuple of numpy arrays"
+
+
+def load_source(spec, *, image_size: Optional[Tuple[int, int]], channels: int, seed: int = 0,
+                **options) -> SourceData:
+    """Load ``spec`` as a `SourceData` with images resized to ``image_size`` ((h, w), or None to
+    keep the native size) and converted to ``channels`` (1 or 3). ``options`` go to the source
+    (``num_classes``/``per_class`` for ``shapes``, ``per_class`` for ``photos``, ``workers`` for
+    ``dir:``, ``data_dir`` for ``tfds:``, ``class_names`` for numpy arrays)."""
+    fn, args, spec_options = _resolve(spec)
+    accepted = [name for name, p in inspect.signature(fn).parameters.items()
+                if p.kind == p.KEYWORD_ONLY and name not in ("size", "channels", "seed")]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise TypeError(f"Spec {_describe(spec)} does not take option(s) {unknown}; "
+                        f"it takes {accepted or 'none'}.")
+    return fn(*args, size=image_size, channels=channels, seed=seed, **{**spec_options, **options})
+
+
+def _describe(spec) -> str:
+    return repr(spec) if isinstance(spec, str) else "(x, y) arrays"
+
+
+def _resolve(spec):
+    """Map a spec to (source function, positional args, options), raising on unknown specs."""
+    if isinstance(spec, (tuple, list)) and len(spec) == 2:
+        return _from_arrays, tuple(spec), {}
+    if not isinstance(spec, str):
+        raise ValueError(f"Unknown dataset spec of type {type(spec).__name__}; "
+                         f"use {spec_choices()}.")
+    head, _, rest = spec.partition(":")
+    simple = {"digits": _digits, "lfw_subset": _lfw_subset, "photos": _photos}
+    if spec in simple:
+        return simple[spec], (), {}
+    if head == "shapes":
+        parts = rest.split(":") if rest else []
+        if len(parts) > 2 or not all(p.isdigit() for p in parts):
+            raise ValueError(f"Bad spec {spec!r}; use shapes, shapes:NUM_CLASSES or "
+                             "shapes:NUM_CLASSES:PER_CLASS.")
+        return _shapes, (), dict(zip(("num_classes", "per_class"), map(int, parts)))
+    if head == "dir" and rest:
+        return _from_dir, (rest,), {}
+    if head == "tfds" and rest:
+        name, _, split = rest.partition(":")
+        return _from_tfds, (name, split or "train"), {}
+    if head == "keras" and rest in KERAS_DATASETS:
+        return _from_keras, (rest,), {}
+    raise ValueError(f"Unknown dataset spec {spec!r}; use {spec_choices()}.")
+
+
+# ---------------------------------------------------------------- image conversion helpers
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Normalise one decoded image to uint8: 16-bit /257, bool x255, other integers clipped to
+    [0, 255], float taken as [0, 1] (scikit-image's and float TIFF's convention) x255."""
+    if image.dtype == np.uint8:
+        return image
+    if image.dtype == np.uint16:
+        return (image.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
+    if image.dtype == bool:
+        return image.astype(np.uint8) * 255
+    if np.issubdtype(image.dtype, np.integer):
+        return np.clip(image, 0, 255).astype(np.uint8)
+    return np.clip(np.rint(image.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
+
+
+def fit_image(image: np.ndarray, size: Optional[Tuple[int, int]], channels: int) -> np.ndarray:
+    """One RGB/RGBA/gray image of any dtype -> uint8 HWC with ``channels`` at ``size`` (h, w).
+
+    Resizing is bilinear when enlarging and area-averaging when shrinking; RGB -> gray uses
+    OpenCV's ITU-R 601 weights; an alpha channel is dropped.
+    """
+    import cv2
+
+    image = to_uint8(np.asarray(image))
+    if image.ndim == 3 and image.shape[-1] == 4:
+        image = image[..., :3]
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    if size is not None and image.shape[:2] != tuple(size):
+        shrink = size[0] * size[1] < image.shape[0] * image.shape[1]
+        interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+        image = cv2.resize(image, (size[1], size[0]), interpolation=interp)
+    if channels == 1 and image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    if image.ndim == 2:
+        image = image[..., None]
+        if channels == 3:
+            image = np.repeat(image, 3, axis=-1)
+    return image
+
+
+def fit_images(images: Sequence[np.ndarray], size, channels: int) -> np.ndarray:
+    """`fit_image` over a sequence, stacked to ``[N, H, W, C]``.
+
+    With ``size=None`` all images must already share one size."""
+    fitted = [fit_image(im, size, channels) for im in images]
+    shapes = {im.shape for im in fitted}
+    if len(shapes) > 1:
+        raise ValueError(f"Images have different sizes {sorted(shapes)[:3]}...; "
+                         "pass image_size to resize them to one size.")
+    if not fitted:
+        return np.zeros((0, *(size or (1, 1)), channels), np.uint8)
+    return np.stack(fitted)
+
+
+# ------------------------------------------------------------------------- offline sources
+
+
+def _digits(*, size, channels, seed):
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    raw = np.rint(bunch.images * 255.0 / 16.0).astype(np.uint8)
+    names = [str(int(t)) for t in bunch.target_names]
+    return SourceData(fit_images(raw, size, channels), bunch.target.astype(np.int32), names, [])
+
+
+def _lfw_subset(*, size, channels, seed):
+    from skimage.data import lfw_subset
+
+    faces = lfw_subset()  # first 100 are faces, last 100 are not
+    labels = np.repeat(np.array([0, 1], np.int32), len(faces) // 2)
+    return SourceData(fit_images(faces, size, channels), labels, ["face", "not_face"], [])
+
+
+def _photos(*, size, channels, seed, per_class: int = 100,
+            photo_names: Sequence[str] = PHOTO_CLASSES):
+    """Random square crops (25-60% of the short side) of scikit-image photos; class = photo."""
+    import skimage.data
+
+    unknown = [n for n in photo_names if not callable(getattr(skimage.data, n, None))]
+    if unknown or len(photo_names) < 2 or per_class < 1:
+        raise ValueError(f"photos takes >= 2 scikit-image photo names (e.g. "
+                         f"{', '.join(PHOTO_CLASSES)}) and per_class >= 1; got {list(photo_names)}"
+                         f" and {per_class}.")
+    size = size or (64, 64)
+    rng = np.random.default_rng(seed)
+    images, labels = [], []
+    for label, name in enumerate(photo_names):
+        photo = to_uint8(getattr(skimage.data, name)())
+        h, w = photo.shape[:2]
+        for _ in range(per_class):
+            side = int(rng.uniform(0.25, 0.6) * min(h, w))
+            top, left = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
+            images.append(fit_image(photo[top:top + side, left:left + side], size, channels))
+            labels.append(label)
+    return SourceData(np.stack(images), np.array(labels, np.int32), list(photo_names), [])
+
+
+def _shapes(*, size, channels, seed, num_classes: int = 4, per_class: int = 200):
+    """Seeded filled shapes with random colour, size, position and rotation on a noisy
+    background of a contrasting colour."""
+    import cv2
+
+    if not 2 <= num_classes <= len(SHAPE_CLASSES) or per_class < 1:
+        raise ValueError(f"shapes takes 2..{len(SHAPE_CLASSES)} classes and >= 1 image per "
+                         f"class ({', '.join(SHAPE_CLASSES)}); got {num_classes}, {per_class}.")
+    h, w = size or (64, 64)
+    rng = np.random.default_rng(seed)
+    images = np.empty((num_classes * per_class, h, w, 3), np.uint8)
+    labels = np.repeat(np.arange(num_classes, dtype=np.int32), per_class)
+    for i, label in enumerate(labels):
+        dark_bg = rng.random() < 0.5
+        bg = rng.uniform(0, 90, 3) if dark_bg else rng.uniform(165, 255, 3)
+        fg = rng.uniform(165, 255, 3) if dark_bg else rng.uniform(0, 90, 3)
+        canvas = np.clip(bg + rng.normal(0, 12, (h, w, 3)), 0, 255).astype(np.uint8)
+        radius = rng.uniform(0.22, 0.42) * min(h, w)
+        centre = (rng.uniform(radius, w - radius), rng.uniform(radius, h - radius))
+        _draw_shape(cv2, canvas, SHAPE_CLASSES[label], centre, radius,
+                    rng.uniform(0, 2 * np.pi), tuple(float(c) for c in fg))
+        images[i] = canvas
+    names = list(SHAPE_CLASSES[:num_classes])
+    return SourceData(fit_images(images, None, channels), labels, names, [])
+
+
+def _draw_shape(cv2, canvas, kind, centre, radius, angle, colour):
+    """Draw one anti-aliased ``kind`` of shape on ``canvas`` in place."""
+    cx, cy = centre
+    if kind in ("circle", "ring"):
+        thickness = -1 if kind == "circle" else max(1, int(radius * 0.35))
+        r = radius if kind == "circle" else radius - thickness / 2
+        cv2.circle(canvas, (int(cx), int(cy)), int(r), colour, thickness, cv2.LINE_AA)
+        return
+    if kind == "ellipse":
+        axes = (int(radius), int(radius * 0.5))
+        cv2.ellipse(canvas, (int(cx), int(cy)), axes, np.degrees(angle), 0, 360, colour, -1,
+                    cv2.LINE_AA)
+        return
+    if kind == "cross":  # a plus sign: 12 vertices at two radii
+        arm = 0.35
+        unit = [(arm, 1), (arm, arm), (1, arm), (1, -arm), (arm, -arm), (arm, -1),
+                (-arm, -1), (-arm, -arm), (-1, -arm), (-1, arm), (-arm, arm), (-arm, 1)]
+        pts = np.array(unit) * radius * 0.9
+    else:
+        sides = {"triangle": 3, "square": 4, "hexagon": 6, "star": 10}[kind]
+        theta = np.arange(sides) * 2 * np.pi / sides
+        radii = np.where(np.arange(sides) % 2, 0.45, 1.0) if kind == "star" else np.ones(sides)
+        pts = radius * radii[:, None] * np.stack([np.cos(theta), np.sin(theta)], axis=1)
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    pts = pts @ rot.T + np.array([cx, cy])
+    cv2.fillPoly(canvas, [np.rint(pts * 16).astype(np.int32)], colour, cv2.LINE_AA, shift=4)
+
+
+def _from_arrays(x, y, *, size, channels, seed, class_names: Optional[Sequence[str]] = None):
+    """In-memory arrays: x uint8, or float in [0, 255]; [N, H, W] or [N, H, W, C]."""
+    x, y = np.asarray(x), np.asarray(y).reshape(-1)
+    bad_channels = x.ndim == 4 and x.shape[-1] not in (1, 3, 4)
+    if x.ndim not in (3, 4) or len(x) != len(y) or bad_channels:
+        raise ValueError(f"Arrays must be x [N, H, W(, 1|3|4)] and y [N] of equal N; got x "
+                         f"{x.shape} and y {y.shape}.")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"Labels y must be integers; got dtype {y.dtype}.")
+    if np.issubdtype(x.dtype, np.floating) and x.size and float(np.max(x)) <= 1.0:
+        raise ValueError("Float image arrays must be in [0, 255]; multiply [0, 1] images by 255.")
+    if class_names is None:
+        values, y = np.unique(y, return_inverse=True)
+        class_names = [str(v) for v in values]
+    elif y.size and (y.min() < 0 or y.max() >= len(class_names)):
+        raise ValueError(f"Labels must be in 0..{len(class_names) - 1} for the "
+                         f"{len(class_names)} class_names given; got {y.min()}..{y.max()}.")
+    if x.dtype != np.uint8:
+        x = np.clip(np.rint(x), 0, 255).astype(np.uint8)
+    return SourceData(fit_images(x, size, channels), y.astype(np.int32), list(class_names), [])
+
+
+# ---------------------------------------------------------------------------- folder source
+
+
+def _from_dir(root, *, size, channels, seed, workers: Optional[int] = None):
+    """Class-per-folder images. Every file under a class folder is tried (any extension);
+    unreadable ones are skipped and listed, never fatal. Decoding (`vision.io.iter_images`:
+    OpenCV in a thread pool, EXIF rotation, 16-bit and alpha handled, BGR -> RGB) streams, and
+    each image is resized as it arrives, so memory holds only the resized dataset."""
+    from keras_cv_apps.vision.io import iter_images
+
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"Dataset folder {str(root)!r} does not exist or is not a folder.")
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    files, labels, names = [], [], []
+    for class_dir in class_dirs:
+        members = sorted(p for p in class_dir.rglob("*") if p.is_file()
+                         and not p.name.startswith("."))
+        if not members:
+            logger.warning("Ignoring empty class folder %s.", class_dir)
+            continue
+        files += members
+        labels += [len(names)] * len(members)
+        names.append(class_dir.name)
+    if not files:
+        raise ValueError(f"Dataset folder {str(root)!r} has no class sub-folders with files; "
+                         "expected PATH/<class_name>/<image files>.")
+    images, keep, skipped = [], [], []
+    records = iter_images(files, mode="gray" if channels == 1 else "rgb", workers=workers,
+                          progress=len(files) >= PROGRESS_MIN_FILES, desc=f"decoding {root.name}")
+    for i, record in enumerate(records):
+        if record.image is None:
+            skipped.append(str(record.path))
+        else:
+            images.append(fit_image(record.image, size, channels))
+            keep.append(i)
+    if skipped:
+        logger.warning("Skipped %d unreadable file(s) in %s.", len(skipped), root)
+    if not images:
+        raise ValueError(f"Dataset folder {str(root)!r} has no readable images "
+                         f"({len(skipped)} file(s) could not be decoded).")
+    return SourceData(fit_images(images, None, channels), np.array(labels, np.int32)[keep],
+                      names, skipped)
+
+
+# --------------------------------------------------------------------------- network sources
+
+
+def _from_keras(name, *, size, channels, seed):
+    import keras
+
+    class_names, filename = KERAS_DATASETS[name]
+    try:
+        (x_train, y_train), (x_test, y_test) = getattr(keras.datasets, name).load_data()
+    except Exception as err:  # keras.utils.get_file raises a bare Exception when offline
+        home = os.environ.get("KERAS_HOME", os.path.join("~", ".keras"))
+        raise ConnectionError(
+            f"Could not load keras:{name} ({type(err).__name__}: {str(err)[:120]}); connect to "
+            f"the network once, or put {filename} in {os.path.join(home, 'datasets')}.") from err
+    x = np.concatenate([x_train, x_test])
+    y = np.concatenate([np.ravel(y_train), np.ravel(y_test)]).astype(np.int32)
+    return SourceData(fit_images(x, size, channels), y, list(class_names), [])
+
+
+def _from_tfds(name, split, *, size, channels, seed, data_dir: Optional[str] = None):
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError as err:
+        raise ImportError(f"Spec tfds:{name} needs tensorflow-datasets; install it with "
+                          "pip install 'keras-cv-apps[datasets]'.") from err
+    try:
+        ds, info = tfds.load(name, split=split, as_supervised=True, with_info=True,
+                             data_dir=data_dir)
+    except Exception as err:  # download, checksum and unknown-name errors all end here
+        first_line = (str(err).splitlines() or [""])[0][:160]
+        raise ConnectionError(
+            f"Could not load tfds:{name}:{split} ({type(err).__name__}: {first_line}); check the "
+            "name, connect to the network once, or build it with `tfds build "
+            f"{name}` into ~/tensorflow_datasets (or data_dir).") from err
+    label_key = info.supervised_keys[1] if info.supervised_keys else "label"
+    feature = info.features[label_key]
+    class_names = list(getattr(feature, "names", None) or range(feature.num_classes))
+    from tqdm.auto import tqdm
+
+    images, labels = [], []
+    for image, label in tqdm(tfds.as_numpy(ds), desc=f"tfds:{name}", unit="img", disable=None):
+        images.append(fit_image(image, size, channels))
+        labels.append(int(label))
+    return SourceData(fit_images(images, None, channels), np.array(labels, np.int32),
+                      [str(c) for c in class_names], [])
