@@ -1,0 +1,190 @@
+"""Outlier detection: which images do not look like the rest of the dataset?
+
+Four detectors, each giving a score in [0, 1] where 0.5 is that detector's own boundary
+between "normal" and "unusual":
+
+- ``zscore``: robust z-scores (median / MAD) of simple image statistics (brightness, contrast,
+  saturation, entropy, edges, colour means); ``score = z / (z + 3.5)`` with ``z`` the largest
+  absolute z-score of the image, so 0.5 means 3.5 robust standard deviations off.
+- ``iforest``: Isolation Forest on the embeddings as they are (each random split looks at one
+  feature, so a histogram bin that only one image fills isolates it at once; standardising or
+  PCA would blur exactly that). Its score is the
+  paper's anomaly score ``2 ** (-E[h(x)] / c(n))``: points isolated by few random splits score
+  near 1, and 0.5 is the usual boundary.
+- ``ocsvm``: One-Class SVM (RBF kernel, ``nu``) on the same embeddings; ``score =
+  sigmoid(-d / std(d))`` of its decision value ``d``, so the SVM's boundary maps to 0.5.
+- ``autoencoder``: reconstruction error of a trained autoencoder (an image it cannot rebuild
+  is unlike its training data), scored like the z-scores above (one-sided).
+
+`find_outliers` averages the chosen detectors and ranks the images by that score; an image is
+flagged when the average reaches `OUTLIER_THRESHOLD`. scikit-learn is imported lazily, and
+TensorFlow only by `autoencoder_errors`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+OUTLIER_THRESHOLD = 0.5
+Z_SCALE = 3.5
+METHODS = ("zscore", "iforest", "ocsvm", "autoencoder")
+ZSCORE_STATS = ("brightness", "contrast", "saturation", "entropy", "edge_density",
+                "edge_strength", "mean_r", "mean_g", "mean_b")
+
+
+@dataclasses.dataclass
+class OutlierResult:
+    """Outlier scores for a list of images.
+
+    Attributes:
+        paths: the images, in input order.
+        score: ``[N]`` mean of the per-method scores, in [0, 1].
+        method_scores: ``{method: [N] scores}`` for each detector that ran.
+        threshold: images with ``score >= threshold`` are flagged.
+    """
+
+    paths: list
+    score: np.ndarray
+    method_scores: dict
+    threshold: float = OUTLIER_THRESHOLD
+
+    def ranked(self) -> list:
+        """``(path, score)`` for every image, most unusual first."""
+        order = np.argsort(-self.score, kind="stable")
+        return [(self.paths[i], float(self.score[i])) for i in order]
+
+    def flagged(self) -> list:
+        """``(path, score)`` of the flagged images, most unusual first."""
+        return [(p, s) for p, s in self.ranked() if s >= self.threshold]
+
+
+def robust_z(values) -> np.ndarray:
+    """Column-wise ``(x - median) / (1.4826 * MAD)`` of an ``[N]`` or ``[N, D]`` array.
+
+    Where more than half of a column shares one value (MAD = 0), the mean absolute deviation
+    (times 1.2533, its Gaussian consistency factor) is used as the scale instead.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    median = np.median(x, axis=0)
+    deviation = np.abs(x - median)
+    scale = 1.4826 * np.median(deviation, axis=0)
+    scale = np.where(scale > 1e-12, scale, 1.2533 * deviation.mean(axis=0))
+    return (x - median) / np.maximum(scale, 1e-12)
+
+
+def _z_to_score(z):
+    z = np.maximum(np.asarray(z, dtype=np.float64), 0.0)
+    return z / (z + Z_SCALE)
+
+
+def zscore_scores(stats) -> np.ndarray:
+    """Scores from the largest absolute robust z-score over the columns of ``stats``.
+
+    ``stats`` is an ``[N, D]`` array or a ``{name: [N] array}`` dict (then the `ZSCORE_STATS`
+    present in it are used).
+    """
+    if isinstance(stats, dict):
+        stats = np.stack([stats[k] for k in ZSCORE_STATS if k in stats], axis=1)
+    return _z_to_score(np.abs(robust_z(stats)).max(axis=1))
+
+
+def isolation_forest_scores(features, *, seed=0, n_estimators=100) -> np.ndarray:
+    """Isolation Forest anomaly scores ``2 ** (-E[h] / c(n))`` (0.5 = boundary)."""
+    from sklearn.ensemble import IsolationForest
+
+    forest = IsolationForest(n_estimators=n_estimators, random_state=seed)
+    x = np.asarray(features, dtype=np.float64)
+    return -forest.fit(x).score_samples(x)
+
+
+def one_class_svm_scores(features, *, nu=0.1) -> np.ndarray:
+    """One-Class SVM scores ``sigmoid(-d / std(d))`` (0.5 = the SVM's boundary)."""
+    from sklearn.svm import OneClassSVM
+
+    x = np.asarray(features, dtype=np.float64)
+    d = OneClassSVM(kernel="rbf", gamma="scale", nu=nu).fit(x).decision_function(x)
+    return 1.0 / (1.0 + np.exp(d / (d.std() + 1e-12)))
+
+
+def reconstruction_scores(errors) -> np.ndarray:
+    """Scores from per-image reconstruction errors (one-sided robust z-score)."""
+    return _z_to_score(robust_z(errors))
+
+
+def autoencoder_errors(autoencoder, paths, *, batch_size=32) -> np.ndarray:
+    """Mean squared reconstruction error per image of a Keras autoencoder.
+
+    Images are read, resized to the model's input size, converted to its channel count and
+    scaled to [0, 1] (the `unit` scaling the package's autoencoders train with).
+    """
+    import cv2
+
+    from keras_cv_apps.vision.io import iter_images
+
+    _, height, width, channels = autoencoder.input_shape
+    mode = "gray" if channels == 1 else "rgb"
+    errors, batch = [], []
+
+    def flush():
+        x = np.stack(batch).astype(np.float32) / 255.0
+        x = x.reshape(len(batch), height, width, channels)
+        y = np.asarray(autoencoder.predict(x, verbose=0)).reshape(x.shape)
+        errors.extend(((x - y) ** 2).mean(axis=(1, 2, 3)).tolist())
+        batch.clear()
+
+    for record in iter_images(paths, mode=mode, progress=False):
+        image = record.image if record.image is not None else np.zeros((height, width), np.uint8)
+        batch.append(cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA))
+        if len(batch) == batch_size:
+            flush()
+    if batch:
+        flush()
+    return np.array(errors)
+
+
+def find_outliers(paths, *, features=None, stats=None, errors=None, methods=None, seed=0,
+                  threshold=OUTLIER_THRESHOLD) -> OutlierResult:
+    """Score and rank ``paths`` with the detectors their inputs allow.
+
+    Args:
+        paths: one entry per image (row i of every input below).
+        features: ``[N, D]`` embeddings for ``iforest`` / ``ocsvm``.
+        stats: ``{name: [N]}`` image statistics (e.g. `QualityResult.stats`) for ``zscore``.
+        errors: ``[N]`` reconstruction errors for ``autoencoder``.
+        methods: detectors to run; default: every one whose input is given.
+        seed: Isolation Forest seed.
+        threshold: flag images whose mean score reaches it, in [0, 1].
+    """
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"Outlier threshold must be in [0, 1], got {threshold}.")
+    given = {"zscore": stats, "iforest": features, "ocsvm": features, "autoencoder": errors}
+    if methods is None:
+        methods = [m for m in METHODS if given[m] is not None]
+    for m in methods:
+        if m not in METHODS:
+            raise ValueError(f"Unknown outlier method {m!r}; choose from {', '.join(METHODS)}.")
+        if given[m] is None:
+            raise ValueError(f"Outlier method {m} needs its input (stats for zscore, features "
+                             "for iforest/ocsvm, errors for autoencoder).")
+    if not methods:
+        raise ValueError("find_outliers needs stats, features or errors.")
+    paths = list(paths)
+    if len(paths) < 3:
+        zeros = np.zeros(len(paths))
+        return OutlierResult(paths, zeros, {m: zeros for m in methods}, threshold)
+    runners = {
+        "zscore": lambda: zscore_scores(stats),
+        "iforest": lambda: isolation_forest_scores(features, seed=seed),
+        "ocsvm": lambda: one_class_svm_scores(features),
+        "autoencoder": lambda: reconstruction_scores(errors),
+    }
+    per_method = {m: np.asarray(runners[m](), dtype=np.float64) for m in methods}
+    score = np.mean(np.stack(list(per_method.values())), axis=0)
+    logger.info("outliers: %d of %d images at score >= %.2f", int((score >= threshold).sum()),
+                len(paths), threshold)
+    return OutlierResult(paths, score, per_method, threshold)

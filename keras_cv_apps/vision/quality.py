@@ -1,0 +1,350 @@
+"""Image quality checks: one streaming pass, one score in [0, 1] per issue, a flag per threshold.
+
+Every check turns a simple measurement into a score where 0 means "fine" and 1 means "as bad
+as it gets"; an image is flagged for an issue when its score reaches that issue's threshold
+(the ``*_THRESHOLD`` constants below, which ``assess`` accepts overrides for):
+
+=================  ==========================================================================
+issue              score
+=================  ==========================================================================
+dark               ``1 - p95(luma) / 255``: even the brighter pixels are dark.
+light              ``p5(luma) / 255``: even the darker pixels are bright (washed out).
+blurry             ``1 - sharpness`` (clipped), ``sharpness`` the geometric mean of
+                   ``std(Laplacian) / std(gray) / 0.5`` and ``p99(|Sobel|) / range / 2``, both
+                   measured after resizing to ``NORMALISED_AREA`` pixels, so the score does
+                   not depend on image size or contrast. Images with (almost) no contrast
+                   are reported as low information instead (score 0).
+low_information    ``1 - entropy(luma histogram) / 8 bits``.
+odd_aspect_ratio   ``1 - short_side / long_side`` of the original image.
+odd_size           ``min(1, z / 7)``, ``z`` the robust z-score of log(area) against the
+                   dataset: ``|log a - median| / max(1.4826 * MAD, 0.5)`` (the floor keeps a
+                   dataset of one size from flagging images a few percent off).
+grayscale          ``1 - min(1, p99(max(R,G,B) - min(R,G,B)) / 16)``: 1 for single-channel
+                   files and for RGB files whose three channels are equal.
+noisy              ``min(1, sigma / 20)``, ``sigma`` the noise standard deviation in grey
+                   levels estimated from the finest diagonal Haar wavelet band
+                   (``median(|HH|) / 0.6745``, Donoho's robust estimator).
+exact_duplicate    1 for every file whose decoded pixels equal an earlier file's (BLAKE2
+                   hash of shape + pixels, after the same ``MAX_SIDE`` downscale); the
+                   first file of each group is not flagged.
+=================  ==========================================================================
+
+Only NumPy and OpenCV are used: TensorFlow is never imported here, so an audit starts fast.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import dataclasses
+import hashlib
+import logging
+import math
+from typing import Callable, Optional
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+DARK_THRESHOLD = 0.65  # p95 luma below ~89
+LIGHT_THRESHOLD = 0.65  # p5 luma above ~166
+BLURRY_THRESHOLD = 0.4  # sharpness below 0.6
+LOW_INFORMATION_THRESHOLD = 0.65  # entropy below 2.8 bits
+ODD_ASPECT_RATIO_THRESHOLD = 0.6  # long side at least 2.5x the short side
+ODD_SIZE_THRESHOLD = 0.5  # robust z of log(area) >= 3.5 (>= 5.8x off when sizes agree)
+GRAYSCALE_THRESHOLD = 0.75  # 99% of pixels within 4 grey levels across channels
+NOISY_THRESHOLD = 0.35  # noise sigma of 7 grey levels or more
+
+THRESHOLDS = {
+    "dark": DARK_THRESHOLD,
+    "light": LIGHT_THRESHOLD,
+    "blurry": BLURRY_THRESHOLD,
+    "low_information": LOW_INFORMATION_THRESHOLD,
+    "odd_aspect_ratio": ODD_ASPECT_RATIO_THRESHOLD,
+    "odd_size": ODD_SIZE_THRESHOLD,
+    "grayscale": GRAYSCALE_THRESHOLD,
+    "noisy": NOISY_THRESHOLD,
+    "exact_duplicate": 1.0,
+}
+ISSUES = tuple(THRESHOLDS)
+
+NORMALISED_AREA = 256 * 256  # images are resized to this many pixels for blur/edge/colour stats
+MAX_SIDE = 1024  # images are decoded at most this large for the audit
+MIN_CONTRAST = 0.02  # std of luma (in [0, 1]) below which blur is not judged
+LAPLACIAN_REF = 0.5
+EDGE_REF = 2.0
+GRAY_REF = 16.0
+NOISE_REF = 20.0
+ODD_SIZE_Z_SCALE = 7.0
+ODD_SIZE_MIN_SCALE = 0.5
+
+
+def _normalised(image, area=NORMALISED_AREA):
+    """Resize so that H*W is about ``area`` (aspect kept; area interpolation)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    scale = math.sqrt(area / float(h * w))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    return cv2.resize(image, size, interpolation=interp)
+
+
+def _luma(image):
+    import cv2
+
+    return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+
+
+def pixel_hash(image) -> str:
+    """Hex BLAKE2 digest of an array's shape and pixels: equal only for identical images."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(repr((image.shape, str(image.dtype))).encode())
+    digest.update(np.ascontiguousarray(image).data)
+    return digest.hexdigest()
+
+
+def noise_sigma(gray) -> float:
+    """Noise standard deviation (grey levels) from the finest diagonal Haar band (robust MAD)."""
+    g = gray.astype(np.float32)
+    g = g[: g.shape[0] // 2 * 2, : g.shape[1] // 2 * 2]
+    if g.size == 0:
+        return 0.0
+    hh = (g[0::2, 0::2] - g[0::2, 1::2] - g[1::2, 0::2] + g[1::2, 1::2]) / 2.0
+    return float(np.median(np.abs(hh)) / 0.6745)
+
+
+def sharpness(gray_small) -> tuple:
+    """(laplacian ratio, edge strength) of a normalised-size uint8 gray image.
+
+    Both are divided by a contrast measure, so darkening an image does not make it "blurry".
+    """
+    import cv2
+
+    g = gray_small.astype(np.float32) / 255.0
+    spread = float(g.std())
+    lap = cv2.Laplacian(g, cv2.CV_32F, ksize=1)
+    magnitude = cv2.magnitude(cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1))
+    low, high = _percentile_u8(gray_small, 0.01), _percentile_u8(gray_small, 0.99)
+    lap_ratio = float(lap.std()) / (spread + 1e-3)
+    edge = _top_quantile(magnitude, 0.99) / ((high - low) / 255.0 + 1e-3)
+    return lap_ratio, edge
+
+
+def _percentile_u8(values, q) -> float:
+    """The ``q`` quantile (0..1) of a uint8 array, from its 256-bin histogram."""
+    cdf = np.cumsum(np.bincount(values.ravel(), minlength=256))
+    return float(np.searchsorted(cdf, q * cdf[-1]))
+
+
+def _top_quantile(values, q) -> float:
+    """The ``q`` quantile of a float array by partial sort (no full sort)."""
+    flat = values.ravel()
+    k = min(flat.size - 1, int(q * flat.size))
+    return float(np.partition(flat, k)[k])
+
+
+def image_stats(image, shape=None) -> dict:
+    """Raw measurements of one uint8 RGB (HxWx3) or gray (HxW) image.
+
+    ``shape`` is the original ``(H, W, C)`` when ``image`` was downscaled on reading.
+    Returns floats: height, width, channels, brightness, contrast, p05, p95 (luma in [0, 1]),
+    mean_r/g/b, saturation (in [0, 1]), entropy (bits), lap_ratio, edge_strength,
+    edge_density (Canny edge fraction), noise_sigma (grey levels), chroma (grey levels).
+    """
+    import cv2
+
+    if image.dtype != np.uint8 or not (image.ndim == 2 or image.ndim == 3 and image.shape[2] == 3):
+        raise ValueError(f"Expected a uint8 HxW or HxWx3 image, got {image.dtype} {image.shape}.")
+    rgb = image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    h, w, c = shape if shape is not None else (*image.shape[:2], 1 if image.ndim == 2 else 3)
+    gray = _luma(rgb)
+    hist = np.bincount(gray.ravel(), minlength=256).astype(np.float64)
+    prob = hist / hist.sum()
+    levels = np.arange(256) / 255.0
+    cdf = np.cumsum(prob)
+    mean = float(prob @ levels)
+    nz = prob[prob > 0]
+    small = _normalised(rgb)
+    small_gray = _luma(small)
+    lap_ratio, edge = sharpness(small_gray)
+    spread = cv2.subtract(np.maximum(np.maximum(small[..., 0], small[..., 1]), small[..., 2]),
+                          np.minimum(np.minimum(small[..., 0], small[..., 1]), small[..., 2]))
+    hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
+    means = small.reshape(-1, 3).mean(axis=0) / 255.0
+    return {
+        "height": float(h), "width": float(w), "channels": float(c),
+        "brightness": mean,
+        "contrast": float(np.sqrt(prob @ (levels - mean) ** 2)),
+        "p05": float(np.searchsorted(cdf, 0.05) / 255.0),
+        "p95": float(np.searchsorted(cdf, 0.95) / 255.0),
+        "mean_r": float(means[0]), "mean_g": float(means[1]), "mean_b": float(means[2]),
+        "saturation": float(hsv[..., 1].mean() / 255.0),
+        "entropy": float(-(nz * np.log2(nz)).sum()),
+        "lap_ratio": lap_ratio,
+        "edge_strength": edge,
+        "edge_density": float((cv2.Canny(small_gray, 50, 150) > 0).mean()),
+        "noise_sigma": noise_sigma(gray),
+        "chroma": _percentile_u8(spread, 0.99),
+    }
+
+
+def issue_scores(stats: dict) -> dict:
+    """Per-image issue scores in [0, 1] from `image_stats` (no dataset-relative issues)."""
+    sharp = math.sqrt(max(stats["lap_ratio"], 0.0) / LAPLACIAN_REF
+                      * max(stats["edge_strength"], 0.0) / EDGE_REF)
+    h, w = stats["height"], stats["width"]
+    return {
+        "dark": 1.0 - stats["p95"],
+        "light": stats["p05"],
+        "blurry": 0.0 if stats["contrast"] < MIN_CONTRAST else float(np.clip(1.0 - sharp, 0, 1)),
+        "low_information": float(np.clip(1.0 - stats["entropy"] / 8.0, 0, 1)),
+        "odd_aspect_ratio": 1.0 - min(h, w) / max(h, w),
+        "grayscale": 1.0 - min(1.0, stats["chroma"] / GRAY_REF),
+        "noisy": min(1.0, stats["noise_sigma"] / NOISE_REF),
+    }
+
+
+def check_image(image, thresholds=None) -> dict:
+    """Score and flag one image: ``{issue: (score, flagged)}`` for the per-image issues."""
+    limits = {**THRESHOLDS, **(thresholds or {})}
+    return {k: (s, s >= limits[k]) for k, s in issue_scores(image_stats(image)).items()}
+
+
+def odd_size_scores(heights, widths) -> np.ndarray:
+    """Odd-size scores: robust z-score of log(area) against the dataset, divided by 7, clipped."""
+    log_area = np.log(np.maximum(np.asarray(heights) * np.asarray(widths), 1.0))
+    if log_area.size < 3:
+        return np.zeros_like(log_area)
+    median = np.median(log_area)
+    scale = max(1.4826 * np.median(np.abs(log_area - median)), ODD_SIZE_MIN_SCALE)
+    return np.minimum(np.abs(log_area - median) / scale / ODD_SIZE_Z_SCALE, 1.0)
+
+
+def _ordered_map(fn, items, workers=None):
+    """``map(fn, items)`` on a thread pool, in order, with a bounded number of items in flight."""
+    from keras_cv_apps.vision.io import default_workers
+
+    workers = workers or default_workers()
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        pending = collections.deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+@dataclasses.dataclass
+class QualityResult:
+    """Everything one `assess` pass measured.
+
+    Attributes:
+        paths: readable files, in input order (row i of every array below).
+        stats: ``{name: float array [N]}`` raw measurements (see `image_stats`).
+        scores: ``{issue: float array [N]}`` scores in [0, 1] for every issue in `ISSUES`.
+        thresholds: the threshold used for each issue.
+        duplicate_groups: lists of paths with identical decoded pixels (2+ files each).
+        unreadable: ``(path, reason)`` for files that could not be decoded.
+        features: ``[N, D]`` classical embeddings when asked for, else None.
+    """
+
+    paths: list
+    stats: dict
+    scores: dict
+    thresholds: dict
+    duplicate_groups: list
+    unreadable: list
+    features: Optional[np.ndarray] = None
+
+    def flags(self, issue) -> np.ndarray:
+        """Boolean array: which images are flagged for ``issue``."""
+        return self.scores[issue] >= self.thresholds[issue]
+
+    def flagged(self) -> list:
+        """``(path, issue, score)`` per flagged image and issue; most severe first per issue."""
+        rows = []
+        for issue in ISSUES:
+            idx = np.flatnonzero(self.flags(issue))
+            for i in idx[np.argsort(-self.scores[issue][idx], kind="stable")]:
+                rows.append((self.paths[i], issue, float(self.scores[issue][i])))
+        return rows
+
+    def counts(self) -> dict:
+        """Number of flagged images per issue."""
+        return {issue: int(self.flags(issue).sum()) for issue in ISSUES}
+
+
+def assess(paths, *, thresholds=None, max_side=MAX_SIDE, features=False, workers=None,
+           progress=True, on_image: Optional[Callable] = None) -> QualityResult:
+    """Run every quality check over ``paths`` in one streaming pass.
+
+    Args:
+        paths: image files (e.g. from `keras_cv_apps.vision.io.list_images`).
+        thresholds: ``{issue: threshold}`` overrides, each in [0, 1].
+        max_side: decode images at most this large (speed; statistics are size-normalised).
+        features: also compute `features.classical_embedding` per image (for outliers/EDA).
+        workers: decoding threads (default: one per core).
+        progress: show a progress bar.
+        on_image: called as ``on_image(index, path, image)`` for each readable image, e.g. to
+            keep a few thumbnails; ``index`` is its row in the result.
+
+    Returns:
+        a `QualityResult`; images are never all held in memory.
+    """
+    from keras_cv_apps.vision.io import iter_images
+
+    limits = dict(THRESHOLDS)
+    for issue, value in (thresholds or {}).items():
+        if issue not in THRESHOLDS:
+            raise ValueError(f"Unknown quality issue {issue!r}; choose from {', '.join(ISSUES)}.")
+        if not 0.0 <= float(value) <= 1.0:
+            raise ValueError(f"Threshold for {issue} must be in [0, 1], got {value}.")
+        limits[issue] = float(value)
+    embed = None
+    if features:
+        from keras_cv_apps.vision.features import classical_embedding as embed
+
+    def measure(record):  # runs in worker threads: OpenCV and hashlib release the GIL
+        if record.image is None:
+            return record, None, None, None
+        feature = embed(record.image) if embed is not None else None
+        return record, image_stats(record.image, record.shape), pixel_hash(record.image), feature
+
+    ok_paths, rows, scores, feats, unreadable, by_hash = [], [], [], [], [], {}
+    records = iter_images(paths, max_side=max_side, workers=workers, progress=progress,
+                          desc="quality")
+    for record, stats, digest, feature in _ordered_map(measure, records, workers):
+        if stats is None:
+            unreadable.append((str(record.path), record.error))
+            continue
+        index = len(ok_paths)
+        ok_paths.append(str(record.path))
+        rows.append(stats)
+        scores.append(issue_scores(stats))
+        by_hash.setdefault(digest, []).append(index)
+        if feature is not None:
+            feats.append(feature)
+        if on_image is not None:
+            on_image(index, str(record.path), record.image)
+    names = list(rows[0]) if rows else list(image_stats(np.zeros((8, 8), np.uint8)))
+    stats = {k: np.array([r[k] for r in rows], dtype=np.float64) for k in names}
+    score_arrays = {k: np.array([s[k] for s in scores], dtype=np.float64)
+                    for k in ISSUES if k not in ("odd_size", "exact_duplicate")}
+    score_arrays["odd_size"] = odd_size_scores(stats["height"], stats["width"])
+    dup = np.zeros(len(ok_paths))
+    groups = [idx for idx in by_hash.values() if len(idx) > 1]
+    for idx in groups:
+        dup[idx[1:]] = 1.0
+    score_arrays["exact_duplicate"] = dup
+    matrix = None
+    if embed is not None:
+        matrix = np.stack(feats).astype(np.float32) if feats else np.zeros((0, 0), np.float32)
+    logger.info("assessed %d images (%d unreadable)", len(ok_paths), len(unreadable))
+    return QualityResult(
+        paths=ok_paths, stats=stats, scores={k: score_arrays[k] for k in ISSUES},
+        thresholds=limits, duplicate_groups=[[ok_paths[i] for i in idx] for idx in groups],
+        unreadable=unreadable,
+        features=matrix,
+    )

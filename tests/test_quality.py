@@ -1,0 +1,133 @@
+"""Quality checks: each flags a constructed bad image, passes clean photos, and matches its formula."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+cv2 = pytest.importorskip("cv2")
+skdata = pytest.importorskip("skimage.data")
+
+from keras_cv_apps.vision import quality  # noqa: E402
+
+CLEAN = ("astronaut", "coffee", "chelsea", "rocket")
+
+
+@pytest.fixture(scope="module")
+def photos():
+    return {name: getattr(skdata, name)() for name in CLEAN}
+
+
+def _noisy(image, sigma, seed=0):
+    noise = np.random.default_rng(seed).normal(0.0, sigma, image.shape)
+    return np.clip(image + noise, 0, 255).astype(np.uint8)
+
+
+BAD = {
+    "dark": lambda im: (im * 0.15).astype(np.uint8),
+    "light": lambda im: (200 + im * 0.2).astype(np.uint8),
+    "blurry": lambda im: cv2.GaussianBlur(im, (0, 0), 4),
+    "low_information": lambda im: _noisy(np.full((240, 320, 3), 128.0), 1.0),
+    "odd_aspect_ratio": lambda im: cv2.resize(im, (600, 100), interpolation=cv2.INTER_AREA),
+    "grayscale": lambda im: np.dstack([cv2.cvtColor(im, cv2.COLOR_RGB2GRAY)] * 3),
+    "noisy": lambda im: _noisy(im, 25.0),
+}
+
+
+@pytest.mark.parametrize("issue", sorted(BAD))
+@pytest.mark.parametrize("name", CLEAN)
+def test_check_flags_bad_image_and_passes_clean(photos, issue, name):
+    clean = photos[name]
+    score, flagged = quality.check_image(clean)[issue]
+    assert not flagged, f"clean {name} flagged {issue} (score {score:.2f})"
+    bad_score, bad_flagged = quality.check_image(BAD[issue](clean))[issue]
+    assert bad_flagged and 0.0 <= bad_score <= 1.0 and bad_score > score
+
+
+def test_blur_score_ignores_size_and_exposure(photos):
+    sharp = photos["astronaut"]
+    for image in (sharp, cv2.resize(sharp, (256, 256), interpolation=cv2.INTER_AREA),
+                  BAD["dark"](sharp), BAD["light"](sharp)):
+        assert not quality.check_image(image)["blurry"][1]
+    big = cv2.resize(photos["coffee"], (1200, 800), interpolation=cv2.INTER_CUBIC)
+    small = cv2.resize(photos["coffee"], (300, 200), interpolation=cv2.INTER_AREA)
+    # the same amount of blur relative to the image size is judged the same at both sizes
+    s_big = quality.check_image(cv2.GaussianBlur(big, (0, 0), 8))["blurry"][0]
+    s_small = quality.check_image(cv2.GaussianBlur(small, (0, 0), 2))["blurry"][0]
+    assert abs(s_big - s_small) < 0.1 and min(s_big, s_small) >= quality.BLURRY_THRESHOLD
+
+
+def test_scores_match_their_formulas():
+    half = np.zeros((40, 80), np.uint8)
+    half[:, 40:] = 255  # two equally likely grey levels: entropy 1 bit
+    stats = quality.image_stats(half)
+    assert stats["entropy"] == pytest.approx(1.0)
+    assert quality.issue_scores(stats)["low_information"] == pytest.approx(1 - 1 / 8)
+    assert quality.issue_scores(stats)["odd_aspect_ratio"] == pytest.approx(0.5)
+    assert quality.issue_scores(stats)["grayscale"] == 1.0
+    assert stats["p05"] == 0.0 and stats["p95"] == 1.0
+    noise = np.random.default_rng(1).normal(128, 10, (400, 400)).astype(np.float32)
+    assert quality.noise_sigma(noise) == pytest.approx(10.0, rel=0.05)
+
+
+def test_odd_size_is_relative_to_the_dataset():
+    heights = np.array([480] * 12 + [60])
+    widths = np.array([640] * 12 + [80])
+    scores = quality.odd_size_scores(heights, widths)
+    assert scores[-1] >= quality.ODD_SIZE_THRESHOLD and scores[:-1].max() == 0.0
+    near = quality.odd_size_scores(np.array([480] * 12 + [400]), np.array([640] * 12 + [600]))
+    assert near.max() < quality.ODD_SIZE_THRESHOLD  # a few percent smaller is not odd
+
+
+def test_pixel_hash_is_exact():
+    a = np.zeros((8, 8, 3), np.uint8)
+    b = a.copy()
+    assert quality.pixel_hash(a) == quality.pixel_hash(b)
+    b[3, 3, 1] = 1
+    assert quality.pixel_hash(a) != quality.pixel_hash(b)
+    assert quality.pixel_hash(a) != quality.pixel_hash(a.reshape(8, 24))
+
+
+def _write(path, rgb):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+
+@pytest.fixture()
+def folder(tmp_path, photos):
+    for name, image in photos.items():
+        _write(tmp_path / "a" / f"{name}.png", image)
+    _write(tmp_path / "a" / "zz_copy.png", photos["coffee"])
+    _write(tmp_path / "b" / "dark.png", BAD["dark"](photos["astronaut"]))
+    _write(tmp_path / "b" / "blurry.png", BAD["blurry"](photos["chelsea"]))
+    (tmp_path / "b" / "broken.jpg").write_bytes(b"not an image at all")
+    return tmp_path
+
+
+def test_assess_folder(folder):
+    from keras_cv_apps.vision.io import list_images
+
+    seen = []
+    result = quality.assess(list_images(folder), progress=False, features=True,
+                            on_image=lambda i, p, im: seen.append(i))
+    names = [Path(p).name for p in result.paths]
+    assert seen == list(range(len(names))) and "broken.jpg" not in names
+    assert [Path(p).name for p, _ in result.unreadable] == ["broken.jpg"]
+    flagged = {(Path(p).name, issue) for p, issue, _ in result.flagged()}
+    assert ("dark.png", "dark") in flagged and ("blurry.png", "blurry") in flagged
+    assert ("zz_copy.png", "exact_duplicate") in flagged
+    assert ("coffee.png", "exact_duplicate") not in flagged  # the first copy stays unflagged
+    assert [[Path(p).name for p in g] for g in result.duplicate_groups] == [
+        ["coffee.png", "zz_copy.png"]]
+    assert result.features.shape == (len(names), 462)
+    for issue in quality.ISSUES:
+        assert result.scores[issue].shape == (len(names),)
+        assert np.all((result.scores[issue] >= 0) & (result.scores[issue] <= 1))
+
+
+def test_assess_rejects_bad_thresholds(folder):
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        quality.assess([folder / "a" / "coffee.png"], thresholds={"dark": 1.5}, progress=False)
+    with pytest.raises(ValueError, match="choose from"):
+        quality.assess([folder / "a" / "coffee.png"], thresholds={"darkness": 0.5}, progress=False)
+
