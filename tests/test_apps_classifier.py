@@ -97,3 +97,15 @@ def test_ctrl_c_keeps_the_best_checkpoint(tmp_path, monkeypatch, capsys):
     assert rc == 130
     assert "best checkpoint" in capsys.readouterr().err
     assert keras.models.load_model(out / "best.keras").output_shape == (None, 10)
+
+
+def test_balance_flag_trains_with_the_focal_loss(tmp_path):
+    import keras_cv_apps
+
+    out = tmp_path / "focal"
+    rc = lenet_train.main(TINY + ["--model", "test_lenet5", "--image-size", "16", "--balance", "focal",
+                                  "--quantize", "none", "--output", str(out)])
+    assert rc == 0
+    assert json.loads((out / "config.json").read_text())["balance"] == "focal"
+    model = keras_cv_apps.load_model(out / "model.keras")
+    assert type(model.loss).__name__ == "FocalLoss"
