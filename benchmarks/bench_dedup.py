@@ -1,0 +1,322 @@
+"""Near-duplicate detection: accuracy per method and transform, hashing speed, search scaling.
+
+Builds a near-duplicate set with known ground truth from the photos scikit-image and
+scikit-learn ship: whole photos plus neighbouring crops of large photos (overlapping tiles:
+distinct images that share content, the classic false-positive trap). Most sources get three
+transformed copies drawn from: resize, JPEG re-encode, brightness/contrast, small crop, small
+rotation, noise, watermark text, grayscale, horizontal flip, exact copy, PNG<->JPEG re-save.
+
+Measures, on one machine in one run:
+- pair precision / recall / F1 per method at its default threshold (pairs = all pairs inside a
+  predicted group vs inside a true group) and per transform (pairs touching that transform);
+- images/s of hashing (`dedup.compute_hashes`) vs decode-only (`io.iter_images`, full size);
+- `hashing.hamming_search` time and peak traced memory on 100,000 and 1,000,000 random hashes;
+- the same accuracy/speed figures for imagededup / cleanvision when they are importable.
+
+Usage: python benchmarks/bench_dedup.py [--quick] [--methods phash,cnn] [--thresholds 6,10]
+Prints a table and writes benchmarks/results/dedup.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+TRANSFORMS = ("resize", "jpeg", "brightness_contrast", "crop", "rotation", "noise", "watermark",
+              "grayscale", "flip", "exact_copy", "resave")
+
+
+def _grid(h, w, size, steps):
+    """Top-left corners of a steps x steps grid of size x size tiles spanning an h x w image."""
+    ys = np.linspace(0, h - size, steps).astype(int)
+    xs = np.linspace(0, w - size, steps).astype(int)
+    return list(itertools.product(ys, xs))
+
+
+def _sources(quick: bool) -> dict:
+    """name -> RGB uint8 image: whole photos, overlapping tiles of large photos, small faces."""
+    import skimage.data as d
+    from sklearn.datasets import load_sample_images
+
+    def rgb(a):
+        return np.dstack([a] * 3) if a.ndim == 2 else a[..., :3]
+
+    names = ["astronaut", "coffee", "chelsea", "rocket", "camera", "coins", "moon", "clock",
+             "immunohistochemistry", "page", "text", "brick", "gravel", "grass", "cell",
+             "colorwheel"]
+    out = {n: rgb(getattr(d, n)()) for n in names}
+    china, flower = load_sample_images().images
+    out.update({"china": china, "flower": flower})
+    big = {"hubble": d.hubble_deep_field(), "china": china, "flower": flower,
+           "retina": d.retina()[250:1150, 250:1150], "astronaut": d.astronaut(),
+           "coffee": d.coffee()}
+    for name, img in big.items():  # 3x3 tiles, each overlapping its neighbours by 40-70%
+        h, w = img.shape[:2]
+        size = int(min(h, w) * 0.6)
+        for k, (y, x) in enumerate(_grid(h, w, size, 3)):
+            out[f"{name}_tile{k}"] = np.ascontiguousarray(img[y : y + size, x : x + size])
+    faces = d.lfw_subset()  # 100 faces then 100 non-face patches, 25x25 gray in [0, 1]
+    for k in list(range(60)) + list(range(100, 120)):
+        small = (faces[k] * 255).astype(np.uint8)
+        out[f"lfw{k:03d}"] = rgb(cv2.resize(small, (100, 100), interpolation=cv2.INTER_CUBIC))
+    if quick:
+        out = dict(list(out.items())[::4])
+    return out
+
+
+def _transform(img, name, rng):
+    """Apply one named near-duplicate transform; returns (image, file suffix)."""
+    h, w = img.shape[:2]
+    if name == "resize":
+        s = rng.uniform(0.3, 0.7)
+        return cv2.resize(img, (int(w * s), int(h * s)), interpolation=cv2.INTER_AREA), ".png"
+    if name == "jpeg":
+        return img, f".q{int(rng.integers(15, 40))}.jpg"
+    if name == "brightness_contrast":
+        alpha, beta = rng.uniform(0.7, 1.3), rng.uniform(-40, 40)
+        return cv2.convertScaleAbs(img, alpha=alpha, beta=beta), ".png"
+    if name == "crop":
+        t, b, l, r = (rng.uniform(0.0, 0.1, 4) * [h, h, w, w]).astype(int)
+        return img[t : h - b, l : w - r], ".png"
+    if name == "rotation":
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), rng.uniform(-4, 4), 1.0)
+        return cv2.warpAffine(img, m, (w, h), borderMode=cv2.BORDER_REFLECT), ".png"
+    if name == "noise":
+        return np.clip(img + rng.normal(0, 15, img.shape), 0, 255).astype(np.uint8), ".png"
+    if name == "watermark":
+        out = img.copy()
+        scale = w / 500
+        cv2.putText(out, "(c) stock", (int(w * 0.05), int(h * 0.92)), cv2.FONT_HERSHEY_SIMPLEX,
+                    scale, (255, 255, 255), max(1, int(2 * scale)), cv2.LINE_AA)
+        return out, ".png"
+    if name == "grayscale":
+        return cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), ".png"
+    if name == "flip":
+        return np.ascontiguousarray(img[:, ::-1]), ".png"
+    if name == "exact_copy":
+        return img, ".png"
+    if name == "resave":
+        return img, ".q90.jpg"
+    raise ValueError(name)
+
+
+def build_set(root: Path, quick: bool, seed: int = 0):
+    """Write the set; returns (groups: list of lists of relative names, transform_of: dict)."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    groups, transform_of = [], {}
+    for k, (name, img) in enumerate(_sources(quick).items()):
+        src = f"{name}.png"
+        cv2.imwrite(str(root / src), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        group = [src]
+        if k % 4 != 3:  # every fourth source stays a singleton
+            for t in rng.choice(TRANSFORMS, 3, replace=False):
+                out, suffix = _transform(img, t, rng)
+                fname = f"{name}__{t}{suffix.split('.jpg')[0].split('.png')[0]}"
+                fname += ".jpg" if suffix.endswith(".jpg") else ".png"
+                bgr = cv2.cvtColor(out, cv2.COLOR_RGB2BGR) if out.ndim == 3 else out
+                quality = int(suffix.split(".q")[1].split(".")[0]) if ".q" in suffix else 95
+                params = [cv2.IMWRITE_JPEG_QUALITY, quality] if fname.endswith(".jpg") else []
+                cv2.imwrite(str(root / fname), bgr, params)
+                group.append(fname)
+                transform_of[fname] = str(t)
+        groups.append(group)
+    return groups, transform_of
+
+
+def _pairs(groups):
+    return {tuple(sorted(p)) for g in groups for p in itertools.combinations(g, 2)}
+
+
+def score(pred_groups, truth_groups, transform_of) -> dict:
+    """Pair precision/recall/F1 overall and per transform (pairs touching that transform)."""
+    pred, truth = _pairs(pred_groups), _pairs(truth_groups)
+
+    def prf(p, t):
+        tp = len(p & t)
+        prec = tp / len(p) if p else 1.0
+        rec = tp / len(t) if t else 1.0
+        return {"precision": round(prec, 3), "recall": round(rec, 3),
+                "f1": round(2 * prec * rec / (prec + rec), 3) if prec + rec else 0.0}
+
+    out = {"all": prf(pred, truth)}
+    for t in TRANSFORMS:
+        touches = {f for f, tt in transform_of.items() if tt == t}
+        out[t] = prf({p for p in pred if touches & set(p)}, {p for p in truth if touches & set(p)})
+    return out
+
+
+def run_ours(methods, paths):
+    """label -> (predicted groups as file names, seconds); the default method also runs
+    without SSIM verification to show what the verification adds."""
+    from keras_cv_apps.vision import dedup
+
+    runs = [(m, m, True) for m in methods]
+    if "phash" in methods:
+        runs.append(("phash no-ssim", "phash", False))
+    results = {}
+    for label, method, verify in runs:
+        t0 = time.perf_counter()
+        res = dedup.find_duplicates(paths, method=method, verify_ssim=verify, progress=False)
+        elapsed = time.perf_counter() - t0
+        results[label] = ([[p.name for p in g.files] for g in res.groups], elapsed)
+    return results
+
+
+def speed(paths, rounds: int = 3) -> dict:
+    """Images/s: full decode only vs hashing (decode at 128 px + 17 hashes per image).
+
+    Best of ``rounds`` alternating runs each, so other load on the machine hurts both alike.
+    """
+    from keras_cv_apps.vision import dedup, io
+
+    def rate(fn):
+        t0 = time.perf_counter()
+        fn()
+        return len(paths) / (time.perf_counter() - t0)
+
+    def decode():
+        for _ in io.iter_images(paths, progress=False):
+            pass
+
+    def hashes():
+        dedup.compute_hashes(paths, progress=False)
+
+    decode_rates, hash_rates = [], []
+    for _ in range(rounds):
+        decode_rates.append(rate(decode))
+        hash_rates.append(rate(hashes))
+    best_decode, best_hash = max(decode_rates), max(hash_rates)
+    return {"decode_only_img_s": round(best_decode, 1), "hashing_img_s": round(best_hash, 1),
+            "ratio": round(best_hash / best_decode, 2)}
+
+
+def search_scaling(sizes, threshold) -> dict:
+    """hamming_search time and peak traced memory on uniformly random 64-bit hashes."""
+    from keras_cv_apps.vision import hashing
+
+    rng = np.random.default_rng(0)
+    out = {}
+    for n in sizes:
+        x = rng.integers(0, 2**64 - 1, size=n, dtype=np.uint64, endpoint=True)
+        tracemalloc.start()
+        t0 = time.perf_counter()
+        qi, _, _ = hashing.hamming_search(x, threshold=threshold)
+        elapsed = time.perf_counter() - t0
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        out[n] = {"seconds": round(elapsed, 2), "peak_mb": round(peak / 2**20, 1),
+                       "pairs": int(len(qi)), "threshold": threshold}
+    return out
+
+
+def _imagededup(root, truth, transform_of) -> dict:
+    """imagededup's four hashes at their default thresholds (its own decoding and search)."""
+    from imagededup import methods
+
+    out = {}
+    for name in ("PHash", "DHash", "AHash", "WHash"):
+        hasher = getattr(methods, name)(verbose=False)
+        t0 = time.perf_counter()
+        found = hasher.find_duplicates(image_dir=str(root))
+        elapsed = time.perf_counter() - t0
+        groups = [[a, *dups] for a, dups in found.items() if dups]
+        out[name.lower()] = {"seconds": round(elapsed, 2), **score(groups, truth, transform_of)}
+    return out
+
+
+def _cleanvision(root, truth, transform_of) -> dict:
+    """cleanvision's exact + near duplicate sets."""
+    from cleanvision import Imagelab
+
+    t0 = time.perf_counter()
+    lab = Imagelab(data_path=str(root))
+    lab.find_issues({"exact_duplicates": {}, "near_duplicates": {}})
+    elapsed = time.perf_counter() - t0
+    groups = [[Path(p).name for p in group] for kind in ("exact_duplicates", "near_duplicates")
+              for group in lab.info[kind]["sets"]]
+    return {"near_duplicates": {"seconds": round(elapsed, 2), **score(groups, truth, transform_of)}}
+
+
+def others(root, truth, transform_of) -> dict:
+    """Side-by-side figures for imagededup / cleanvision when importable (never installed here)."""
+    found = {}
+    for name, fn in (("imagededup", _imagededup), ("cleanvision", _cleanvision)):
+        try:
+            __import__(name)
+        except ImportError:
+            found[name] = "not installed"
+            continue
+        found[name] = fn(root, truth, transform_of)
+    return found
+
+
+def _print_table(report) -> None:
+    print(f"{report['images']} images, {report['true_pairs']} true pairs ({report['machine']})")
+    print("pair F1 per transform; P/R/F1 over all pairs; s = wall seconds for the whole run")
+    print(f"{'method':18s} {'P':>5s} {'R':>5s} {'F1':>5s} {'s':>6s} "
+          + " ".join(f"{t[:6]:>6s}" for t in TRANSFORMS))
+    rows = [(f"ours {m}", r) for m, r in report["methods"].items()]
+    for tool, res in report["others"].items():
+        if isinstance(res, dict):
+            rows += [(f"{tool} {m}", r) for m, r in res.items()]
+    for name, r in rows:
+        a = r["all"]
+        print(f"{name:18s} {a['precision']:5.2f} {a['recall']:5.2f} {a['f1']:5.2f} "
+              f"{r['seconds']:6.1f} " + " ".join(f"{r[t]['f1']:6.2f}" for t in TRANSFORMS))
+    s = report["speed"]
+    print(f"decode-only {s['decode_only_img_s']} img/s, hashing {s['hashing_img_s']} img/s "
+          f"(ratio {s['ratio']})")
+    for n, r in report["search"].items():
+        print(f"search {n} random hashes: {r['seconds']} s, peak {r['peak_mb']} MB, "
+              f"{r['pairs']} pairs")
+    missing = [k for k, v in report["others"].items() if not isinstance(v, dict)]
+    if missing:
+        print("not compared (not installed):", ", ".join(missing))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small set, small search sizes")
+    parser.add_argument("--methods", default=None,
+                        help="comma-separated (default: the four hashes, plus cnn unless --quick)")
+    parser.add_argument("--thresholds", default="6,10",
+                        help="Hamming thresholds for the random-hash search timing")
+    parser.add_argument("--out", type=Path,
+                        default=Path(__file__).parent / "results" / "dedup.json")
+    args = parser.parse_args(argv)
+    methods = (args.methods or "phash,dhash,ahash,whash" + ("" if args.quick else ",cnn"))
+    with tempfile.TemporaryDirectory(prefix="bench_dedup_") as tmp:
+        root = Path(tmp)
+        truth, transform_of = build_set(root, args.quick)
+        paths = sorted(root.iterdir())
+        report = {"machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores",
+                  "images": len(paths), "true_pairs": len(_pairs(truth)), "methods": {}}
+        for method, (groups, elapsed) in run_ours(methods.split(","), paths).items():
+            report["methods"][method] = {"seconds": round(elapsed, 2),
+                                         **score(groups, truth, transform_of)}
+        report["speed"] = speed(paths)
+        report["others"] = others(root, truth, transform_of)
+    sizes = (10_000, 100_000) if args.quick else (100_000, 1_000_000)
+    report["search"] = {}
+    for t in (int(v) for v in args.thresholds.split(",")):
+        for n, r in search_scaling(sizes, threshold=t).items():
+            report["search"][f"{n} T={t}"] = r
+    _print_table(report)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,36 @@
+"""OpenCV/numpy tools for image datasets: robust I/O, near-duplicates, quality, outliers, EDA.
+
+Submodules load lazily, so ``import keras_cv_apps.vision`` imports neither OpenCV nor
+scikit-learn nor TensorFlow; each submodule imports its heavy dependencies inside functions::
+
+    from keras_cv_apps.vision import dedup, io
+    result = dedup.find_duplicates(io.list_images("photos/"))
+"""
+
+import importlib
+
+_SUBMODULES = (
+    "demo",
+    "dedup",
+    "eda",
+    "enhance",
+    "features",
+    "hashing",
+    "io",
+    "outliers",
+    "quality",
+)
+
+__all__ = list(_SUBMODULES)
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        module = importlib.import_module(f"{__name__}.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)
