@@ -5,10 +5,12 @@ stages (6 and 16 feature maps of 5x5 filters) and three fully connected layers (
 It has 61,706 weights, so it trains in seconds on a laptop CPU and its int8 TFLite file is ~70 KB.
 
 The default run uses scikit-learn's 1,797 real 8x8 digits (no download), upsampled to 32x32 and
-split 70/10/20 with stratification. What lifts the plain network from ~96.5% to ~99.5% test accuracy
-on this small set is the recipe, not the architecture: random affine augmentation in the `tf.data`
-pipeline (small rotations, shifts, zooms, shears), ReLU + max pooling, a one-cycle learning-rate
-schedule with AdamW, and enough epochs. Early stopping keeps the best validation weights.
+split 70/10/20 with stratification. What lifts the plain network from ~96.5% to >= 99.4% test
+accuracy on this small set is the recipe, not the size of the network: random affine augmentation
+in the `tf.data` pipeline (rotations up to ~14 degrees, 10% shifts and zooms), ReLU + max pooling,
+"same" padding in C1 (the digit's strokes reach the border), batch normalisation, dropout 0.2 before
+the dense layers, label smoothing 0.1, and Adam with a warm-up + cosine learning-rate schedule over
+40 epochs. Early stopping keeps the best validation weights.
 
 After training the app evaluates on the test split (top-1/top-5, per-class precision/recall/F1,
 confusion matrix), saves `model.keras`, exports `model.tflite` (float32) and `model_int8.tflite`
@@ -26,9 +28,10 @@ from __future__ import annotations
 from apps import _common
 
 APP = "lenet_train"
-MODEL_KWARGS = {"activation": "relu", "pooling": "max"}
-FIT_KWARGS = {"optimizer": "adamw", "schedule": "onecycle", "patience": 1000}
-AUGMENT = "light"
+# The recipe that lifts LeNet-5 from ~96.5% to >= 99.4% on digits (benchmarks/bench_lenet.py).
+MODEL_KWARGS = {"activation": "relu", "pooling": "max", "padding": "same", "batch_norm": True, "dropout": 0.2}
+FIT_KWARGS = {"optimizer": "adam", "schedule": "cosine", "label_smoothing": 0.1, "patience": 1000}
+AUGMENT = "digits"
 
 
 def parse_args(argv=None):
@@ -36,7 +39,7 @@ def parse_args(argv=None):
 
 
 def _parser():
-    return _common.common_parser(__doc__, app=APP, model="lenet5", epochs=60, batch_size=64, learning_rate=3e-3)
+    return _common.common_parser(__doc__, app=APP, model="lenet5", epochs=40, batch_size=64, learning_rate=2e-3)
 
 
 def _main(args) -> int:

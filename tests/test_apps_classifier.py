@@ -107,5 +107,6 @@ def test_balance_flag_trains_with_the_focal_loss(tmp_path):
                                   "--quantize", "none", "--output", str(out)])
     assert rc == 0
     assert json.loads((out / "config.json").read_text())["balance"] == "focal"
-    model = keras_cv_apps.load_model(out / "model.keras")
-    assert type(model.loss).__name__ == "FocalLoss"
+    checkpoint = keras_cv_apps.load_model(out / "best.keras")
+    assert type(checkpoint.loss).__name__ == "FocalLoss"
+    assert keras_cv_apps.load_model(out / "model.keras").output_shape == (None, 10)

@@ -106,6 +106,8 @@ PRESETS: Dict[str, List[LayerFactory]] = {
     # digits / handwriting: rotation 10 deg, shift 10%, zoom 10%, black borders; no flips
     # (a mirrored 2 is not a 2)
     "light": [lambda s: RandomAffine(rotation=10, translation=0.1, zoom=0.1, seed=s)],
+    # the LeNet-5 digits recipe: rotation up to ~14 deg (0.04 of a turn), shift 10%, zoom 10%
+    "digits": [lambda s: RandomAffine(rotation=14.4, translation=0.1, zoom=0.1, seed=s)],
     # photos: mirror, affine jitter with reflected borders, contrast and brightness
     "standard": [
         lambda s: keras.layers.RandomFlip("horizontal", seed=s),

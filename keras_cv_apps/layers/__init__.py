@@ -1,5 +1,13 @@
 """Reusable serializable layers. Importing this package registers them with Keras."""
 
+from keras_cv_apps.layers.noise import ClippedGaussianNoise, SaltAndPepperNoise, denoising_pairs
 from keras_cv_apps.layers.normalization import LocalResponseNormalization
+from keras_cv_apps.layers.sampling import Sampling
 
-__all__ = ["LocalResponseNormalization"]
+__all__ = [
+    "ClippedGaussianNoise",
+    "LocalResponseNormalization",
+    "SaltAndPepperNoise",
+    "Sampling",
+    "denoising_pairs",
+]

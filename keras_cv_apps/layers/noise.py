@@ -9,11 +9,6 @@ import keras
 from keras import ops
 
 
-def _check_rate(name, value, upper):
-    if not 0.0 <= float(value) <= upper:
-        raise ValueError(f"{name} must be between 0 and {upper}, got {value}.")
-
-
 @keras.saving.register_keras_serializable(package="keras_cv_apps")
 class ClippedGaussianNoise(keras.layers.Layer):
     """Add ``stddev * N(0, 1)`` to every pixel, then clip to ``[minval, maxval]``.
@@ -24,7 +19,8 @@ class ClippedGaussianNoise(keras.layers.Layer):
 
     def __init__(self, *, stddev, minval=0.0, maxval=1.0, seed=None, **kwargs):
         super().__init__(**kwargs)
-        _check_rate("ClippedGaussianNoise stddev", stddev, float("inf"))
+        if not float(stddev) >= 0.0:
+            raise ValueError(f"ClippedGaussianNoise stddev must be >= 0, got {stddev}.")
         self.stddev = stddev
         self.minval = minval
         self.maxval = maxval
@@ -52,7 +48,8 @@ class SaltAndPepperNoise(keras.layers.Layer):
 
     def __init__(self, *, rate, low=0.0, high=1.0, seed=None, **kwargs):
         super().__init__(**kwargs)
-        _check_rate("SaltAndPepperNoise rate", rate, 1.0)
+        if not 0.0 <= float(rate) <= 1.0:
+            raise ValueError(f"SaltAndPepperNoise rate must be between 0 and 1, got {rate}.")
         self.rate = rate
         self.low = low
         self.high = high

@@ -222,7 +222,7 @@ def autoencoder_conv(**kwargs):
 @register_model("autoencoder_denoising", **_CFG,
                 description="Fully convolutional autoencoder for (noisy, clean) training pairs.")
 def autoencoder_denoising(**kwargs):
-    return Autoencoder(**{"architecture": "conv", "filters": (64, 128), "convs_per_stage": 2,
+    return Autoencoder(**{"architecture": "conv", "filters": (32, 64), "convs_per_stage": 2,
                           "latent_dim": None, "code_activation": "relu",
                           "name": "autoencoder_denoising", **kwargs})
 
@@ -251,6 +251,14 @@ _TEST_CFG = {**_CFG, "image_shape": (16, 16, 1)}
 def test_autoencoder_conv(**kwargs):
     return Autoencoder(**{"image_shape": (16, 16, 1), "architecture": "conv", "filters": (4, 8),
                           "latent_dim": 4, "name": "test_autoencoder_conv", **kwargs})
+
+
+@register_model("test_autoencoder_denoising", **_TEST_CFG,
+                description="Tiny fully convolutional autoencoder.")
+def test_autoencoder_denoising(**kwargs):
+    return Autoencoder(**{"image_shape": (16, 16, 1), "architecture": "conv", "filters": (4, 8),
+                          "latent_dim": None, "code_activation": "relu",
+                          "name": "test_autoencoder_denoising", **kwargs})
 
 
 @register_model("test_autoencoder_sparse", **_TEST_CFG, description="Tiny sparse autoencoder.")
