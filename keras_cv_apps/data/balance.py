@@ -9,11 +9,11 @@ more often and minority recall suffers. Four standard remedies, one entry point:
 
 - ``weights``: keep the data, weight each example's loss by ``n / (k * n_c)`` (what
   scikit-learn calls "balanced"), so every class carries the same total weight.
-- ``oversample``: draw each class with probability 1/k from its own repeated stream
-  (``tf.data.Dataset.sample_from_datasets``) until an epoch holds ``k * max_count`` examples:
+- ``oversample``: every epoch draws exactly ``max_count`` examples of each class, in a seeded
+  random order, from each class's own repeated stream (``tf.data.Dataset.choose_from_datasets``):
   minority examples are seen several times per epoch.
-- ``undersample``: the same uniform draw, but an epoch holds ``k * min_count`` examples, so
-  each majority example is seen in only some epochs (a fresh random subset every epoch).
+- ``undersample``: the same exact draw with ``min_count`` examples per class, so each majority
+  example is seen in only some epochs (a fresh random subset every epoch).
 - ``focal``: keep the data and the weights, train with :class:`FocalLoss`, which
   down-weights the easy (mostly majority) examples.
 
@@ -89,14 +89,16 @@ def resample(dataset, counts, *, target, batch_size, seed=0):
         raise ValueError(f"Unknown resampling target {target!r}; choose oversample or undersample.")
     counts = np.asarray(counts)
     classes = [int(c) for c in np.flatnonzero(counts)]
-    per_epoch = len(classes) * int(counts[classes].max() if target == "oversample"
-                                   else counts[classes].min())
+    per_class = int(counts[classes].max() if target == "oversample" else counts[classes].min())
+    per_epoch = len(classes) * per_class
     flat = dataset.unbatch()
     streams = [flat.filter(_LabelEquals(c)).repeat() for c in classes]
-    mixed = tf.data.Dataset.sample_from_datasets(
-        streams, weights=[1.0 / len(classes)] * len(classes), seed=seed)
+    # Each epoch draws exactly `per_class` examples of every class, in a seeded random order.
+    order = (tf.data.Dataset.range(len(classes)).repeat(per_class)
+             .shuffle(per_epoch, seed=seed, reshuffle_each_iteration=True))
+    mixed = tf.data.Dataset.choose_from_datasets(streams, order)
     logger.info("%s: %d examples per epoch over %d classes", target, per_epoch, len(classes))
-    return mixed.take(per_epoch).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return mixed.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 class _LabelEquals:
