@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test install install-test bench clean-venv
+.PHONY: demo test install install-test clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -21,18 +21,16 @@ $(VENV)/.installed-test: $(VENV)/.installed
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
-# Train the headline app on the embedded offline dataset, export and verify TFLite.
+# Train the headline app (Siamese one-shot verification) on the embedded offline dataset,
+# export the embedding to TFLite (float32 + int8) and verify both against Keras.
 demo: $(VENV)/.installed
-	$(PY) -m apps.lenet_train --output runs/demo
+	$(PY) -m apps.siamese_train --output runs/demo
 
 # Run the suite. pytest's exit code 5 (no tests collected) is reported and fails the run.
 test: $(VENV)/.installed-test
-	@rc=0; $(PY) -m pytest $(PYTEST_ARGS) || rc=$$?; \
+	@rc=0; $(PY) -m pytest -n 2 $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests; failing." >&2; fi; \
 	exit $$rc
-
-bench: $(VENV)/.installed
-	$(PY) -m benchmarks.run_all
 
 clean-venv:
 	rm -rf $(VENV)

@@ -2,5 +2,14 @@
 
 from keras_cv_apps.losses.classification import SparseCategoricalCrossentropyWithSmoothing
 from keras_cv_apps.losses.focal import FocalLoss
+from keras_cv_apps.losses.metric_learning import ArcFace, ArcFaceLoss, ContrastiveLoss, SupConLoss, TripletLoss
 
-__all__ = ["FocalLoss", "SparseCategoricalCrossentropyWithSmoothing"]
+__all__ = [
+    "ArcFace",
+    "ArcFaceLoss",
+    "ContrastiveLoss",
+    "FocalLoss",
+    "SparseCategoricalCrossentropyWithSmoothing",
+    "SupConLoss",
+    "TripletLoss",
+]

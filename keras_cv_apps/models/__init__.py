@@ -13,6 +13,6 @@ from keras_cv_apps.models._cfg import ModelCfg
 from keras_cv_apps.models._registry import create, get_cfg, list_models, register_model
 
 # Families register their variants on import.
-from keras_cv_apps.models import alexnet, autoencoders, lenet, vae  # noqa: E402,F401
+from keras_cv_apps.models import alexnet, autoencoders, lenet, siamese, vae  # noqa: E402,F401
 
 __all__ = ["ModelCfg", "create", "get_cfg", "list_models", "register_model"]
