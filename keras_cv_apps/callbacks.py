@@ -25,6 +25,8 @@ import os
 import keras
 import numpy as np
 
+from keras_cv_apps._figures import new_figure, save_figure
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -208,8 +210,6 @@ def plot_training_curves(history, path):
     ``history`` is a dict of per-epoch lists (``keras.callbacks.History.history`` or the
     content of ``history.json``). Returns ``path``.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
     names = [k for k in history if k != "epoch" and not k.startswith("val_")
@@ -217,8 +217,7 @@ def plot_training_curves(history, path):
     names += [k for k in history if k.startswith("val_") and k[4:] not in history]
     has_lr = "learning_rate" in history
     panels = len(names) + int(has_lr)
-    fig = Figure(figsize=(4.2 * max(panels, 1), 3.4), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = new_figure((4.2 * max(panels, 1), 3.4))
     axes = fig.subplots(1, max(panels, 1), squeeze=False)[0]
 
     def series(key):
@@ -244,15 +243,7 @@ def plot_training_curves(history, path):
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-    path = os.fspath(path)
-    tmp = f"{path}.tmp-{os.getpid()}.png"
-    try:
-        fig.savefig(tmp, dpi=90)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return save_figure(fig, path, dpi=90)
 
 
 def default_callbacks(run_dir, *, monitor="val_loss", patience=10, schedule="plateau",

@@ -12,6 +12,8 @@ import os
 
 import numpy as np
 
+from keras_cv_apps._figures import new_figure, save_figure
+
 __all__ = [
     "classification_report",
     "confusion_matrix",
@@ -106,8 +108,6 @@ def plot_confusion_matrix(cm, class_names, path, *, title="Confusion matrix"):
     Each cell is annotated with its count; its colour is the row-normalised fraction (the
     share of that true class), so rare classes stay readable.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
     cm = np.asarray(cm)
     n = len(class_names)
@@ -116,8 +116,7 @@ def plot_confusion_matrix(cm, class_names, path, *, title="Confusion matrix"):
     rows = cm.sum(axis=1, keepdims=True)
     fractions = np.divide(cm, rows, out=np.zeros(cm.shape), where=rows > 0)
     size = max(4.0, 0.4 * n + 2.0)
-    fig = Figure(figsize=(size, size), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = new_figure((size, size))
     ax = fig.subplots()
     image = ax.imshow(fractions, cmap="Blues", vmin=0.0, vmax=1.0)
     fig.colorbar(image, ax=ax, fraction=0.046, label="fraction of the true class")
@@ -132,15 +131,7 @@ def plot_confusion_matrix(cm, class_names, path, *, title="Confusion matrix"):
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
-    path = os.fspath(path)
-    tmp = f"{path}.tmp-{os.getpid()}.png"
-    try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def evaluate_classifier(model, x, y, class_names, batch_size=256):

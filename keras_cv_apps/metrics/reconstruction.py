@@ -6,6 +6,8 @@ numpy arrays with one value per image (or a float), ready for ``metrics.json``.
 
 import numpy as np
 
+from keras_cv_apps._figures import new_figure, save_figure
+
 __all__ = [
     "mse_per_image", "psnr_per_image", "ssim_per_image", "reconstruction_metrics",
     "elbo_per_image", "roc_auc", "knn_distance", "mahalanobis_distance", "encoder_features",
@@ -156,12 +158,8 @@ def anomaly_scores(model, x_reference, x, k=5):
 
 def plot_image_rows(rows, path, *, title=None, max_columns=12):
     """Save a grid with one row per entry of ``rows`` (label -> images in [0, 1]) as a PNG."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     columns = min(max_columns, min(len(v) for v in rows.values()))
-    fig = Figure(figsize=(1.0 * columns + 1.2, 1.05 * len(rows) + 0.4), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = new_figure((1.0 * columns + 1.2, 1.05 * len(rows) + 0.4))
     axes = np.asarray(fig.subplots(len(rows), columns, squeeze=False))
     for r, (label, images) in enumerate(rows.items()):
         for c in range(columns):
@@ -174,16 +172,13 @@ def plot_image_rows(rows, path, *, title=None, max_columns=12):
         axes[r, 0].set_ylabel(str(label), fontsize=9)
     if title:
         fig.suptitle(title)
-    fig.savefig(path, dpi=80)
-    return path
+    return save_figure(fig, path, dpi=80)
 
 
 def plot_latent_scatter(codes, labels, class_names, path, *, title="Latent space"):
     """Scatter the codes coloured by class (the first two principal components when the code has
     more than two dimensions) and save it as a PNG."""
     import matplotlib
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
     codes = np.asarray(codes, np.float64).reshape(len(codes), -1)
     axis_names = ("z1", "z2")
@@ -193,8 +188,7 @@ def plot_latent_scatter(codes, labels, class_names, path, *, title="Latent space
         codes, axis_names = centered @ vt[:2].T, ("PC 1", "PC 2")
     elif codes.shape[1] == 1:
         codes = np.concatenate([codes, np.zeros_like(codes)], axis=1)
-    fig = Figure(figsize=(6, 5), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = new_figure((6, 5))
     ax = fig.subplots()
     cmap = matplotlib.colormaps["tab10" if len(class_names) <= 10 else "tab20"]
     for c, name in enumerate(class_names):
@@ -205,5 +199,4 @@ def plot_latent_scatter(codes, labels, class_names, path, *, title="Latent space
     ax.set_ylabel(axis_names[1])
     ax.set_title(title)
     ax.legend(markerscale=2, fontsize=7, loc="best")
-    fig.savefig(path, dpi=90)
-    return path
+    return save_figure(fig, path, dpi=90)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from keras_cv_apps._figures import new_figure, save_figure
+
 __all__ = [
     "choose_threshold", "distance_matrix", "embedding_report", "episode_accuracy",
     "episode_accuracy_from_distances", "plot_embeddings", "retrieval_metrics",
@@ -168,11 +170,6 @@ def plot_embeddings(embeddings, labels, path, *, method="pca", class_names=None,
     """Save a 2-D scatter of embeddings (PCA, or t-SNE with ``method="tsne"``) as a PNG."""
     if method not in ("pca", "tsne"):
         raise ValueError(f"Embedding plot method {method!r} is not one of ('pca', 'tsne').")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     x = np.asarray(embeddings, dtype=np.float64)
     labels = np.asarray(labels).reshape(-1)
     if method == "pca":
@@ -184,16 +181,15 @@ def plot_embeddings(embeddings, labels, path, *, method="pca", class_names=None,
 
         perplexity = float(min(30, max(2, len(x) // 4)))
         xy = TSNE(n_components=2, perplexity=perplexity, random_state=seed).fit_transform(x)
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig = new_figure((6, 5))
+    ax = fig.subplots()
     for c in np.unique(labels):
         pts = xy[labels == c]
         name = class_names[int(c)] if class_names is not None else str(c)
         ax.scatter(pts[:, 0], pts[:, 1], s=8, label=name)
     ax.legend(markerscale=2, fontsize=7, loc="best")
     ax.set_title(title or f"Embeddings ({method.upper()})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
     return path
 
 

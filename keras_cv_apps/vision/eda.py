@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_cv_apps._figures import figure_data_uri, new_figure
+
 logger = logging.getLogger(__name__)
 
 THUMB_SIDE = 112
@@ -75,50 +77,38 @@ class SampleCollector:
             kept.append((path, thumbnail_uri(image)))
 
 
-def _figure_uri(fig) -> str:
-    import io
-
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
 def _plots(stats, labels, classes, counts, embedding):
     """Base64 PNGs: class counts, sizes, per-class brightness/contrast, embedding map."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     out = {}
-    fig, ax = plt.subplots(figsize=(max(4, 0.5 * len(classes) + 2), 3))
+    fig = new_figure((max(4, 0.5 * len(classes) + 2), 3))
+    ax = fig.subplots()
     ax.bar(classes, counts, color="tab:blue")
     ax.set_ylabel("images")
     ax.tick_params(axis="x", rotation=45)
-    out["Images per class"] = _figure_uri(fig)
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.2))
+    out["Images per class"] = figure_data_uri(fig)
+    fig = new_figure((9, 3.2))
+    a1, a2 = fig.subplots(1, 2)
     a1.scatter(stats["width"], stats["height"], s=12, alpha=0.6)
     a1.set_xlabel("width (px)")
     a1.set_ylabel("height (px)")
     a2.hist(np.log2(stats["width"] / stats["height"]), bins=30, color="tab:orange")
     a2.set_xlabel("log2(width / height)")
-    out["Image sizes and aspect ratios"] = _figure_uri(fig)
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+    out["Image sizes and aspect ratios"] = figure_data_uri(fig)
+    fig = new_figure((12, 3.2))
+    axes = fig.subplots(1, 3)
     for ax, key in zip(axes, ("brightness", "contrast", "edge_density")):
         ax.boxplot([stats[key][labels == c] for c in classes])
         ax.set_xticks(range(1, len(classes) + 1), classes, rotation=45)
         ax.set_title(key)
-    out["Brightness, contrast and edge density per class"] = _figure_uri(fig)
+    out["Brightness, contrast and edge density per class"] = figure_data_uri(fig)
     if embedding is not None:
-        fig, ax = plt.subplots(figsize=(5.5, 4.5))
+        fig = new_figure((5.5, 4.5))
+        ax = fig.subplots()
         for c in classes:
             ax.scatter(*embedding["points"][labels == c].T, s=14, label=c, alpha=0.7)
         ax.legend(fontsize=7, loc="best")
         ax.set_title(embedding["method"].upper() + " of image embeddings")
-        out["Embedding map"] = _figure_uri(fig)
+        out["Embedding map"] = figure_data_uri(fig)
     return out
 
 

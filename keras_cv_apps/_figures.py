@@ -1,0 +1,42 @@
+"""Figures without pyplot's global state: made with `new_figure`, written with `save_figure`.
+
+Library code never switches the user's matplotlib backend or keeps figures alive; every PNG is
+written to a temporary sibling and renamed, so an interrupted run never leaves half an image.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+
+
+def new_figure(figsize, **kwargs):
+    """A ``matplotlib.figure.Figure`` with its own Agg canvas (``layout="constrained"`` by default)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    kwargs.setdefault("layout", "constrained")
+    fig = Figure(figsize=figsize, **kwargs)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_figure(fig, path, *, dpi=100) -> str:
+    """Write ``fig`` as a PNG at ``path`` atomically; returns the path as a string."""
+    path = os.fspath(path)
+    tmp = f"{path}.tmp-{os.getpid()}.png"
+    try:
+        fig.savefig(tmp, dpi=dpi)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def figure_data_uri(fig, *, dpi=80) -> str:
+    """``fig`` as a base64 PNG ``data:`` URI, for self-contained HTML reports."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
