@@ -30,3 +30,16 @@ def digits_8x8():
     x, y = load_digits(return_X_y=True)
     images = np.round(x.reshape(-1, 8, 8, 1) * 255.0 / 16.0).astype("uint8")
     return images, y.astype("int32")
+
+
+@pytest.fixture(scope="session")
+def digits16(digits_8x8):
+    """The digits resized to 16x16 in [0, 1], a seeded 1,200 / 300 train/test draw:
+    (x_train, y_train, x_test, y_test)."""
+    import tensorflow as tf
+
+    images, labels = digits_8x8
+    x = tf.image.resize(images / 255.0, (16, 16)).numpy().astype("float32")
+    order = np.random.default_rng(0).permutation(len(x))
+    train, test = order[:1200], order[1200:1500]
+    return x[train], labels[train], x[test], labels[test]

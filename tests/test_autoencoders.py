@@ -13,19 +13,6 @@ from keras_cv_apps.models import autoencoders as ae
 from keras_cv_apps.models.autoencoder_layers import SparsityPenalty
 
 
-@pytest.fixture(scope="module")
-def digits16():
-    """sklearn's real 8x8 digits resized to 16x16 in [0, 1]: (x_train, y_train, x_test, y_test)."""
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    x = tf.image.resize(d.images[..., None] / 16.0, (16, 16)).numpy().astype("float32")
-    rng = np.random.default_rng(0)
-    order = rng.permutation(len(x))
-    train, test = order[:1200], order[1200:1500]
-    return x[train], d.target[train], x[test], d.target[test]
-
-
 def _held_out_mse(model, x):
     return float(np.mean(rm.mse_per_image(x, model.predict(x, verbose=0))))
 
