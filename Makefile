@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test install install-test clean-venv
+.PHONY: demo test lint reference install install-test clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,13 +24,27 @@ install-test: $(VENV)/.installed-test
 # Train the headline app (Siamese one-shot verification) on the embedded offline dataset,
 # export the embedding to TFLite (float32 + int8) and verify both against Keras.
 demo: $(VENV)/.installed
-	$(PY) -m apps.siamese_train --output runs/demo
+	$(PY) -m apps.siamese_train --output runs/demo --overwrite
 
 # Run the suite. pytest's exit code 5 (no tests collected) is reported and fails the run.
 test: $(VENV)/.installed-test
 	@rc=0; $(PY) -m pytest -n 2 $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests; failing." >&2; fi; \
 	exit $$rc
+
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check .
+
+# Refresh the committed reference exports in saved_models/ (and MANIFEST.json) with each app's
+# default run. Trial runs never touch them: by default every app writes a new runs/<app>/ folder.
+reference: $(VENV)/.installed
+	$(PY) -m apps.lenet_train --quiet --output saved_models/lenet_train --overwrite
+	$(PY) -m apps.alexnet_train --quiet --output saved_models/alexnet_train --overwrite
+	$(PY) -m apps.siamese_train --quiet --output saved_models/siamese_train --overwrite
+	for v in dense conv denoising sparse contractive; do \
+	  $(PY) -m apps.autoencoder_train --quiet --variant $$v --output saved_models/autoencoder_train/$$v --overwrite || exit 1; \
+	done
+	$(PY) -m apps.vae_train --quiet --output saved_models/vae_train/vae --overwrite
 
 clean-venv:
 	rm -rf $(VENV)

@@ -14,14 +14,16 @@ best checkpoint, LR schedule, history and curves) -> evaluation (top-1/top-5, pe
 precision/recall/F1, confusion matrix) -> model.keras + TFLite float32/int8, verified with LiteRT.
 
 Usage:
-    python -m apps.alexnet_train                           # digits, saved_models/alexnet_train/
+    python -m apps.alexnet_train                           # digits, a new runs/alexnet_train/ folder
     python -m apps.alexnet_train --norm lrn --epochs 30
     python -m apps.alexnet_train --dataset keras:cifar10 --image-size 64
 """
 
+
 from __future__ import annotations
 
-from apps import _common
+from apps import _cli, _runs
+from keras_cv_apps.choices import ALEXNET_NORMS
 
 APP = "alexnet_train"
 FIT_KWARGS = {"optimizer": "adamw", "schedule": "onecycle", "patience": 1000}
@@ -29,12 +31,19 @@ AUGMENT = "light"
 
 
 def _parser():
-    parser = _common.common_parser(__doc__, app=APP, model="alexnet", epochs=25, batch_size=64,
-                                   image_size=32, learning_rate=2e-3)
-    parser.add_argument("--norm", choices=("batchnorm", "lrn", "none"), default="batchnorm",
-                        help="normalisation after the convolutions (default: %(default)s)")
-    parser.add_argument("--dropout", type=float, default=0.5, help="dropout before the dense layers (default: %(default)s)")
-    return parser
+    p = _cli.parser(__doc__, APP)
+    _cli.add_model(p, default="alexnet", tasks=("classifier",), app=APP)
+    _cli.add_data(p, image_size=32, batch_size=64)
+    _cli.add_training(p, epochs=25, learning_rate=2e-3)
+    g = p.add_argument_group("AlexNet")
+    g.add_argument("--norm", choices=ALEXNET_NORMS, default="batchnorm",
+                   help="normalisation after the convolutions (default: %(default)s)")
+    g.add_argument("--dropout", type=_cli.fraction, default=0.5,
+                   help="dropout before the dense layers, in [0, 1) (default: %(default)s)")
+    _cli.add_balance(p)
+    _cli.add_export(p)
+    _cli.add_output(p, APP)
+    return p
 
 
 def parse_args(argv=None):
@@ -42,15 +51,16 @@ def parse_args(argv=None):
 
 
 def _main(args) -> int:
-    model_kwargs = {"norm": args.norm, "dropout": args.dropout}
-    result = _common.train_classifier(args, app=APP, model_kwargs=model_kwargs, fit_kwargs=FIT_KWARGS,
-                                      augment=AUGMENT)
-    _common.print_summary("AlexNet", result, args.output)
+    if args.dropout >= 1:
+        raise ValueError(f"--dropout must be below 1, got {args.dropout}.")
+    metrics, run = _runs.train_classifier(args, app=APP, model_kwargs={"norm": args.norm, "dropout": args.dropout},
+                                          fit_kwargs=FIT_KWARGS, augment=AUGMENT)
+    _runs.print_classifier_summary("AlexNet", metrics, run)
     return 0
 
 
 def main(argv=None) -> int:
-    return _common.run(_main, argv, _parser())
+    return _cli.run(_main, argv, _parser())
 
 
 if __name__ == "__main__":

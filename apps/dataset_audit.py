@@ -26,43 +26,40 @@ TensorFlow is imported only with ``--autoencoder``, so a small folder is audited
 
 from __future__ import annotations
 
-import argparse
-import csv
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from apps import _cli
+
+APP = "dataset_audit"
 FLAG_ISSUES = ("dark", "light", "blurry", "low_information", "odd_aspect_ratio", "odd_size",
                "grayscale", "noisy", "corrupt", "exact_duplicate", "near_duplicate", "outlier")
 
 
+def _parser():
+    p = _cli.parser(__doc__, APP)
+    p.add_argument("path", nargs="?", help="image folder (default: the demo set)")
+    _cli.add_output(p, APP, out_alias=True, run_folder=False)
+    p.add_argument("--method", choices=("phash", "dhash", "ahash", "whash", "cnn"), default="phash",
+                   help="near-duplicate method (default: %(default)s)")
+    p.add_argument("--embedding", choices=("pca", "tsne", "none"), default="pca",
+                   help="2-D map of the embeddings in the report (default: %(default)s)")
+    p.add_argument("--autoencoder", help="a .keras autoencoder for reconstruction outliers")
+    p.add_argument("--seed", type=int, default=0, help="demo set and Isolation Forest seed")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m apps.dataset_audit", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("path", nargs="?", help="image folder (default: the demo set)")
-    parser.add_argument("--out", default="saved_models/dataset_audit", help="output folder")
-    parser.add_argument("--method", choices=("phash", "dhash", "ahash", "whash", "cnn"),
-                        default="phash", help="near-duplicate method (default: %(default)s)")
-    parser.add_argument("--embedding", choices=("pca", "tsne", "none"), default="pca",
-                        help="2-D map of the embeddings in the report (default: %(default)s)")
-    parser.add_argument("--autoencoder", help="a .keras autoencoder for reconstruction outliers")
-    parser.add_argument("--seed", type=int, default=0, help="demo set and Isolation Forest seed")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    return parser.parse_args(argv)
-
-
-def _write_csv(path, header, rows):
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
+    return _parser().parse_args(argv)
 
 
 def _audit(root, paths, args):
     import numpy as np
 
+    from keras_cv_apps.artifacts import write_csv, write_json
     from keras_cv_apps.vision import dedup, eda, outliers, quality
 
     start = time.perf_counter()
@@ -75,9 +72,9 @@ def _audit(root, paths, args):
     dups = dedup.find_duplicates(q.paths, method=args.method, progress=not args.quiet)
     errors = None
     if args.autoencoder:
-        import keras
+        from keras_cv_apps import load_model
 
-        errors = outliers.autoencoder_errors(keras.models.load_model(args.autoencoder), q.paths)
+        errors = outliers.autoencoder_errors(load_model(args.autoencoder), q.paths)
     methods = ["zscore", "iforest"] + (["autoencoder"] if errors is not None else [])
     out = outliers.find_outliers(q.paths, features=q.features, stats=q.stats, errors=errors,
                                  methods=methods, seed=args.seed)
@@ -90,22 +87,22 @@ def _audit(root, paths, args):
                 flags.append((rel(f), "near_duplicate", f"{score:.4f}"))
     flags += [(rel(p), "outlier", f"{s:.4f}") for p, s in out.flagged()]
     counts = {issue: sum(1 for _, i, _ in flags if i == issue) for issue in FLAG_ISSUES}
-    out_dir = Path(args.out)
+    out_dir = Path(args.output)
     summary = eda.write_report(
         out_dir, q, root, samples=samples, outliers=out, issue_counts=counts,
         duplicates=[(g.id, [str(f) for f in g.files]) for g in dups.groups],
         embedding=None if args.embedding == "none" else args.embedding, seed=args.seed)
-    _write_csv(out_dir / "flags.csv", ("file", "issue", "score"), flags)
+    write_csv(out_dir / "flags.csv", ("file", "issue", "score"), flags)
     dedup.write_groups_csv(dups, out_dir / "duplicates.csv", root)
     order = np.argsort(-out.score, kind="stable")
-    _write_csv(out_dir / "outliers.csv", ("rank", "file", "score", *out.method_scores),
+    write_csv(out_dir / "outliers.csv", ("rank", "file", "score", *out.method_scores),
                [(rank + 1, rel(q.paths[i]), f"{out.score[i]:.4f}",
                  *(f"{v[i]:.4f}" for v in out.method_scores.values()))
                 for rank, i in enumerate(order)])
     summary.update(near_duplicate_groups=len(dups.groups),
                    dedup_method=args.method, outlier_methods=methods,
                    seconds=round(time.perf_counter() - start, 2))
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_json(out_dir / "summary.json", summary)
     print(f"audited {summary['num_images']} images ({summary['num_unreadable']} unreadable) "
           f"in {summary['seconds']:.1f} s; {len(dups.groups)} duplicate groups")
     for issue, n in counts.items():
@@ -115,14 +112,17 @@ def _audit(root, paths, args):
     return 0
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    from keras_cv_apps.vision.io import list_images
+def _main(args) -> int:
+    from keras_cv_apps.artifacts import default_run_path
+    from keras_cv_apps.image.io import list_images
 
     if args.autoencoder and not Path(args.autoencoder).is_file():
-        print(f"error: autoencoder file {args.autoencoder} does not exist.", file=sys.stderr)
-        return 2
-
+        raise FileNotFoundError(f"Autoencoder file {args.autoencoder} does not exist.")
+    out = Path(args.output) if args.output else default_run_path(APP)
+    blocker = next((p for p in [out, *out.parents] if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise NotADirectoryError(f"--output {str(out)!r} cannot be a folder: {str(blocker)!r} is a file.")
+    args.output = str(out)
     with tempfile.TemporaryDirectory() as tmp:
         if args.path is None:
             from keras_cv_apps.vision.demo import make_demo_set
@@ -130,12 +130,12 @@ def main(argv=None) -> int:
             root = make_demo_set(Path(tmp) / "demo", seed=args.seed)
         else:
             root = Path(args.path)
-        try:
-            paths = list_images(root)
-        except (FileNotFoundError, ValueError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+        paths = list_images(root)
         return _audit(root if root.is_dir() else root.parent, paths, args)
+
+
+def main(argv=None) -> int:
+    return _cli.run(_main, argv, _parser())
 
 
 if __name__ == "__main__":

@@ -24,32 +24,37 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-DEFAULT_OUT = Path("saved_models/dedup/duplicates.csv")
+from apps import _cli
+
+APP = "dedup"
 METHODS = ("phash", "dhash", "ahash", "whash", "cnn")
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m apps.dedup",
-                                     description=__doc__.split("\n")[0])
-    parser.add_argument("path", nargs="?", help="folder of images (default: the demo set)")
-    parser.add_argument("--method", choices=METHODS, default="phash")
-    parser.add_argument("--threshold", type=float, default=None,
-                        help="max Hamming distance 0..64 (hashes) or min cosine similarity "
-                             "in (0, 1] (cnn); default per method")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="CSV of the groups")
-    parser.add_argument("--no-verify", action="store_true", help="skip SSIM verification")
-    parser.add_argument("--workers", type=int, default=None, help="decoding threads")
-    action = parser.add_mutually_exclusive_group()
+def _parser():
+    p = _cli.parser(__doc__, APP)
+    p.add_argument("path", nargs="?", help="folder of images (default: the demo set)")
+    p.add_argument("--method", choices=METHODS, default="phash", help="(default: %(default)s)")
+    p.add_argument("--threshold", type=_cli.finite_float, default=None,
+                   help="max Hamming distance 0..64 (hashes) or min cosine similarity in (0, 1] (cnn); "
+                        "default per method")
+    _cli.add_output(p, APP, out_alias=True, run_folder=False,
+                    default=None)
+    p.add_argument("--no-verify", action="store_true", help="skip SSIM verification")
+    p.add_argument("--workers", type=_cli.positive_int, default=None, help="decoding threads (default: one per core)")
+    action = p.add_mutually_exclusive_group()
     action.add_argument("--move-to", type=Path, help="move extra copies into this folder")
     action.add_argument("--delete", action="store_true", help="delete extra copies")
-    parser.add_argument("--yes", action="store_true", help="confirm --delete without asking")
-    return parser.parse_args(argv)
+    p.add_argument("--yes", action="store_true", help="confirm --delete without asking")
+    return p
+
+
+def parse_args(argv=None):
+    return _parser().parse_args(argv)
 
 
 def _extras(result):
@@ -98,8 +103,9 @@ def _apply(result, root: Path, args) -> int:
     return done
 
 
-def _check(args) -> None:
-    """Reject bad flag values in one sentence before any work starts."""
+def _check(args) -> Path:
+    """Reject bad flag values in one sentence before any work starts; returns the CSV path."""
+    from keras_cv_apps.artifacts import default_run_path
     from keras_cv_apps.vision.dedup import check_threshold
 
     check_threshold(args.method, args.threshold)
@@ -107,37 +113,47 @@ def _check(args) -> None:
         raise FileNotFoundError(f"Path {args.path} does not exist.")
     if args.delete and not args.yes and not sys.stdin.isatty():
         raise ValueError("--delete in a non-interactive run needs --yes to confirm.")
+    out = Path(args.output) if args.output else default_run_path(APP) / "duplicates.csv"
+    if out.is_dir():
+        out = out / "duplicates.csv"
+    blocker = next((p for p in [out, *out.parents] if p.exists() and not p.is_dir()), None)
+    if blocker is not None and blocker != out:
+        raise NotADirectoryError(f"--output {str(out)!r} lies under {str(blocker)!r}, which is a file.")
+    return out
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    from keras_cv_apps.vision import dedup, demo, io
+def _main(args) -> int:
+    from keras_cv_apps.image import io
+    from keras_cv_apps.vision import dedup, demo
 
-    try:
-        _check(args)
-        with tempfile.TemporaryDirectory(prefix="dedup_demo_") as tmp:
-            root = Path(args.path) if args.path else demo.make_demo_set(Path(tmp) / "demo")
-            files = io.list_images(root)
-            result = dedup.find_duplicates(files, method=args.method, threshold=args.threshold,
-                                           verify_ssim=not args.no_verify, workers=args.workers)
-            dedup.write_groups_csv(result, args.out, root)
+    out = _check(args)
+    with tempfile.TemporaryDirectory(prefix="dedup_demo_") as tmp:
+        root = Path(args.path) if args.path else demo.make_demo_set(Path(tmp) / "demo")
+        files = io.list_images(root)
+        result = dedup.find_duplicates(files, method=args.method, threshold=args.threshold,
+                                       verify_ssim=not args.no_verify, workers=args.workers)
+        dedup.write_groups_csv(result, out, root)
+        try:
             handled = _apply(result, root, args) if (args.move_to or args.delete) else 0
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # e.g. no permission to move or delete: keep what was done
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        except FileExistsError:  # refused before anything moved: bad input
+            raise
+        except OSError as exc:  # e.g. no permission to move or delete: keep what was done
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     extra = len(_extras(result))
     print(f"{len(files)} files, {len(result.unreadable)} unreadable, {len(result.groups)} "
-          f"duplicate groups, {extra} extra copies "
-          f"({result.method}, threshold {result.threshold}).")
+          f"duplicate groups, {extra} extra copies ({result.method}, threshold {result.threshold}).")
     for path, error in result.unreadable[:5]:
         print(f"  unreadable: {error}")
     if args.move_to or args.delete:
         print(f"{'Deleted' if args.delete else 'Moved'} {handled} files; representatives kept.")
-    print(f"Groups written to {args.out}")
+    print(f"Groups written to {out}")
+    _cli.next_step(f"check the groups in {out}, then rerun with --move-to DIR (or --delete --yes) to act on them")
     return 0
+
+
+def main(argv=None) -> int:
+    return _cli.run(_main, argv, _parser())
 
 
 if __name__ == "__main__":

@@ -2,55 +2,63 @@
 
 LeNet-5 (LeCun et al., 1998) reads a 32x32 grey image through two convolution + subsampling
 stages (6 and 16 feature maps of 5x5 filters) and three fully connected layers (120, 84, classes).
-It has 61,706 weights, so it trains in seconds on a laptop CPU and its int8 TFLite file is ~70 KB.
+It has about 62 thousand weights, so it trains in seconds on a laptop CPU and its int8 TFLite file
+is under 100 KB.
 
 The default run uses scikit-learn's 1,797 real 8x8 digits (no download), upsampled to 32x32 and
-split 70/10/20 with stratification. What lifts the plain network from ~96.5% to >= 99.4% test
-accuracy on this small set is the recipe, not the size of the network: random affine augmentation
-in the `tf.data` pipeline (rotations up to ~14 degrees, 10% shifts and zooms), ReLU + max pooling,
-"same" padding in C1 (the digit's strokes reach the border), batch normalisation, dropout 0.2 before
-the dense layers, label smoothing 0.1, and Adam with a warm-up + cosine learning-rate schedule over
-40 epochs. Early stopping keeps the best validation weights.
+split 70/10/20 with stratification. What lifts the plain network on this small set is the recipe,
+not the size of the network: random affine augmentation in the `tf.data` pipeline (rotations up
+to ~14 degrees, 10% shifts and zooms), ReLU + max pooling, "same" padding in C1 (the digit's
+strokes reach the border), batch normalisation, dropout 0.2 before the dense layers, label
+smoothing 0.1, and Adam with a warm-up + cosine learning-rate schedule over 40 epochs. Early
+stopping keeps the best validation weights.
 
 After training the app evaluates on the test split (top-1/top-5, per-class precision/recall/F1,
 confusion matrix), saves `model.keras`, exports `model.tflite` (float32) and `model_int8.tflite`
 (full-integer, uint8 in/out: feed raw pixel bytes), verifies both against Keras with the LiteRT
-interpreter, and writes labels.txt, config.json, metrics.json, history.json and PNG plots.
+interpreter, and writes labels.txt, config.json, metrics.json, history.json and PNG plots into a
+new run folder (runs/lenet_train/<date-time>/ unless --output says otherwise).
 
 Usage:
-    python -m apps.lenet_train                       # digits, app defaults, saved_models/lenet_train/
+    python -m apps.lenet_train                       # digits, app defaults
     python -m apps.lenet_train --dataset keras:mnist --image-size 32 --epochs 20
     python -m apps.lenet_train --dataset dir:/data/letters --quantize float32,float16,int8
 """
 
 from __future__ import annotations
 
-from apps import _common
+from apps import _cli, _runs
 
 APP = "lenet_train"
-# The recipe that lifts LeNet-5 from ~96.5% to >= 99.4% on digits (benchmarks/bench_lenet.py).
 MODEL_KWARGS = {"activation": "relu", "pooling": "max", "padding": "same", "batch_norm": True, "dropout": 0.2}
 FIT_KWARGS = {"optimizer": "adam", "schedule": "cosine", "label_smoothing": 0.1, "patience": 1000}
 AUGMENT = "digits"
+
+
+def _parser():
+    p = _cli.parser(__doc__, APP)
+    _cli.add_model(p, default="lenet5", tasks=("classifier",), app=APP)
+    _cli.add_data(p, batch_size=64)
+    _cli.add_training(p, epochs=40, learning_rate=2e-3)
+    _cli.add_balance(p)
+    _cli.add_export(p)
+    _cli.add_output(p, APP)
+    return p
 
 
 def parse_args(argv=None):
     return _parser().parse_args(argv)
 
 
-def _parser():
-    return _common.common_parser(__doc__, app=APP, model="lenet5", epochs=40, batch_size=64, learning_rate=2e-3)
-
-
 def _main(args) -> int:
-    result = _common.train_classifier(args, app=APP, model_kwargs=MODEL_KWARGS, fit_kwargs=FIT_KWARGS,
-                                      augment=AUGMENT)
-    _common.print_summary("LeNet-5", result, args.output)
+    metrics, run = _runs.train_classifier(args, app=APP, model_kwargs=MODEL_KWARGS, fit_kwargs=FIT_KWARGS,
+                                          augment=AUGMENT)
+    _runs.print_classifier_summary("LeNet-5", metrics, run)
     return 0
 
 
 def main(argv=None) -> int:
-    return _common.run(_main, argv, _parser())
+    return _cli.run(_main, argv, _parser())
 
 
 if __name__ == "__main__":

@@ -17,31 +17,40 @@ Prints ``identity=<name> distance=<float>`` (or ``identity=unknown distance=<flo
 then the ``--top`` nearest identities.
 """
 
+
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from apps.siamese_verify import DEFAULT_MODEL, Embedder
+from apps import _cli
+
+APP = "siamese_identify"
+
+
+def _parser():
+    p = _cli.parser(__doc__, APP)
+    p.add_argument("gallery", help="folder of identities (sub-folders or one file per identity)")
+    p.add_argument("query", help="image to identify")
+    p.add_argument("--model", default=None,
+                   help="exported embedding .tflite (default: the newest siamese_train run, else the reference)")
+    p.add_argument("--threshold", type=_cli.nonnegative_float, default=None,
+                   help="override the saved distance threshold")
+    p.add_argument("--top", type=_cli.positive_int, default=3,
+                   help="how many nearest identities to list (default: %(default)s)")
+    p.add_argument("--output", default=None, help="also write the answer as JSON to this file (default: print only)")
+    return p
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m apps.siamese_identify", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("gallery", help="folder of identities (sub-folders or one file per identity)")
-    parser.add_argument("query", help="image to identify")
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="exported embedding .tflite (default: %(default)s)")
-    parser.add_argument("--threshold", type=float, default=None, help="override the saved distance threshold")
-    parser.add_argument("--top", type=int, default=3, help="how many nearest identities to list (default: %(default)s)")
-    return parser.parse_args(argv)
+    return _parser().parse_args(argv)
 
 
 def gallery_files(root) -> list:
     """``(identity, path)`` for every image under ``root``: sub-folder name or file stem."""
-    from keras_cv_apps.vision import io
+    from keras_cv_apps.image import io
 
     root = Path(root)
     if not root.is_dir():
@@ -50,19 +59,19 @@ def gallery_files(root) -> list:
     for path in io.list_images(root):
         rel = Path(path).relative_to(root)
         items.append((rel.parts[0] if len(rel.parts) > 1 else rel.stem, Path(path)))
-    if not items:
-        raise ValueError(f"Gallery {str(root)!r} holds no images; put one sub-folder or one file per identity.")
     return items
 
 
-def identify(embedder, gallery, query_path):
+def identify(model, gallery, query_path):
     """Nearest distance per identity, sorted; unreadable gallery files go to stderr."""
-    query = embedder.embed_file(query_path)
+    from keras_cv_apps.image.io import ImageReadError
+
+    query = model(query_path)
     best = {}
     for name, path in gallery:
         try:
-            distance = float(np.linalg.norm(embedder.embed_file(path) - query))
-        except ValueError as err:
+            distance = float(np.linalg.norm(model(path) - query))
+        except ImageReadError as err:
             print(f"skipped: {err}", file=sys.stderr)
             continue
         best[name] = min(distance, best.get(name, np.inf))
@@ -71,16 +80,20 @@ def identify(embedder, gallery, query_path):
     return sorted(best.items(), key=lambda item: item[1])
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        embedder = Embedder(args.model)
-        ranking = identify(embedder, gallery_files(args.gallery), args.query)
-    except (ValueError, FileNotFoundError, NotADirectoryError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    threshold = embedder.threshold if args.threshold is None else args.threshold
+def _main(args) -> int:
+    from keras_cv_apps.artifacts import write_json
+    from keras_cv_apps.inference import ExportedModel
+
+    model = ExportedModel(_cli.resolve_model(args.model, app="siamese_train", filename="embedding.tflite"))
+    threshold = args.threshold
+    if threshold is None:
+        threshold = float(model.sidecar("threshold.json")["threshold"])
+    ranking = identify(model, gallery_files(args.gallery), args.query)
     name, distance = ranking[0]
+    if args.output:
+        write_json(args.output, {"identity": name if distance <= threshold else "unknown", "nearest": name,
+                                 "distance": distance, "threshold": threshold, "model": str(model.path),
+                                 "ranking": [{"identity": n, "distance": d} for n, d in ranking[:args.top]]})
     if distance <= threshold:
         print(f"identity={name} distance={distance:.4f}")
     else:
@@ -90,5 +103,9 @@ def main(argv=None) -> int:
     return 0
 
 
+def main(argv=None) -> int:
+    return _cli.run(_main, argv, _parser())
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

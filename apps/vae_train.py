@@ -15,34 +15,35 @@ dimension swept from -3 to 3 per row, the others held at 0), ``reconstructions.p
 ``latent_scatter.png`` (posterior means coloured by class). With ``--anomaly-class K`` the VAE
 trains without class K and the ROC AUC of detecting it is reported for each score, the VAE's own
 ``-ELBO`` among them. ``encoder.tflite`` (image -> [mean | log_var]) and ``decoder.tflite``
-(code -> image) are exported to ``saved_models/vae_train/vae/`` and verified against Keras.
+(code -> image) are exported to a new ``runs/vae_train/vae-<date-time>/`` folder and verified
+against Keras.
 
 Usage:
     python -m apps.vae_train
     python -m apps.vae_train --latent-dim 2 --beta 1.0 --anomaly-class 9
 """
 
+
 from __future__ import annotations
 
-from apps import _common
-from apps import autoencoder_train as ae_app
+from apps import _cli, _runs
 
 APP = "vae_train"
-EPOCHS = 40
 
 
 def _parser():
-    parser = ae_app._parser(app=APP, doc=__doc__, variants=("vae",))
-    parser.add_argument("--beta", type=float, default=None,
-                        help="weight of the KL term (default: the model's, 1.0)")
-    return parser
+    p = _cli.parser(__doc__, APP)
+    _cli.add_reconstruction(p, app=APP, model_help="vae")
+    p.add_argument("--beta", type=_cli.nonnegative_float, default=None,
+                   help="weight of the KL term (default: the model's, 1.0)")
+    return p
 
 
 def parse_args(argv=None):
     return _parser().parse_args(argv)
 
 
-def _vae_report(args):
+def _vae_report(seed):
     def report(model, x_eval, out):
         import numpy as np
 
@@ -50,7 +51,7 @@ def _vae_report(args):
 
         elbo = rm.elbo_per_image(model, x_eval, num_samples=10)
         reconstruction, kl = (x.numpy().mean() for x in model.loss_terms(x_eval))
-        rm.plot_image_rows({f"draws {r + 1}": model.sample(12, seed=args.seed + r) for r in range(6)},
+        rm.plot_image_rows({f"draws {r + 1}": model.sample(12, seed=seed + r) for r in range(6)},
                            out / "samples.png", title="Decoded draws from the prior N(0, I)")
         # Sweep the dimensions that carry the most information (largest mean KL) first.
         mean, log_var = model.split_moments(model.encoder.predict(x_eval, verbose=0))
@@ -66,19 +67,14 @@ def _vae_report(args):
 
 
 def _main(args) -> int:
-    args.epochs = args.epochs or EPOCHS
-    model_name = args.model or "vae"
-    if args.beta is not None and args.beta < 0:
-        raise ValueError(f"--beta must be >= 0, got {args.beta}.")
-    result, out = ae_app.run(args, app=APP, model_name=model_name, target="image",
-                             extra_report=_vae_report(args),
-                             model_kwargs={"beta": args.beta})
-    ae_app.print_summary(result, out)
+    metrics, run = _runs.train_reconstruction(args, app=APP, model_name=args.model or "vae", target="image",
+                                              extra_report=_vae_report(args.seed), model_kwargs={"beta": args.beta})
+    _runs.print_reconstruction_summary(metrics, run)
     return 0
 
 
 def main(argv=None) -> int:
-    return _common.run(_main, argv, _parser())
+    return _cli.run(_main, argv, _parser())
 
 
 if __name__ == "__main__":

@@ -97,7 +97,8 @@ def run_cleanvision(python: str, root: Path) -> dict | None:
 
 def throughput(root: Path, copies: int) -> list:
     """images/s of decode only, quality checks, and quality checks + embeddings."""
-    from keras_cv_apps.vision import io, quality
+    from keras_cv_apps.image import io
+    from keras_cv_apps.vision import quality
 
     files = [p for p in io.list_images(root) if "corrupt" not in p.name]
     big = root.parent / "many"
@@ -135,7 +136,7 @@ def main(argv=None) -> int:
         root = make_demo_set(Path(tmp) / "demo")
         expected = truth(root)
         help_s, _ = run_timed([PY, "-m", "apps.dataset_audit", "--help"])
-        first = ("from keras_cv_apps.vision import io, quality;"
+        first = ("from keras_cv_apps.image import io; from keras_cv_apps.vision import quality;"
                  f"quality.assess(io.list_images({str(root / 'photos')!r})[:1], progress=False)")
         first_s, _ = run_timed([PY, "-c", first])
         code = ("import sys, time; t = time.perf_counter(); from apps.dataset_audit import main;"

@@ -86,8 +86,8 @@ def _transform(img, name, rng):
         alpha, beta = rng.uniform(0.7, 1.3), rng.uniform(-40, 40)
         return cv2.convertScaleAbs(img, alpha=alpha, beta=beta), ".png"
     if name == "crop":
-        t, b, l, r = (rng.uniform(0.0, 0.1, 4) * [h, h, w, w]).astype(int)
-        return img[t : h - b, l : w - r], ".png"
+        top, bottom, left, right = (rng.uniform(0.0, 0.1, 4) * [h, h, w, w]).astype(int)
+        return img[top : h - bottom, left : w - right], ".png"
     if name == "rotation":
         m = cv2.getRotationMatrix2D((w / 2, h / 2), rng.uniform(-4, 4), 1.0)
         return cv2.warpAffine(img, m, (w, h), borderMode=cv2.BORDER_REFLECT), ".png"
@@ -178,7 +178,8 @@ def speed(paths, rounds: int = 3) -> dict:
 
     Best of ``rounds`` alternating runs each, so other load on the machine hurts both alike.
     """
-    from keras_cv_apps.vision import dedup, io
+    from keras_cv_apps.image import io
+    from keras_cv_apps.vision import dedup
 
     def rate(fn):
         t0 = time.perf_counter()

@@ -24,15 +24,11 @@ def new_figure(figsize, **kwargs):
 
 def save_figure(fig, path, *, dpi=100) -> str:
     """Write ``fig`` as a PNG at ``path`` atomically; returns the path as a string."""
-    path = os.fspath(path)
-    tmp = f"{path}.tmp-{os.getpid()}.png"
-    try:
-        fig.savefig(tmp, dpi=dpi)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    from keras_cv_apps.artifacts import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    return os.fspath(path)
 
 
 def figure_data_uri(fig, *, dpi=80) -> str:

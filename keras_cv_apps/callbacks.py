@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import math
 import os
@@ -26,6 +25,9 @@ import keras
 import numpy as np
 
 from keras_cv_apps._figures import new_figure, save_figure
+from keras_cv_apps._validate import check_choice
+from keras_cv_apps.artifacts import atomic_path, write_json, write_text
+from keras_cv_apps.choices import SCHEDULES
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +41,6 @@ __all__ = [
     "plot_training_curves",
 ]
 
-SCHEDULES = ("plateau", "cosine", "onecycle", "constant")
 _MAXIMIZED = ("acc", "auc", "f1", "precision", "recall", "iou", "psnr", "ssim")
 
 
@@ -49,16 +50,6 @@ def monitor_mode(monitor: str) -> str:
     return "max" if any(token in name for token in _MAXIMIZED) else "min"
 
 
-def _atomic_write(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary sibling file and ``os.replace``."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _plain(value):
@@ -110,8 +101,7 @@ class BestModelCheckpoint(keras.callbacks.Callback):
 
     def __init__(self, path, *, monitor="val_loss", mode="auto"):
         super().__init__()
-        if mode not in ("auto", "min", "max"):
-            raise ValueError(f"Unknown mode {mode!r}; choose one of 'auto', 'min', 'max'.")
+        check_choice(mode, ("auto", "min", "max"), "checkpoint mode")
         self.path = os.fspath(path)
         self.monitor = monitor
         self.mode = monitor_mode(monitor) if mode == "auto" else mode
@@ -136,14 +126,8 @@ class BestModelCheckpoint(keras.callbacks.Callback):
         value = float(value)
         if not math.isfinite(value) or not self._improved(value):
             return
-        directory, name = os.path.split(self.path)
-        tmp = os.path.join(directory, f".{name}.tmp-{os.getpid()}.keras")
-        try:
+        with atomic_path(self.path) as tmp:
             self.model.save(tmp)
-            os.replace(tmp, self.path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
         self.best, self.best_epoch = value, epoch
         logger.info("Epoch %d: %s improved to %.5g; saved %s", epoch + 1, self.monitor, value,
                     self.path)
@@ -188,14 +172,13 @@ class HistoryWriter(keras.callbacks.Callback):
         keys = list(self.history)
         n = len(self.history["epoch"])
         columns = {k: v + [None] * (n - len(v)) for k, v in self.history.items()}
-        _atomic_write(os.path.join(self.run_dir, "history.json"),
-                      json.dumps(columns, indent=1))
+        write_json(os.path.join(self.run_dir, "history.json"), columns, indent=1)
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(keys)
         for i in range(n):
             writer.writerow(["" if columns[k][i] is None else columns[k][i] for k in keys])
-        _atomic_write(os.path.join(self.run_dir, "history.csv"), out.getvalue())
+        write_text(os.path.join(self.run_dir, "history.csv"), out.getvalue())
 
     def _plot(self):
         try:
@@ -253,8 +236,7 @@ def default_callbacks(run_dir, *, monitor="val_loss", patience=10, schedule="pla
     ``patience`` epochs without improvement of ``monitor`` stop training (with any schedule);
     ``"plateau"`` also halves the learning rate after ``max(1, patience // 3)`` such epochs.
     """
-    if schedule not in SCHEDULES:
-        raise ValueError(f"Unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}.")
+    check_choice(schedule, SCHEDULES, "schedule")
     mode = monitor_mode(monitor)
     callbacks = [
         LearningRateLogger(),

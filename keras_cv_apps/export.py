@@ -25,21 +25,20 @@ place, so an interrupted export never leaves a half-written file.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
-import os
 import re
-import shutil
 import tempfile
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
+from keras_cv_apps._validate import check_choice
+from keras_cv_apps.artifacts import atomic_path, write_bytes
+from keras_cv_apps.choices import INT8_IO, QUANTIZATIONS
+
 logger = logging.getLogger(__name__)
 
-QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
-INT8_IO = ("uint8", "int8", "float32")
 
 
 class ExportError(RuntimeError):
@@ -47,83 +46,9 @@ class ExportError(RuntimeError):
 
 
 # --------------------------------------------------------------------------------------------
-# Atomic writes
-
-
-@contextlib.contextmanager
-def _atomic_path(path, *, directory: bool = False):
-    """Yield a temporary sibling of ``path`` to write to; on success rename it onto ``path``.
-
-    On any error the temporary file or folder is removed and ``path`` is left as it was.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
-    target = tmp / path.name  # keeps the suffix: some writers (ONNX) look at it
-    try:
-        yield target
-        if directory:
-            _replace_dir(target, path)
-        else:
-            os.replace(target, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _replace_dir(src: Path, dst: Path):
-    """Move folder ``src`` onto ``dst``, replacing an existing ``dst`` only once ``src`` is complete."""
-    if dst.exists():
-        old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
-        os.replace(dst, old)
-        os.replace(src, dst)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(src, dst)
-
-
-def _write_bytes(path, data: bytes) -> Path:
-    with _atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    return Path(path)
-
-
-def _json_default(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, (Path, os.PathLike)):
-        return os.fspath(obj)
-    if isinstance(obj, (set, frozenset)):
-        return sorted(obj)
-    raise TypeError(f"write_json cannot store a {type(obj).__name__} value ({obj!r:.60}).")
-
-
-def write_json(obj, path) -> Path:
-    """Write ``obj`` as indented JSON atomically; numpy scalars/arrays and paths are converted."""
-    text = json.dumps(obj, indent=2, default=_json_default)
-    return _write_bytes(path, (text + "\n").encode("utf-8"))
-
-
-def write_labels(class_names, path) -> Path:
-    """Write one class name per line (line i = output index i), atomically."""
-    names = [str(n) for n in class_names]
-    bad = [n for n in names if "\n" in n or "\r" in n or not n.strip()]
-    if not names or bad:
-        raise ValueError(f"write_labels needs a non-empty list of one-line, non-blank names; got {bad or names!r}.")
-    return _write_bytes(path, ("\n".join(names) + "\n").encode("utf-8"))
-
-
-# --------------------------------------------------------------------------------------------
 # TFLite
 
 
-def _check_choice(value, choices, what):
-    if value not in choices:
-        raise ValueError(f"Unknown {what} {value!r}; choose one of {', '.join(map(repr, choices))}.")
 
 
 def _input_shape(model) -> tuple:
@@ -185,7 +110,7 @@ def _avg_pools_as_depthwise(model):
                                             name=f"{layer.name}_as_depthwise")
 
     def has_pool(m):
-        return any(is_pool(l) or (isinstance(l, keras.Model) and has_pool(l)) for l in m.layers)
+        return any(is_pool(layer) or (isinstance(layer, keras.Model) and has_pool(layer)) for layer in m.layers)
 
     if not has_pool(model):
         return model
@@ -239,8 +164,8 @@ def export_tflite(model, path, *, quantization: str = "float32", representative=
     """
     import tensorflow as tf
 
-    _check_choice(quantization, QUANTIZATIONS, "quantization")
-    _check_choice(int8_io, INT8_IO, "int8_io")
+    check_choice(quantization, QUANTIZATIONS, "quantization")
+    check_choice(int8_io, INT8_IO, "int8_io")
     shape = _input_shape(model)
     if batch_size is not None and int(batch_size) < 1:
         raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}.")
@@ -273,38 +198,7 @@ def export_tflite(model, path, *, quantization: str = "float32", representative=
         except Exception as err:  # the converter raises several types, all with the MLIR log as text
             raise _conversion_error(err, allow_flex) from err
     logger.info("Wrote %s TFLite model (%d bytes) to %s", quantization, len(flatbuffer), path)
-    return _write_bytes(path, flatbuffer)
-
-
-def _quantize(x, detail):
-    """Float input -> the integer input tensor's representation (identity for float tensors)."""
-    dtype = detail["dtype"]
-    if not np.issubdtype(dtype, np.integer):
-        return x.astype(dtype)
-    scale, zero = detail["quantization"]
-    info = np.iinfo(dtype)
-    return np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
-
-
-def _dequantize(y, detail):
-    if not np.issubdtype(detail["dtype"], np.integer):
-        return y.astype("float32")
-    scale, zero = detail["quantization"]
-    return (y.astype("float32") - zero) * scale
-
-
-def _quantization_kind(interpreter) -> str:
-    """Name the quantization a TFLite model was made with, from its tensor types and ops."""
-    inp = interpreter.get_input_details()[0]
-    ops = {op["op_name"] for op in interpreter._get_ops_details()}
-    dtypes = {t["dtype"] for t in interpreter.get_tensor_details()}
-    if np.issubdtype(inp["dtype"], np.integer) or "QUANTIZE" in ops:
-        return "int8"
-    if np.float16 in dtypes:
-        return "float16"
-    if np.int8 in dtypes:
-        return "dynamic"
-    return "float32"
+    return write_bytes(path, flatbuffer)
 
 
 def _compare(keras_out, other_out, labels) -> dict:
@@ -332,33 +226,11 @@ def _existing(path) -> Path:
 
 
 def run_tflite(path, samples, *, num_threads: int = 1, batch_size: int = 64) -> np.ndarray:
-    """Run a ``.tflite`` model on float ``samples`` with the LiteRT interpreter; return float outputs.
+    """Run a ``.tflite`` model on float ``samples`` with the LiteRT interpreter; return float outputs
+    (`keras_cv_apps.inference.TFLiteModel`: integer models are quantized/dequantized there)."""
+    from keras_cv_apps.inference import TFLiteModel
 
-    Integer models get their inputs quantized and their outputs dequantized here. Dynamic-batch
-    models run ``batch_size`` samples per call; fixed-batch models run their own batch size.
-    """
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_path=str(_existing(path)), num_threads=num_threads)
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    fixed = int(inp["shape_signature"][0]) if inp["shape_signature"][0] > 0 else None
-    step = fixed or batch_size
-    results, current = [], None
-    for start in range(0, len(samples), step):
-        chunk = samples[start:start + step]
-        real = len(chunk)
-        if fixed and real < fixed:  # pad the last chunk of a fixed-batch model
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], fixed - real, axis=0)])
-        if not fixed and current != len(chunk):
-            interpreter.resize_tensor_input(inp["index"], [len(chunk), *inp["shape"][1:]])
-            current = None
-        if current != len(chunk):
-            interpreter.allocate_tensors()
-            current = len(chunk)
-        interpreter.set_tensor(inp["index"], _quantize(chunk, inp))
-        interpreter.invoke()
-        results.append(_dequantize(interpreter.get_tensor(out["index"]), out)[:real])
-    return np.concatenate(results)
+    return TFLiteModel(_existing(path), num_threads=num_threads)(samples, batch_size=batch_size)
 
 
 def verify_tflite(model, path, samples, labels=None, *, num_threads: int = 1) -> dict:
@@ -368,15 +240,14 @@ def verify_tflite(model, path, samples, labels=None, *, num_threads: int = 1) ->
     is a ``(N, K)`` vector), ``accuracy``/``keras_accuracy`` when ``labels`` are given,
     ``size_bytes`` and ``quantization`` (read from the file).
     """
-    from ai_edge_litert.interpreter import Interpreter
+    from keras_cv_apps.inference import TFLiteModel
 
     x = _images(model, samples, "samples")
-    path = _existing(path)
-    lite_out = run_tflite(path, x, num_threads=num_threads)
+    lite = TFLiteModel(_existing(path), num_threads=num_threads)
     keras_out = np.asarray(model.predict(x, verbose=0, batch_size=64))
-    report = _compare(keras_out, lite_out, labels)
-    report["size_bytes"] = path.stat().st_size
-    report["quantization"] = _quantization_kind(Interpreter(model_path=str(path)))
+    report = _compare(keras_out, lite(x), labels)
+    report["size_bytes"] = lite.path.stat().st_size
+    report["quantization"] = lite.quantization
     return report
 
 
@@ -393,7 +264,7 @@ def export_onnx(model, path, *, opset: int | None = None) -> Path:
     inputs = getattr(model, "inputs", None)
     name = inputs[0].name if inputs else "input"
     spec = tf.TensorSpec((None, *_input_shape(model)[1:]), tf.as_dtype(_input_dtype(model)), name=name)
-    with _atomic_path(path) as tmp, warnings.catch_warnings():
+    with atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # tf2onnx probes np.object under numpy 2
         model.export(str(tmp), format="onnx", verbose=False, input_signature=[spec], opset_version=opset)
     logger.info("Wrote ONNX model to %s", path)
@@ -416,6 +287,46 @@ def verify_onnx(model, path, samples, labels=None) -> dict:
 
 def export_saved_model(model, path) -> Path:
     """Export ``model``'s inference function as a TensorFlow SavedModel folder (atomic rename)."""
-    with _atomic_path(path, directory=True) as tmp:
+    with atomic_path(path, directory=True) as tmp:
         model.export(str(tmp), format="tf_saved_model", verbose=False)
+    return Path(path)
+
+
+# --------------------------------------------------------------------------------------------
+# Every export of a run, verified
+
+
+def export_name(stem: str, quantization: str) -> str:
+    """File name of one TFLite variant: ``model.tflite`` (float32), ``model_int8.tflite``, ..."""
+    check_choice(quantization, QUANTIZATIONS, "quantization")
+    return f"{stem}.tflite" if quantization == "float32" else f"{stem}_{quantization}.tflite"
+
+
+def export_all(model, out_dir, quantizations: Sequence[str], *, samples, labels=None, representative=None,
+               stem: str = "model", onnx: bool = False) -> dict:
+    """Export ``model`` once per quantization (and to ONNX when asked) into ``out_dir``, verify
+    every file against Keras on ``samples``, and return ``{file name: verification report}``.
+
+    ``representative`` (scaled float32 training images) is required when ``int8`` is asked.
+    """
+    out_dir = Path(out_dir)
+    reports = {}
+    for mode in quantizations:
+        path = out_dir / export_name(stem, mode)
+        export_tflite(model, path, quantization=mode, representative=representative if mode == "int8" else None)
+        reports[path.name] = verify_tflite(model, path, samples, labels)
+    if onnx:
+        path = export_onnx(model, out_dir / f"{stem}.onnx")
+        reports[path.name] = verify_onnx(model, path, samples, labels)
+    return reports
+
+
+def save_keras(model, path) -> Path:
+    """Save ``model`` for inference as a ``.keras`` file: the same graph and weights without the
+    optimizer state (about a third of the size; a run's ``best.keras`` keeps that for resuming),
+    written atomically."""
+    inference = model.__class__.from_config(model.get_config())  # same graph, not compiled
+    inference.set_weights(model.get_weights())
+    with atomic_path(path) as tmp:
+        inference.save(tmp)
     return Path(path)

@@ -16,14 +16,19 @@ Schedules (the learning rate per optimizer step, over ``epochs * steps_per_epoch
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+import sys
 import tempfile
+import time
 
 import keras
 import tensorflow as tf
 
 from keras_cv_apps import callbacks as cbs
+from keras_cv_apps._validate import check_choice
+from keras_cv_apps.choices import OPTIMIZERS, SCHEDULES, STRATEGIES
 from keras_cv_apps.losses.classification import SparseCategoricalCrossentropyWithSmoothing
 
 logger = logging.getLogger(__name__)
@@ -33,6 +38,7 @@ __all__ = [
     "SCHEDULES",
     "STRATEGIES",
     "SparseCategoricalCrossentropyWithSmoothing",
+    "FitResult",
     "TrainingDivergedError",
     "build_optimizer",
     "fit",
@@ -41,18 +47,23 @@ __all__ = [
     "set_seed",
 ]
 
-OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULES = cbs.SCHEDULES
-STRATEGIES = ("default", "mirrored", "multiworker")
 
 
 class TrainingDivergedError(RuntimeError):
     """The loss became NaN or infinite; the model holds the last good (best) weights."""
 
 
-def _check_choice(what, value, choices):
-    if value not in choices:
-        raise ValueError(f"Unknown {what} {value!r}; choose one of {', '.join(choices)}.")
+@dataclasses.dataclass
+class FitResult:
+    """What `fit` returns: the trained model (best weights), its per-epoch logs and the time."""
+
+    model: keras.Model
+    history: dict
+    seconds: float
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.history.get("loss", []))
 
 
 def set_seed(seed):
@@ -69,7 +80,7 @@ def get_strategy(name="default"):
     """
     if isinstance(name, tf.distribute.Strategy):
         return name
-    _check_choice("strategy", name, STRATEGIES)
+    check_choice(name, STRATEGIES, "strategy")
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multiworker":
@@ -84,7 +95,7 @@ def learning_rate_schedule(schedule, learning_rate, total_steps=None):
     a callback); ``cosine`` and ``onecycle`` give a `keras.optimizers.schedules.CosineDecay`
     with linear warm-up spanning ``total_steps`` optimizer steps (see the module docstring).
     """
-    _check_choice("schedule", schedule, SCHEDULES)
+    check_choice(schedule, SCHEDULES, "schedule")
     if schedule in ("plateau", "constant"):
         return float(learning_rate)
     if not total_steps or total_steps < 2:
@@ -105,7 +116,7 @@ def build_optimizer(name, learning_rate, *, weight_decay=None, ema=False):
     is Keras' decoupled weight decay (AdamW's default 0.004 when None); ``ema`` keeps an
     exponential moving average of the weights (momentum 0.99).
     """
-    _check_choice("optimizer", name, OPTIMIZERS)
+    check_choice(name, OPTIMIZERS, "optimizer")
     kwargs = {"learning_rate": learning_rate, "use_ema": bool(ema)}
     if weight_decay is not None:
         kwargs["weight_decay"] = float(weight_decay)
@@ -200,16 +211,37 @@ def _find(callbacks, cls):
     return next(cb for cb in callbacks if isinstance(cb, cls))
 
 
+def _check_classes(model, splits):
+    """A classifier must have one output per class of the dataset it trains on."""
+    num_classes = getattr(splits, "num_classes", None)
+    try:
+        outputs = model.output_shape
+    except (AttributeError, ValueError):
+        return
+    if num_classes and isinstance(outputs, tuple) and len(outputs) == 2 and outputs[-1] not in (None, num_classes):
+        raise ValueError(f"{model.name} has {outputs[-1]} outputs but the dataset has {num_classes} classes; "
+                         f"create it with num_classes={num_classes}.")
+
+
+def progress_verbosity(verbose="auto"):
+    """Keras ``verbose`` for ``fit``: ``"auto"`` is a progress bar on a terminal and one line per
+    epoch otherwise (a bar redrawn into a pipe or log file is mostly noise)."""
+    if verbose == "auto":
+        return 1 if sys.stdout.isatty() else 2
+    return verbose
+
+
 def fit(model_or_builder, splits, *, run_dir, epochs=20, learning_rate=1e-3, optimizer="adam",
         schedule="plateau", loss=None, metrics=None, class_weight=None, steps_per_epoch=None,
         patience=10, strategy="default", verbose="auto", extra_callbacks=(), weight_decay=None,
         label_smoothing=0.0, ema=False, monitor=None):
-    """Train a model into ``run_dir`` and return the Keras ``History``.
+    """Train a model into ``run_dir`` and return a `FitResult` (the model, its logs, the time).
 
     ``model_or_builder`` is a ``keras.Model`` or a zero-argument callable that builds one (it
     is called inside the strategy's scope; a built model is rebuilt there for a non-default
-    strategy). Get the trained model as ``history.model``; a model passed in also receives the
-    best weights. ``splits`` is a `data.Splits` (only ``.train`` and ``.val`` are used), a
+    strategy). The trained model is ``result.model``; a model passed in also receives the
+    best weights. A classifier whose output count differs from ``splits.num_classes`` is refused.
+    ``splits`` is a `data.Splits` (only ``.train`` and ``.val`` are used), a
     ``(train, val)`` pair or one training dataset; datasets yield ``(x, y)`` or
     ``(x, y, sample_weight)``.
 
@@ -226,8 +258,8 @@ def fit(model_or_builder, splits, *, run_dir, epochs=20, learning_rate=1e-3, opt
     weights); on Ctrl-C restores the best weights, keeps the files written so far and
     re-raises ``KeyboardInterrupt``.
     """
-    _check_choice("optimizer", optimizer, OPTIMIZERS)
-    _check_choice("schedule", schedule, SCHEDULES)
+    check_choice(optimizer, OPTIMIZERS, "optimizer")
+    check_choice(schedule, SCHEDULES, "schedule")
     if int(epochs) < 1 or not learning_rate > 0:
         raise ValueError(f"epochs must be >= 1 and learning_rate > 0; got epochs={epochs}, "
                          f"learning_rate={learning_rate}.")
@@ -241,6 +273,8 @@ def fit(model_or_builder, splits, *, run_dir, epochs=20, learning_rate=1e-3, opt
         train = train.repeat()  # epochs of `steps` batches walk on through the data
 
     model = _model_in_scope(model_or_builder, strategy)
+    if _wants_classifier_loss(model, train):
+        _check_classes(model, splits)
     if not model.compiled:
         if loss is None and _wants_classifier_loss(model, train):
             loss = (SparseCategoricalCrossentropyWithSmoothing(label_smoothing=label_smoothing)
@@ -267,11 +301,12 @@ def fit(model_or_builder, splits, *, run_dir, epochs=20, learning_rate=1e-3, opt
         # Validation, early stopping and the checkpoint all see the averaged weights.
         callbacks.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
 
+    start = time.time()
     try:
         history = model.fit(train, validation_data=val, epochs=int(epochs),
                             steps_per_epoch=None if steps_per_epoch is None else steps,
                             class_weight=class_weight, shuffle=False, callbacks=callbacks,
-                            verbose=verbose)
+                            verbose=progress_verbosity(verbose))
     except KeyboardInterrupt:
         # Keras skips on_train_end here: restore the best weights and draw the curves ourselves.
         best = _find(callbacks, keras.callbacks.EarlyStopping).best_weights
@@ -283,7 +318,7 @@ def fit(model_or_builder, splits, *, run_dir, epochs=20, learning_rate=1e-3, opt
         raise
     _copy_back(model, model_or_builder)
     _raise_if_diverged(callbacks, learning_rate)
-    return history
+    return FitResult(model=model, history=dict(history.history), seconds=time.time() - start)
 
 
 def _copy_back(trained, model_or_builder):

@@ -4,14 +4,13 @@ A tiny conv + average-pool + dense classifier is trained for a few epochs on sci
 digits (16x16), so int8 calibration and top-1 agreement are meaningful.
 """
 
-import json
 
 import numpy as np
 import pytest
 
 keras = pytest.importorskip("keras")
 
-from keras_cv_apps import export  # noqa: E402
+from keras_cv_apps import artifacts, export  # noqa: E402
 
 
 def _ops(path):
@@ -105,7 +104,8 @@ def test_int8_io_types(io, dtype, classifier, digits16, tmp_path):
     import tensorflow as tf
 
     path = export.export_tflite(classifier, tmp_path / "m.tflite", quantization="int8",
-                                representative=tf.data.Dataset.from_tensor_slices((x[:128], x[:128, 0, 0, 0])).batch(32),
+                                representative=tf.data.Dataset.from_tensor_slices((x[:128], x[:128, 0, 0, 0]))
+                                .batch(32),
                                 int8_io=io)
     from ai_edge_litert.interpreter import Interpreter
 
@@ -175,7 +175,7 @@ def test_failed_write_keeps_previous_file_and_leaves_no_temp(classifier, monkeyp
     def disk_full(fd):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(export.os, "fsync", disk_full)
+    monkeypatch.setattr(artifacts.os, "fsync", disk_full)
     with pytest.raises(OSError, match="No space"):
         export.export_tflite(classifier, target)
     assert target.read_bytes() == b"previous"
@@ -214,7 +214,8 @@ def test_subclassed_model_exports(tmp_path):
     model = TinySubclassed()
     samples = np.random.default_rng(2).uniform(size=(5, 6, 6, 1)).astype("float32")
     model(samples[:1])
-    assert export.verify_tflite(model, export.export_tflite(model, tmp_path / "s.tflite"), samples)["max_abs_diff"] <= 1e-5
+    path = export.export_tflite(model, tmp_path / "s.tflite")
+    assert export.verify_tflite(model, path, samples)["max_abs_diff"] <= 1e-5
     int8 = export.export_tflite(model, tmp_path / "s8.tflite", quantization="int8", representative=samples)
     assert export.verify_tflite(model, int8, samples)["max_abs_diff"] < 0.05
 
@@ -242,17 +243,14 @@ def test_saved_model_serves_same_outputs_and_replaces_old_folder(classifier, dig
     np.testing.assert_allclose(served, classifier.predict(x_test, verbose=0), atol=1e-6)
 
 
-def test_write_labels_and_json(tmp_path):
-    export.write_labels(["cat", "dog", 3], tmp_path / "labels.txt")
-    assert (tmp_path / "labels.txt").read_text() == "cat\ndog\n3\n"
-    with pytest.raises(ValueError, match="one-line"):
-        export.write_labels(["a\nb"], tmp_path / "bad.txt")
+def test_export_all_names_verifies_and_reports_every_file(classifier, digits16, tmp_path):
+    x, _, x_test, y_test = digits16
+    reports = export.export_all(classifier, tmp_path, ["float32", "float16", "int8"], samples=x_test[:64],
+                                labels=y_test[:64], representative=x[:100], stem="net")
+    assert list(reports) == ["net.tflite", "net_float16.tflite", "net_int8.tflite"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(reports)
+    assert reports["net.tflite"]["max_abs_diff"] <= 1e-5 and reports["net.tflite"]["quantization"] == "float32"
+    assert reports["net_int8.tflite"]["quantization"] == "int8" and reports["net_int8.tflite"]["top1_agreement"] > 0.9
+    with pytest.raises(ValueError, match="representative"):
+        export.export_all(classifier, tmp_path, ["int8"], samples=x_test[:4])
 
-    obj = {"acc": np.float32(0.5), "n": np.int64(3), "cm": np.eye(2, dtype="int32"), "ok": np.bool_(True),
-           "path": tmp_path / "x", "sub": {"v": [np.float64(1.25)]}}
-    export.write_json(obj, tmp_path / "out" / "m.json")
-    assert json.loads((tmp_path / "out" / "m.json").read_text()) == {
-        "acc": 0.5, "n": 3, "cm": [[1, 0], [0, 1]], "ok": True, "path": str(tmp_path / "x"), "sub": {"v": [1.25]}}
-    with pytest.raises(TypeError, match="cannot store a object"):
-        export.write_json({"f": object()}, tmp_path / "m.json")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.txt", "out"]

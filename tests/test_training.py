@@ -243,9 +243,9 @@ def test_smoothed_loss_matches_hand_formula_and_round_trips():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"optimizer": "adagrad"}, "Unknown optimizer 'adagrad'; choose one of adam, adamw, sgd"),
-    ({"schedule": "step"}, "Unknown schedule 'step'; choose one of plateau, cosine"),
-    ({"strategy": "tpu"}, "Unknown strategy 'tpu'; choose one of default, mirrored"),
+    ({"optimizer": "adagrad"}, "Unknown optimizer 'adagrad'; choose one of 'adam', 'adamw', 'sgd'"),
+    ({"schedule": "step"}, "Unknown schedule 'step'; choose one of 'plateau', 'cosine'"),
+    ({"strategy": "tpu"}, "Unknown strategy 'tpu'; choose one of 'default', 'mirrored'"),
     ({"label_smoothing": 1.5}, "label_smoothing"),
     ({"epochs": 0}, "epochs must be >= 1"),
 ])
@@ -315,3 +315,19 @@ def test_multiworker_strategy_runs_as_a_single_worker(tmp_path):
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          env=env, timeout=300, check=True).stdout.split()
     assert out[-2] == "CollectiveAllReduceStrategy" and float(out[-1]) > 0.8
+
+
+def test_a_classifier_must_match_the_dataset_classes(splits, tmp_path):
+    wrong = keras.Sequential([keras.Input(splits.image_shape), keras.layers.Flatten(),
+                              keras.layers.Dense(3, activation="softmax")])
+    with pytest.raises(ValueError, match="has 3 outputs but the dataset has 10 classes"):
+        training.fit(wrong, splits, run_dir=tmp_path / "run", epochs=1)
+
+
+def test_progress_is_a_line_per_epoch_when_not_on_a_terminal(monkeypatch):
+    import io
+
+    monkeypatch.setattr("sys.stdout", io.StringIO())
+    assert training.progress_verbosity("auto") == 2
+    assert training.progress_verbosity(0) == 0
+

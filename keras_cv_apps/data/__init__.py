@@ -6,19 +6,19 @@
 
 `sources` turns a spec (``digits``, ``shapes``, ``lfw_subset``, ``photos``, ``dir:PATH``,
 ``tfds:NAME``, ``keras:mnist``, numpy arrays) into uint8 arrays; `pipelines` splits and feeds
-them; `augment` holds the augmentation presets used by the train pipeline.
+them; `augment` holds the augmentation presets used by the train pipeline; `balance` and `pairs`
+build class-balanced and metric-learning feeds.
 """
 
 from keras_cv_apps.data.augment import PRESETS, build_augmenter, register_preset
 from keras_cv_apps.data.pipelines import SCALES, Splits, load, scale_images, stratified_split
-from keras_cv_apps.data.sources import fit_image, spec_choices
+from keras_cv_apps.data.sources import spec_choices
 
 __all__ = [
     "PRESETS",
     "SCALES",
     "Splits",
     "build_augmenter",
-    "fit_image",
     "load",
     "register_preset",
     "scale_images",

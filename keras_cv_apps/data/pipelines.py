@@ -19,38 +19,26 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from keras_cv_apps._validate import check_choice
 from keras_cv_apps.data import augment as augment_lib
 from keras_cv_apps.data import sources
+from keras_cv_apps.image import ops as image_ops
+from keras_cv_apps.image.ops import SCALES
 
 logger = logging.getLogger(__name__)
 
-SCALES = ("unit", "symmetric", "standardize")
 SPLITS = ("train", "val", "test")
+TARGETS = ("label", "image", "none")
 
 
 def scale_images(x, scale: str, mean=None, std=None):
-    """Pixels in [0, 255] (uint8 or float, numpy or tf) -> float32 scaled by ``scale``.
+    """Pixels in [0, 255] (uint8 or float, NumPy or a TensorFlow tensor) -> float32 model inputs:
+    `keras_cv_apps.image.ops.scale` after a cast to float32 (the one scaling implementation)."""
+    if hasattr(x, "numpy") or type(x).__module__.startswith("tensorflow"):
+        import tensorflow as tf
 
-    ``unit``: x / 255 in [0, 1]; ``symmetric``: x / 127.5 - 1 in [-1, 1]; ``standardize``:
-    (x - mean) / std per channel, with ``mean``/``std`` in pixel units ([0, 255]).
-    Returns the same kind (numpy array or tf tensor) it was given.
-    """
-    import tensorflow as tf
-
-    _check_scale(scale)
-    if scale == "standardize" and (mean is None or std is None):
-        raise ValueError("scale='standardize' needs per-channel mean and std (pixel units).")
-    if tf.is_tensor(x):
         x = tf.cast(x, tf.float32)
-    else:
-        x = np.asarray(x, dtype=np.float32)
-    if scale == "unit":
-        return x * (1.0 / 255.0)
-    if scale == "symmetric":
-        return x * (1.0 / 127.5) - 1.0
-    std = np.asarray(std, np.float32)
-    std = np.where(std > 0, std, 1.0).astype(np.float32)  # a constant channel stays finite
-    return (x - np.asarray(mean, np.float32)) / std
+    return image_ops.scale(x, scale, mean, std)
 
 
 def channel_stats(images: np.ndarray, chunk: int = 4096):
@@ -68,11 +56,6 @@ def channel_stats(images: np.ndarray, chunk: int = 4096):
     return mean.tolist(), std.tolist()
 
 
-def _check_scale(scale):
-    if scale not in SCALES:
-        raise ValueError(f"Unknown scale {scale!r}; use one of {', '.join(SCALES)}.")
-
-
 def _image_size(image_size):
     if image_size is None:
         return None
@@ -84,7 +67,7 @@ def _image_size(image_size):
 
 
 def _check_args(scale, channels, val_fraction, test_fraction, batch_size, augment):
-    _check_scale(scale)
+    check_choice(scale, SCALES, "scale")
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB); got {channels!r}.")
     if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
@@ -96,19 +79,20 @@ def _check_args(scale, channels, val_fraction, test_fraction, batch_size, augmen
 
 
 def stratified_split(labels: np.ndarray, *, val_fraction: float, test_fraction: float,
-                     seed: int, class_names: Optional[Sequence[str]] = None) -> dict:
+                     seed: int, class_names: Optional[Sequence[str]] = None, min_classes: int = 2) -> dict:
     """Indices for train/val/test, stratified by label and seeded (scikit-learn's splitter).
 
     Every class needs at least ``ceil(1 / min(val_fraction, test_fraction))`` (and >= 3)
     images, so that each split can hold it; fewer raise ``ValueError`` naming the class.
+    ``min_classes=1`` accepts a one-class dataset (an anomaly detector's normal images).
     """
     from sklearn.model_selection import train_test_split
 
     counts = np.bincount(labels)
     needed = max(3, math.ceil(1 / min(val_fraction, test_fraction) - 1e-9))
     present = np.flatnonzero(counts)
-    if len(present) < 2:
-        raise ValueError(f"A dataset needs at least 2 classes to classify; got {len(present)}.")
+    if len(present) < min_classes:
+        raise ValueError(f"A dataset needs at least {min_classes} classes here; got {len(present)}.")
     short = [class_names[c] if class_names else int(c) for c in present if counts[c] < needed]
     if short:
         raise ValueError(f"Class(es) {short} have fewer than {needed} images, too few for a "
@@ -126,8 +110,10 @@ class Splits:
     """Seeded, stratified train/val/test splits of one dataset, ready for ``model.fit``.
 
     ``train``/``val``/``test`` are batched ``tf.data.Dataset`` of ``(x float32 [B, H, W, C]
-    scaled, y int32 [B])``, built on first access. ``preprocessing`` records the scaling so an
-    exported model can be fed the same way.
+    scaled, y int32 [B])``, built on first access; `dataset` builds variants (classes left out,
+    class-balanced sampling, images as targets). ``preprocessing`` records the scaling so an
+    exported model can be fed the same way; `describe` is the ``dataset`` section of a run's
+    ``config.json``.
     """
 
     def __init__(self, images, labels, indices, *, class_names, preprocessing, batch_size,
@@ -156,33 +142,80 @@ class Splits:
     def image_shape(self) -> tuple:
         return tuple(int(v) for v in self._images.shape[1:])
 
+    def labels(self, split: str) -> np.ndarray:
+        """Integer labels of ``split`` in dataset order."""
+        return self._labels[self._split(split)]
+
+    def counts(self, split: str = "train") -> np.ndarray:
+        """Images per class in ``split`` (an int64 array of length ``num_classes``)."""
+        return np.bincount(self.labels(split), minlength=self.num_classes).astype(np.int64)
+
+    def describe(self) -> dict:
+        """The ``dataset`` section of ``config.json``: spec, pixel contract, classes and counts."""
+        p = self.preprocessing
+        return {"spec": self.info["spec"], "image_size": p["image_size"], "channels": p["channels"],
+                "scale": p["scale"], "mean": p["mean"], "std": p["std"], "class_names": self.class_names,
+                "counts": self.info["counts"], "skipped": len(self.info["skipped"])}
+
+    def _split(self, split: str) -> np.ndarray:
+        check_choice(split, SPLITS, "split")
+        return self._indices[split]
+
     def _scale(self, x):
         p = self.preprocessing
         return scale_images(x, p["scale"], p["mean"], p["std"])
 
-    def arrays(self, split: str, scaled: bool = True):
-        """``(x, y)`` numpy arrays of ``split``: x float32 scaled, or the raw uint8 images."""
-        if split not in SPLITS:
-            raise ValueError(f"Unknown split {split!r}; use one of {', '.join(SPLITS)}.")
-        idx = self._indices[split]
+    def arrays(self, split: str, scaled: bool = True, *, exclude: Sequence[int] = ()):
+        """``(x, y)`` numpy arrays of ``split``: x float32 scaled, or the raw uint8 images;
+        ``exclude`` leaves out those class indices."""
+        idx = self._select(split, exclude)
         x = self._images[idx]
         return (self._scale(x) if scaled else x), self._labels[idx]
 
-    def representative(self, n: int = 200) -> np.ndarray:
+    def _select(self, split, exclude):
+        idx = self._split(split)
+        if len(exclude):
+            idx = idx[~np.isin(self._labels[idx], list(exclude))]
+        return idx
+
+    def representative(self, n: int = 200, *, exclude: Sequence[int] = ()) -> np.ndarray:
         """A seeded random sample of ``n`` scaled float32 train images (int8 calibration)."""
-        idx = self._indices["train"]
+        idx = self._select("train", exclude)
         pick = np.random.default_rng(self.seed).permutation(len(idx))[:n]
         return self._scale(self._images[idx[np.sort(pick)]])
 
-    def _dataset(self, split: str, training: bool):
+    def dataset(self, split: str = "train", *, exclude: Sequence[int] = (), balance: str = "none",
+                target: str = "label"):
+        """A batched ``tf.data`` pipeline over ``split``.
+
+        Args:
+            split: ``train`` (shuffled every epoch and augmented), ``val`` or ``test``.
+            exclude: class indices to leave out (e.g. the anomaly class of an autoencoder).
+            balance: ``none``; ``oversample`` / ``undersample`` (train only) draw exactly
+                ``max_count`` / ``min_count`` examples of every class each epoch, in a seeded
+                random order, from each class's own reshuffled stream.
+            target: what follows the images: ``label`` -> ``(x, y)``, ``image`` -> ``(x, x)``,
+                ``none`` -> ``x``.
+        """
         import tensorflow as tf
 
-        x, y = self.arrays(split, scaled=False)
-        ds = tf.data.Dataset.from_tensor_slices((x, y))
-        if training:
-            if self.cache:
-                ds = ds.cache()
-            ds = ds.shuffle(len(x), seed=self.seed, reshuffle_each_iteration=True)
+        check_choice(balance, ("none", "oversample", "undersample"), "sampling")
+        check_choice(target, TARGETS, "target")
+        training = split == "train"
+        idx = self._select(split, exclude)
+        if not len(idx):
+            raise ValueError(f"The {split} split has no images left after leaving out classes {list(exclude)}.")
+        if balance != "none" and not training:
+            raise ValueError("Balanced sampling applies to the train split only.")
+        x, y = self._images[idx], self._labels[idx]
+        if balance == "none":
+            ds = tf.data.Dataset.from_tensor_slices((x, y))
+            if training:
+                if self.cache:
+                    ds = ds.cache()
+                ds = ds.shuffle(len(x), seed=self.seed, reshuffle_each_iteration=True)
+        else:
+            ds = self._resampled(x, y, balance)
         ds = ds.batch(self.batch_size)
         augmenter = self.augmenter if training else None
 
@@ -190,24 +223,45 @@ class Splits:
             images = tf.cast(images, tf.float32)
             if augmenter is not None:
                 images = augmenter(images)
-            return self._scale(images), labels
+            images = self._scale(images)
+            return {"label": (images, labels), "image": (images, images), "none": images}[target]
 
         ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
         if self.cache and not training:
             ds = ds.cache()
         return ds.prefetch(tf.data.AUTOTUNE)
 
+    def _resampled(self, x, y, mode):
+        """Unbatched ``(image, label)`` with the same number of draws from every present class."""
+        import tensorflow as tf
+
+        classes = np.flatnonzero(np.bincount(y))
+        members = [np.flatnonzero(y == c) for c in classes]
+        sizes = [len(m) for m in members]
+        per_class = max(sizes) if mode == "oversample" else min(sizes)
+        per_epoch = per_class * len(classes)
+        streams = [tf.data.Dataset.from_tensor_slices(m).shuffle(len(m), seed=self.seed + int(c),
+                                                                reshuffle_each_iteration=True).repeat()
+                   for c, m in zip(classes, members)]
+        order = (tf.data.Dataset.range(len(classes)).repeat(per_class)
+                 .shuffle(per_epoch, seed=self.seed, reshuffle_each_iteration=True))
+        images, labels = tf.constant(x), tf.constant(y)
+        picked = tf.data.Dataset.choose_from_datasets(streams, order)
+        picked = picked.apply(tf.data.experimental.assert_cardinality(per_epoch))
+        logger.info("%s: %d examples per epoch over %d classes", mode, per_epoch, len(classes))
+        return picked.map(lambda i: (tf.gather(images, i), tf.gather(labels, i)))
+
     @functools.cached_property
     def train(self):
-        return self._dataset("train", training=True)
+        return self.dataset("train")
 
     @functools.cached_property
     def val(self):
-        return self._dataset("val", training=False)
+        return self.dataset("val")
 
     @functools.cached_property
     def test(self):
-        return self._dataset("test", training=False)
+        return self.dataset("test")
 
     def __repr__(self):
         counts = {s: len(i) for s, i in self._indices.items()}
@@ -217,7 +271,7 @@ class Splits:
 
 def load(spec="digits", *, image_size=32, channels: int = 1, scale: str = "unit", seed: int = 0,
          val_fraction: float = 0.1, test_fraction: float = 0.2, batch_size: int = 64,
-         augment="none", classes: Optional[Sequence] = None, cache: bool = True,
+         augment="none", classes: Optional[Sequence] = None, cache: bool = True, min_classes: int = 2,
          **source_options) -> Splits:
     """Load a dataset ``spec`` (see `sources`) into seeded stratified `Splits`.
 
@@ -230,6 +284,7 @@ def load(spec="digits", *, image_size=32, channels: int = 1, scale: str = "unit"
         augment: an `augment.PRESETS` name or a list of Keras layers, train split only.
         classes: optional subset of class names (or indices) to keep, relabelled in that order.
         cache: cache the uint8 train images and the scaled val/test batches.
+        min_classes: fewer classes raise ``ValueError`` (1 for anomaly detection on one folder).
         source_options: passed to the source (e.g. ``class_names=`` for arrays).
     """
     _check_args(scale, channels, val_fraction, test_fraction, batch_size, augment)
@@ -240,7 +295,7 @@ def load(spec="digits", *, image_size=32, channels: int = 1, scale: str = "unit"
     if classes is not None:
         images, labels, class_names = _select_classes(images, labels, class_names, classes)
     indices = stratified_split(labels, val_fraction=val_fraction, test_fraction=test_fraction,
-                               seed=seed, class_names=class_names)
+                               seed=seed, class_names=class_names, min_classes=min_classes)
     mean = std = None
     if scale == "standardize":
         mean, std = channel_stats(images[indices["train"]])

@@ -9,7 +9,7 @@ requested channels), ``labels`` int32 ``[N]`` in ``0..len(class_names)-1``, ``cl
 - ``shapes[:num_classes[:per_class]]``: procedural, seeded coloured shapes on noisy backgrounds.
 - ``lfw_subset``: scikit-image's 200 25x25 faces / non-faces (offline).
 - ``photos``: seeded random crops of the photos scikit-image ships; the class is the photo.
-- ``dir:PATH``: one sub-folder per class; files are decoded in a thread pool (`vision.io`).
+- ``dir:PATH``: one sub-folder per class; files are decoded in a thread pool (`image.io`).
 - ``tfds:NAME[:split]``: TensorFlow Datasets (optional extra, needs the network once).
 - ``keras:mnist|fashion_mnist|cifar10``: ``keras.datasets`` loaders (need the network once).
 - an ``(x, y)`` tuple of numpy arrays (``class_names=`` optional).
@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
+
+from keras_cv_apps.image.ops import fit, fit_many, to_uint8
 
 logger = logging.getLogger(__name__)
 
@@ -102,63 +104,6 @@ def _resolve(spec):
     raise ValueError(f"Unknown dataset spec {spec!r}; use {spec_choices()}.")
 
 
-# ---------------------------------------------------------------- image conversion helpers
-
-
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    """Normalise one decoded image to uint8: 16-bit /257, bool x255, other integers clipped to
-    [0, 255], float taken as [0, 1] (scikit-image's and float TIFF's convention) x255."""
-    if image.dtype == np.uint8:
-        return image
-    if image.dtype == np.uint16:
-        return (image.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
-    if image.dtype == bool:
-        return image.astype(np.uint8) * 255
-    if np.issubdtype(image.dtype, np.integer):
-        return np.clip(image, 0, 255).astype(np.uint8)
-    return np.clip(np.rint(image.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
-
-
-def fit_image(image: np.ndarray, size: Optional[Tuple[int, int]], channels: int) -> np.ndarray:
-    """One RGB/RGBA/gray image of any dtype -> uint8 HWC with ``channels`` at ``size`` (h, w).
-
-    Resizing is bilinear when enlarging and area-averaging when shrinking; RGB -> gray uses
-    OpenCV's ITU-R 601 weights; an alpha channel is dropped.
-    """
-    import cv2
-
-    image = to_uint8(np.asarray(image))
-    if image.ndim == 3 and image.shape[-1] == 4:
-        image = image[..., :3]
-    if image.ndim == 3 and image.shape[-1] == 1:
-        image = image[..., 0]
-    if size is not None and image.shape[:2] != tuple(size):
-        shrink = size[0] * size[1] < image.shape[0] * image.shape[1]
-        interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-        image = cv2.resize(image, (size[1], size[0]), interpolation=interp)
-    if channels == 1 and image.ndim == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    if image.ndim == 2:
-        image = image[..., None]
-        if channels == 3:
-            image = np.repeat(image, 3, axis=-1)
-    return image
-
-
-def fit_images(images: Sequence[np.ndarray], size, channels: int) -> np.ndarray:
-    """`fit_image` over a sequence, stacked to ``[N, H, W, C]``.
-
-    With ``size=None`` all images must already share one size."""
-    fitted = [fit_image(im, size, channels) for im in images]
-    shapes = {im.shape for im in fitted}
-    if len(shapes) > 1:
-        raise ValueError(f"Images have different sizes {sorted(shapes)[:3]}...; "
-                         "pass image_size to resize them to one size.")
-    if not fitted:
-        return np.zeros((0, *(size or (1, 1)), channels), np.uint8)
-    return np.stack(fitted)
-
-
 # ------------------------------------------------------------------------- offline sources
 
 
@@ -168,7 +113,7 @@ def _digits(*, size, channels, seed):
     bunch = load_digits()
     raw = np.rint(bunch.images * 255.0 / 16.0).astype(np.uint8)
     names = [str(int(t)) for t in bunch.target_names]
-    return SourceData(fit_images(raw, size, channels), bunch.target.astype(np.int32), names, [])
+    return SourceData(fit_many(raw, size, channels), bunch.target.astype(np.int32), names, [])
 
 
 def _lfw_subset(*, size, channels, seed):
@@ -176,7 +121,7 @@ def _lfw_subset(*, size, channels, seed):
 
     faces = lfw_subset()  # first 100 are faces, last 100 are not
     labels = np.repeat(np.array([0, 1], np.int32), len(faces) // 2)
-    return SourceData(fit_images(faces, size, channels), labels, ["face", "not_face"], [])
+    return SourceData(fit_many(faces, size, channels), labels, ["face", "not_face"], [])
 
 
 def _photos(*, size, channels, seed, per_class: int = 100,
@@ -198,7 +143,7 @@ def _photos(*, size, channels, seed, per_class: int = 100,
         for _ in range(per_class):
             side = int(rng.uniform(0.25, 0.6) * min(h, w))
             top, left = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
-            images.append(fit_image(photo[top:top + side, left:left + side], size, channels))
+            images.append(fit(photo[top:top + side, left:left + side], size, channels))
             labels.append(label)
     return SourceData(np.stack(images), np.array(labels, np.int32), list(photo_names), [])
 
@@ -226,7 +171,7 @@ def _shapes(*, size, channels, seed, num_classes: int = 4, per_class: int = 200)
                     rng.uniform(0, 2 * np.pi), tuple(float(c) for c in fg))
         images[i] = canvas
     names = list(SHAPE_CLASSES[:num_classes])
-    return SourceData(fit_images(images, None, channels), labels, names, [])
+    return SourceData(fit_many(images, None, channels), labels, names, [])
 
 
 def _draw_shape(cv2, canvas, kind, centre, radius, angle, colour):
@@ -276,7 +221,7 @@ def _from_arrays(x, y, *, size, channels, seed, class_names: Optional[Sequence[s
                          f"{len(class_names)} class_names given; got {y.min()}..{y.max()}.")
     if x.dtype != np.uint8:
         x = np.clip(np.rint(x), 0, 255).astype(np.uint8)
-    return SourceData(fit_images(x, size, channels), y.astype(np.int32), list(class_names), [])
+    return SourceData(fit_many(x, size, channels), y.astype(np.int32), list(class_names), [])
 
 
 # ---------------------------------------------------------------------------- folder source
@@ -284,10 +229,10 @@ def _from_arrays(x, y, *, size, channels, seed, class_names: Optional[Sequence[s
 
 def _from_dir(root, *, size, channels, seed, workers: Optional[int] = None):
     """Class-per-folder images. Every file under a class folder is tried (any extension);
-    unreadable ones are skipped and listed, never fatal. Decoding (`vision.io.iter_images`:
+    unreadable ones are skipped and listed, never fatal. Decoding (`image.io.iter_images`:
     OpenCV in a thread pool, EXIF rotation, 16-bit and alpha handled, BGR -> RGB) streams, and
     each image is resized as it arrives, so memory holds only the resized dataset."""
-    from keras_cv_apps.vision.io import iter_images
+    from keras_cv_apps.image.io import iter_images
 
     root = Path(root).expanduser()
     if not root.is_dir():
@@ -313,14 +258,14 @@ def _from_dir(root, *, size, channels, seed, workers: Optional[int] = None):
         if record.image is None:
             skipped.append(str(record.path))
         else:
-            images.append(fit_image(record.image, size, channels))
+            images.append(fit(record.image, size, channels))
             keep.append(i)
     if skipped:
         logger.warning("Skipped %d unreadable file(s) in %s.", len(skipped), root)
     if not images:
         raise ValueError(f"Dataset folder {str(root)!r} has no readable images "
                          f"({len(skipped)} file(s) could not be decoded).")
-    return SourceData(fit_images(images, None, channels), np.array(labels, np.int32)[keep],
+    return SourceData(fit_many(images, None, channels), np.array(labels, np.int32)[keep],
                       names, skipped)
 
 
@@ -340,7 +285,7 @@ def _from_keras(name, *, size, channels, seed):
             f"the network once, or put {filename} in {os.path.join(home, 'datasets')}.") from err
     x = np.concatenate([x_train, x_test])
     y = np.concatenate([np.ravel(y_train), np.ravel(y_test)]).astype(np.int32)
-    return SourceData(fit_images(x, size, channels), y, list(class_names), [])
+    return SourceData(fit_many(x, size, channels), y, list(class_names), [])
 
 
 def _from_tfds(name, split, *, size, channels, seed, data_dir: Optional[str] = None):
@@ -365,7 +310,7 @@ def _from_tfds(name, split, *, size, channels, seed, data_dir: Optional[str] = N
 
     images, labels = [], []
     for image, label in tqdm(tfds.as_numpy(ds), desc=f"tfds:{name}", unit="img", disable=None):
-        images.append(fit_image(image, size, channels))
+        images.append(fit(image, size, channels))
         labels.append(int(label))
-    return SourceData(fit_images(images, None, channels), np.array(labels, np.int32),
+    return SourceData(fit_many(images, None, channels), np.array(labels, np.int32),
                       [str(c) for c in class_names], [])

@@ -12,11 +12,13 @@ import math
 import keras
 from keras import ops
 
+from keras_cv_apps._validate import check_choice
+from keras_cv_apps.choices import TRIPLET_MININGS
 from keras_cv_apps.layers.distance import pairwise_distances
 
 __all__ = ["ArcFace", "ArcFaceLoss", "ContrastiveLoss", "SupConLoss", "TripletLoss"]
 
-_MININGS = ("batch_all", "batch_hard", "semi_hard")
+_MININGS = TRIPLET_MININGS
 
 
 def _label_masks(y_true):
@@ -78,8 +80,7 @@ class TripletLoss(keras.losses.Loss):
 
     def __init__(self, *, margin=0.2, mining="batch_hard", squared=False,
                  name="triplet_loss", **kwargs):
-        if mining not in _MININGS:
-            raise ValueError(f"TripletLoss mining {mining!r} is not one of {_MININGS}.")
+        check_choice(mining, _MININGS, "TripletLoss mining")
         super().__init__(name=name, **kwargs)
         self.margin = margin
         self.mining = mining

@@ -8,8 +8,6 @@ the first highest score (``argmax``); top-k ties are broken the same way, by cla
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from keras_cv_apps._figures import new_figure, save_figure

@@ -118,15 +118,14 @@ def _unit_rows(a):
 
 
 def encoder_features(model, x, batch_size=256):
-    """Flattened output of the deepest convolution in ``model.encoder`` (layers named
-    ``enc_conv*``), or None for an encoder without convolutions."""
-    import keras
+    """Flattened output of the encoder's feature map (the layer its cfg names, `feature_layer`),
+    or None for a model without one (dense encoders)."""
+    from keras_cv_apps import models
 
-    convs = [layer for layer in model.encoder.layers if layer.name.startswith("enc_conv")]
-    if not convs:
+    cfg = models.cfg_of(model)
+    if cfg is None or cfg.feature_layer is None:
         return None
-    features = keras.Model(model.encoder.input, convs[-1].output)
-    out = features.predict(x, batch_size=batch_size, verbose=0)
+    out = models.feature_extractor(model).predict(x, batch_size=batch_size, verbose=0)
     return out.reshape(len(out), -1)
 
 

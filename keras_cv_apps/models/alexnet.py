@@ -18,11 +18,15 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from keras_cv_apps._validate import check_choice, check_image_shape, check_number
+from keras_cv_apps.choices import ALEXNET_NORMS
 from keras_cv_apps.layers.normalization import LocalResponseNormalization
-from keras_cv_apps.models._blocks import check_choice, check_image_shape, check_num_classes
+from keras_cv_apps.models._blocks import check_num_classes
 from keras_cv_apps.models._registry import register_model
 
-NORMS = ("batchnorm", "lrn", "none")
+MIN_IMAGE_SIZE = 16  # three 3x3/2 pools on the smallest stem
+
+NORMS = ALEXNET_NORMS
 _PAPER_WIDTHS = (96, 256, 384, 384, 256)
 
 
@@ -58,9 +62,8 @@ def build_alexnet(
     """
     check_choice(norm, NORMS, "norm")
     num_classes = check_num_classes(num_classes, model=name)
-    image_shape = check_image_shape(image_shape, model=name, min_size=16)
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"{name}: dropout must be in [0, 1), got {dropout}.")
+    image_shape = check_image_shape(image_shape, f"{name} image_shape", min_size=MIN_IMAGE_SIZE)
+    check_number(dropout, f"{name} dropout", minimum=0, maximum=1, max_inclusive=False)
     size = min(image_shape[:2])
     stem_kernel, stem_stride, auto_width, auto_units = _auto_scale(size)
     width = auto_width if width_multiplier is None else float(width_multiplier)
@@ -97,27 +100,17 @@ def build_alexnet(
     return keras.Model(inputs, outputs, name=name)
 
 
-@register_model(
-    "alexnet",
-    image_shape=(227, 227, 3),
-    num_classes=1000,
-    test_image_shape=(32, 32, 1),
-    min_image_size=16,
-    description="AlexNet (2012): 5 conv + 3 FC, LRN or batch-norm, scaled down for small inputs.",
-)
+_CFG = dict(task="classifier", min_image_size=MIN_IMAGE_SIZE, feature_layer="fc7", classifier="predictions")
+
+
+@register_model("alexnet", defaults=dict(image_shape=(227, 227, 3), num_classes=1000), test_image_shape=(32, 32, 1),
+                **_CFG, description="AlexNet (2012): 5 conv + 3 FC, LRN or batch-norm, scaled down for small inputs.")
 def alexnet(**kwargs):
     return build_alexnet(**kwargs)
 
 
-@register_model(
-    "test_alexnet",
-    image_shape=(16, 16, 1),
-    num_classes=3,
-    test_image_shape=(16, 16, 1),
-    min_image_size=16,
-    description="A tiny AlexNet with LRN for fast tests.",
-)
+@register_model("test_alexnet", defaults=dict(image_shape=(16, 16, 1), num_classes=3, norm="lrn",
+                                              width_multiplier=0.05, dense_units=16),
+                **_CFG, description="A tiny AlexNet with LRN for fast tests.")
 def test_alexnet(**kwargs):
-    kwargs = {"num_classes": 3, "image_shape": (16, 16, 1), "norm": "lrn", "width_multiplier": 0.05,
-              "dense_units": 16, "name": "test_alexnet", **kwargs}
     return build_alexnet(**kwargs)

@@ -9,6 +9,8 @@
 import keras
 from keras import layers, ops
 
+from keras_cv_apps._validate import check_choice, check_int
+
 SPARSITY_KINDS = ("l1", "kl")
 
 
@@ -26,8 +28,7 @@ class SparsityPenalty(keras.layers.Layer):
 
     def __init__(self, *, kind="kl", weight=1e-3, target=0.05, **kwargs):
         super().__init__(**kwargs)
-        if kind not in SPARSITY_KINDS:
-            raise ValueError(f"SparsityPenalty kind must be one of {SPARSITY_KINDS}, got {kind!r}.")
+        check_choice(kind, SPARSITY_KINDS, "SparsityPenalty kind")
         if not 0.0 < target < 1.0:
             raise ValueError(f"SparsityPenalty target must be in (0, 1), got {target}.")
         self.kind = kind
@@ -56,18 +57,10 @@ class SparsityPenalty(keras.layers.Layer):
                 "target": self.target}
 
 
-def check_image_shape(image_shape, owner):
-    """Validate an HWC shape and return it as a tuple of ints."""
-    if len(tuple(image_shape)) != 3 or min(image_shape) < 1:
-        raise ValueError(f"{owner}: image_shape must be (height, width, channels) with positive "
-                         f"sizes, got {image_shape!r}.")
-    return tuple(int(d) for d in image_shape)
 
 
 def check_latent_dim(latent_dim, owner):
-    if int(latent_dim) != latent_dim or latent_dim < 1:
-        raise ValueError(f"{owner}: latent_dim must be a positive integer, got {latent_dim!r}.")
-    return int(latent_dim)
+    return check_int(latent_dim, f"{owner} latent_dim", minimum=1)
 
 
 def _padding(image_shape, stride):

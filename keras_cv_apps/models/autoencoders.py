@@ -19,9 +19,14 @@ import math
 import keras
 from keras import layers, ops
 
+from keras_cv_apps._validate import check_choice, check_image_shape, check_int
+from keras_cv_apps.models._base import ConfigModel
 from keras_cv_apps.models._registry import register_model
 from keras_cv_apps.models.autoencoder_layers import (
-    SparsityPenalty, check_image_shape, check_latent_dim, conv_decoder, conv_encoder,
+    SparsityPenalty,
+    check_latent_dim,
+    conv_decoder,
+    conv_encoder,
     feature_shape,
 )
 
@@ -30,7 +35,7 @@ JACOBIAN_MODES = ("auto", "exact", "estimate")
 
 
 @keras.saving.register_keras_serializable(package="keras_cv_apps")
-class Autoencoder(keras.Model):
+class Autoencoder(ConfigModel):
     """An encoder/decoder pair trained to reproduce its input.
 
     Args:
@@ -52,10 +57,8 @@ class Autoencoder(keras.Model):
                  code_activation="linear", sparsity=None, sparsity_weight=1e-3,
                  sparsity_target=0.05, **kwargs):
         name = type(self).__name__
-        image_shape = check_image_shape(image_shape, name)
-        if architecture not in ARCHITECTURES:
-            raise ValueError(f"{name}: architecture must be one of {ARCHITECTURES}, "
-                             f"got {architecture!r}.")
+        image_shape = check_image_shape(image_shape, f"{name} image_shape")
+        check_choice(architecture, ARCHITECTURES, f"{name} architecture")
         if latent_dim is not None or architecture == "dense":
             latent_dim = check_latent_dim(latent_dim, name)
         hidden_units, filters = tuple(hidden_units), tuple(filters)
@@ -69,7 +72,7 @@ class Autoencoder(keras.Model):
             for i, units in enumerate(hidden_units):
                 h = layers.Dense(units, activation="relu", name=f"enc_dense{i}")(h)
         else:
-            h = conv_encoder(image, filters, convs_per_stage)
+            h = layers.Identity(name="features")(conv_encoder(image, filters, convs_per_stage))
             if latent_dim is not None:
                 h = layers.Flatten(name="enc_flatten")(h)
         if latent_dim is None:
@@ -102,16 +105,10 @@ class Autoencoder(keras.Model):
         super().__init__(inputs=inputs, outputs=decoder(encoder(inputs)), **kwargs)
         self.encoder = encoder
         self.decoder = decoder
-        self.image_shape = image_shape
-        self.latent_dim = latent_dim
-        self.architecture = architecture
-        self.hidden_units = hidden_units
-        self.filters = filters
-        self.convs_per_stage = convs_per_stage
-        self.code_activation = code_activation
-        self.sparsity = sparsity
-        self.sparsity_weight = sparsity_weight
-        self.sparsity_target = sparsity_target
+        self.remember(image_shape=image_shape, latent_dim=latent_dim, architecture=architecture,
+                      hidden_units=hidden_units, filters=filters, convs_per_stage=convs_per_stage,
+                      code_activation=code_activation, sparsity=sparsity, sparsity_weight=sparsity_weight,
+                      sparsity_target=sparsity_target)
 
     def encode(self, x, batch_size=256):
         """Codes of ``x`` as a numpy array, flattened to (N, code size)."""
@@ -121,26 +118,6 @@ class Autoencoder(keras.Model):
     def reconstruct(self, x, batch_size=256):
         """``decoder(encoder(x))`` as a numpy array."""
         return self.predict(x, batch_size=batch_size, verbose=0)
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "image_shape": self.image_shape,
-            "latent_dim": self.latent_dim,
-            "architecture": self.architecture,
-            "hidden_units": self.hidden_units,
-            "filters": self.filters,
-            "convs_per_stage": self.convs_per_stage,
-            "code_activation": self.code_activation,
-            "sparsity": self.sparsity,
-            "sparsity_weight": self.sparsity_weight,
-            "sparsity_target": self.sparsity_target,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
 
 @keras.saving.register_keras_serializable(package="keras_cv_apps")
@@ -156,15 +133,10 @@ class ContractiveAutoencoder(Autoencoder):
 
     def __init__(self, *, contractive_weight=1e-2, jacobian="auto", num_probes=1,
                  code_activation="sigmoid", **kwargs):
-        if jacobian not in JACOBIAN_MODES:
-            raise ValueError(f"ContractiveAutoencoder: jacobian must be one of {JACOBIAN_MODES}, "
-                             f"got {jacobian!r}.")
-        if int(num_probes) < 1:
-            raise ValueError(f"ContractiveAutoencoder: num_probes must be >= 1, got {num_probes}.")
+        check_choice(jacobian, JACOBIAN_MODES, "ContractiveAutoencoder jacobian")
+        check_int(num_probes, "ContractiveAutoencoder num_probes", minimum=1)
         super().__init__(code_activation=code_activation, **kwargs)
-        self.contractive_weight = contractive_weight
-        self.jacobian = jacobian
-        self.num_probes = int(num_probes)
+        self.remember(contractive_weight=contractive_weight, jacobian=jacobian, num_probes=int(num_probes))
 
     def jacobian_penalty(self, x, mode=None):
         """Per-image ``||d encoder(x) / dx||_F^2`` (exact or estimated, see the class doc)."""
@@ -196,81 +168,36 @@ class ContractiveAutoencoder(Autoencoder):
             return loss
         return loss + self.contractive_weight * ops.mean(self.jacobian_penalty(x))
 
-    def get_config(self):
-        return {**super().get_config(), "contractive_weight": self.contractive_weight,
-                "jacobian": self.jacobian, "num_probes": self.num_probes}
+
+def _ae(name, description, defaults, *, test=False, **cfg):
+    """Register an autoencoder variant: ``defaults`` are the builder arguments (28x28 digits, or
+    16x16 for the tiny test variants); conv encoders expose their last feature map as ``features``."""
+    shape = (16, 16, 1) if test else (28, 28, 1)
+    conv = defaults.get("architecture") == "conv"
+    cls = defaults.pop("cls", Autoencoder)
+    register_model(name, task="autoencoder", defaults={"image_shape": shape, **defaults},
+                   test_image_shape=(16, 16, 1), scale="unit", feature_layer="features" if conv else None,
+                   description=description, **cfg)(lambda **kwargs: cls(**kwargs))
 
 
-_CFG = dict(image_shape=(28, 28, 1), num_classes=None, task="autoencoder",
-            test_image_shape=(16, 16, 1), scale="unit")
+_ae("autoencoder_dense", "Fully connected autoencoder, 784-256-32-256-784.",
+    dict(architecture="dense", hidden_units=(256,), latent_dim=32))
+_ae("autoencoder_conv", "Convolutional autoencoder with a dense 32-unit code.",
+    dict(architecture="conv", filters=(32, 64), latent_dim=32))
+_ae("autoencoder_denoising", "Fully convolutional autoencoder for (noisy, clean) training pairs.",
+    dict(architecture="conv", filters=(32, 64), convs_per_stage=2, latent_dim=None, code_activation="relu"))
+_ae("autoencoder_sparse", "Dense autoencoder, 64-unit sigmoid code with a KL sparsity penalty.",
+    dict(architecture="dense", hidden_units=(256,), latent_dim=64, code_activation="sigmoid", sparsity="kl",
+         sparsity_weight=0.1, sparsity_target=0.05))
+_ae("autoencoder_contractive", "Dense autoencoder with a contractive (Jacobian norm) penalty.",
+    dict(cls=ContractiveAutoencoder, architecture="dense", hidden_units=(256,), latent_dim=32))
 
-
-@register_model("autoencoder_dense", **_CFG,
-                description="Fully connected autoencoder, 784-256-32-256-784.")
-def autoencoder_dense(**kwargs):
-    return Autoencoder(**{"architecture": "dense", "hidden_units": (256,), "latent_dim": 32,
-                          "name": "autoencoder_dense", **kwargs})
-
-
-@register_model("autoencoder_conv", **_CFG,
-                description="Convolutional autoencoder with a dense 32-unit code.")
-def autoencoder_conv(**kwargs):
-    return Autoencoder(**{"architecture": "conv", "filters": (32, 64), "latent_dim": 32,
-                          "name": "autoencoder_conv", **kwargs})
-
-
-@register_model("autoencoder_denoising", **_CFG,
-                description="Fully convolutional autoencoder for (noisy, clean) training pairs.")
-def autoencoder_denoising(**kwargs):
-    return Autoencoder(**{"architecture": "conv", "filters": (32, 64), "convs_per_stage": 2,
-                          "latent_dim": None, "code_activation": "relu",
-                          "name": "autoencoder_denoising", **kwargs})
-
-
-@register_model("autoencoder_sparse", **_CFG,
-                description="Dense autoencoder, 64-unit sigmoid code with a KL sparsity penalty.")
-def autoencoder_sparse(**kwargs):
-    return Autoencoder(**{"architecture": "dense", "hidden_units": (256,), "latent_dim": 64,
-                          "code_activation": "sigmoid", "sparsity": "kl",
-                          "sparsity_weight": 0.1, "sparsity_target": 0.05,
-                          "name": "autoencoder_sparse", **kwargs})
-
-
-@register_model("autoencoder_contractive", **_CFG,
-                description="Dense autoencoder with a contractive (Jacobian norm) penalty.")
-def autoencoder_contractive(**kwargs):
-    return ContractiveAutoencoder(**{"architecture": "dense", "hidden_units": (256,),
-                                     "latent_dim": 32, "name": "autoencoder_contractive",
-                                     **kwargs})
-
-
-_TEST_CFG = {**_CFG, "image_shape": (16, 16, 1)}
-
-
-@register_model("test_autoencoder_conv", **_TEST_CFG, description="Tiny conv autoencoder.")
-def test_autoencoder_conv(**kwargs):
-    return Autoencoder(**{"image_shape": (16, 16, 1), "architecture": "conv", "filters": (4, 8),
-                          "latent_dim": 4, "name": "test_autoencoder_conv", **kwargs})
-
-
-@register_model("test_autoencoder_denoising", **_TEST_CFG,
-                description="Tiny fully convolutional autoencoder.")
-def test_autoencoder_denoising(**kwargs):
-    return Autoencoder(**{"image_shape": (16, 16, 1), "architecture": "conv", "filters": (4, 8),
-                          "latent_dim": None, "code_activation": "relu",
-                          "name": "test_autoencoder_denoising", **kwargs})
-
-
-@register_model("test_autoencoder_sparse", **_TEST_CFG, description="Tiny sparse autoencoder.")
-def test_autoencoder_sparse(**kwargs):
-    return Autoencoder(**{"image_shape": (16, 16, 1), "hidden_units": (16,), "latent_dim": 8,
-                          "code_activation": "sigmoid", "sparsity": "kl",
-                          "name": "test_autoencoder_sparse", **kwargs})
-
-
-@register_model("test_autoencoder_contractive", **_TEST_CFG,
-                description="Tiny contractive autoencoder.")
-def test_autoencoder_contractive(**kwargs):
-    return ContractiveAutoencoder(**{"image_shape": (16, 16, 1), "hidden_units": (16,),
-                                     "latent_dim": 4, "name": "test_autoencoder_contractive",
-                                     **kwargs})
+_ae("test_autoencoder_conv", "Tiny conv autoencoder.",
+    dict(architecture="conv", filters=(4, 8), latent_dim=4), test=True)
+_ae("test_autoencoder_denoising", "Tiny fully convolutional autoencoder.",
+    dict(architecture="conv", filters=(4, 8), latent_dim=None, code_activation="relu"), test=True)
+_ae("test_autoencoder_sparse", "Tiny sparse autoencoder.",
+    dict(architecture="dense", hidden_units=(16,), latent_dim=8, code_activation="sigmoid", sparsity="kl"),
+    test=True)
+_ae("test_autoencoder_contractive", "Tiny contractive autoencoder.",
+    dict(cls=ContractiveAutoencoder, architecture="dense", hidden_units=(16,), latent_dim=4), test=True)

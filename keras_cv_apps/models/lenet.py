@@ -15,18 +15,14 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from keras_cv_apps.models._blocks import (
-    ACTIVATIONS,
-    POOLINGS,
-    check_choice,
-    check_image_shape,
-    check_num_classes,
-)
+from keras_cv_apps._validate import check_choice, check_image_shape, check_number
+from keras_cv_apps.models._blocks import ACTIVATIONS, POOLINGS, check_num_classes
 from keras_cv_apps.models._registry import register_model
 
 
-def _min_size(padding: str) -> int:
-    # valid: two 5x5 convs and two 2x2 pools need 16 px; "same" keeps the size through C1.
+def min_image_size(*, padding: str = "valid", **_) -> int:
+    """Smallest input LeNet-5 takes: two 5x5 convolutions and two 2x2 pools need 16 px with
+    ``valid`` padding; ``same`` padding keeps the size through C1, so 10 px suffice."""
     return 16 if padding == "valid" else 10
 
 
@@ -59,9 +55,8 @@ def build_lenet5(
     check_choice(pooling, POOLINGS, "pooling")
     check_choice(padding, ("valid", "same"), "padding")
     num_classes = check_num_classes(num_classes, model=name)
-    image_shape = check_image_shape(image_shape, model=name, min_size=_min_size(padding))
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"{name}: dropout must be in [0, 1), got {dropout}.")
+    image_shape = check_image_shape(image_shape, f"{name} image_shape", min_size=min_image_size(padding=padding))
+    check_number(dropout, f"{name} dropout", minimum=0, maximum=1, max_inclusive=False)
     c1, c3, c5, f6 = widths
     pool = layers.AveragePooling2D if pooling == "avg" else layers.MaxPooling2D
 
@@ -88,26 +83,16 @@ def build_lenet5(
     return keras.Model(inputs, outputs, name=name)
 
 
-@register_model(
-    "lenet5",
-    image_shape=(32, 32, 1),
-    num_classes=10,
-    test_image_shape=(32, 32, 1),
-    min_image_size=16,
-    description="LeNet-5 (1998): conv 6@5x5, pool, conv 16@5x5, pool, FC 120-84-classes.",
-)
+_CFG = dict(task="classifier", min_image_size=min_image_size, feature_layer="f6", classifier="predictions")
+
+
+@register_model("lenet5", defaults=dict(image_shape=(32, 32, 1), num_classes=10), **_CFG,
+                description="LeNet-5 (1998): conv 6@5x5, pool, conv 16@5x5, pool, FC 120-84-classes.")
 def lenet5(**kwargs):
     return build_lenet5(**kwargs)
 
 
-@register_model(
-    "test_lenet5",
-    image_shape=(16, 16, 1),
-    num_classes=3,
-    test_image_shape=(16, 16, 1),
-    min_image_size=16,
-    description="A tiny LeNet-5 for fast tests.",
-)
+@register_model("test_lenet5", defaults=dict(image_shape=(16, 16, 1), num_classes=3, widths=(2, 4, 8, 8)), **_CFG,
+                description="A tiny LeNet-5 for fast tests.")
 def test_lenet5(**kwargs):
-    kwargs = {"num_classes": 3, "image_shape": (16, 16, 1), "widths": (2, 4, 8, 8), "name": "test_lenet5", **kwargs}
     return build_lenet5(**kwargs)

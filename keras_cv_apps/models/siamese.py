@@ -30,10 +30,11 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from keras_cv_apps._validate import check_image_shape
 from keras_cv_apps.layers.distance import EuclideanDistance
 from keras_cv_apps.losses import metric_learning  # noqa: F401  registers the losses saved models use
-from keras_cv_apps.models._blocks import check_image_shape
-from keras_cv_apps.models._registry import create, get_cfg, register_model
+from keras_cv_apps.models._base import ConfigModel
+from keras_cv_apps.models._registry import create, feature_extractor, get_cfg, register_model
 
 __all__ = ["EmbeddingNetwork", "SiameseNetwork", "build_tower"]
 
@@ -48,16 +49,19 @@ def _conv_stage(x, filters, block):
 
 
 def _backbone_features(backbone, image_shape):
-    """Penultimate-layer features of a registered classifier (the input of its last layer)."""
+    """The feature layer (named by its cfg) of a registered classifier."""
     cfg = get_cfg(backbone)
-    if cfg.task != "classifier":
+    if cfg.task != "classifier" or cfg.feature_layer is None:
         raise ValueError(f"Backbone {backbone!r} is a {cfg.task!r} model; use 'convnet' or a "
                          f"registered classifier such as 'lenet5'.")
-    model = create(backbone, image_shape=image_shape, num_classes=2)
-    last = model.layers[-1]
-    if isinstance(last, (layers.Activation, layers.Softmax)):
-        last = model.layers[-2]
-    return model.input, last.input
+    features = feature_extractor(create(backbone, image_shape=image_shape, num_classes=2))
+    return features.input, features.output
+
+
+def min_image_size(*, backbone: str = "convnet", grid: int = 4, **_) -> int:
+    """Smallest input the tower takes: two 2x2 pools then a ``grid x grid`` layout need
+    ``4 * grid`` pixels; a named backbone needs what its own cfg says."""
+    return 4 * grid if backbone == "convnet" else get_cfg(backbone).min_size()
 
 
 def build_tower(*, image_shape=(16, 16, 1), backbone="convnet", width=64, grid=4,
@@ -75,7 +79,7 @@ def build_tower(*, image_shape=(16, 16, 1), backbone="convnet", width=64, grid=4
             convnet's features as they are (a named backbone then defaults to 128).
     """
     if backbone == "convnet":
-        shape = check_image_shape(image_shape, model=name, min_size=4 * grid)
+        shape = check_image_shape(image_shape, f"{name} image_shape", min_size=min_image_size(grid=grid))
         inputs = keras.Input(shape=shape, name="image")
         x = _conv_stage(inputs, width, "stage1")                  # H/2 x W/2 x width
         x = _conv_stage(x, 2 * width, "stage2")                   # H/4 x W/4 x 2*width
@@ -92,22 +96,8 @@ def build_tower(*, image_shape=(16, 16, 1), backbone="convnet", width=64, grid=4
     return keras.Model(inputs, outputs, name=name)
 
 
-class _TowerConfig:
-    """Constructor arguments shared by both model classes, returned from ``get_config``."""
-
-    _ARGS = ("image_shape", "backbone", "width", "grid", "embedding_dim")
-
-    def _store(self, values):
-        for key, value in values.items():
-            setattr(self, key, tuple(value) if key == "image_shape" else value)
-
-    def _config(self, extra):
-        base = {"name": self.name, "trainable": self.trainable}
-        return {**base, **{k: getattr(self, k) for k in self._ARGS + extra}}
-
-
 @keras.saving.register_keras_serializable(package="keras_cv_apps")
-class SiameseNetwork(_TowerConfig, keras.Model):
+class SiameseNetwork(ConfigModel):
     """Two images -> shared tower -> Euclidean distance ``(batch, 1)`` between their embeddings.
 
     Train with `ContrastiveLoss` on ``((a, b), same)`` pairs (`data.pairs.pair_dataset`).
@@ -122,16 +112,13 @@ class SiameseNetwork(_TowerConfig, keras.Model):
         b = keras.Input(shape=tower.input_shape[1:], name="image_b")
         distance = EuclideanDistance(name="distance")([tower(a), tower(b)])
         super().__init__(inputs=[a, b], outputs=distance, name=name, **kwargs)
-        self._store(dict(image_shape=image_shape, backbone=backbone, width=width, grid=grid,
-                         embedding_dim=embedding_dim))
+        self.remember(image_shape=tuple(image_shape), backbone=backbone, width=width, grid=grid,
+                      embedding_dim=embedding_dim)
         self.embedding = tower
-
-    def get_config(self):
-        return self._config(())
 
 
 @keras.saving.register_keras_serializable(package="keras_cv_apps")
-class EmbeddingNetwork(_TowerConfig, keras.Model):
+class EmbeddingNetwork(ConfigModel):
     """One image -> tower -> projection head ``Dense(head_units, relu) -> Dense(head_dim)``,
     L2-normalised. The head output feeds a batch loss (`SupConLoss`, `TripletLoss`) during
     training; ``.embedding`` (the tower, without the head) is what is exported and compared.
@@ -150,43 +137,35 @@ class EmbeddingNetwork(_TowerConfig, keras.Model):
             x = layers.Dense(head_dim, name="head_out")(x)
             x = layers.UnitNormalization(name="head_normalize")(x)
         super().__init__(inputs=inputs, outputs=x, name=name, **kwargs)
-        self._store(dict(image_shape=image_shape, backbone=backbone, width=width, grid=grid,
-                         embedding_dim=embedding_dim))
-        self.head_units = head_units
-        self.head_dim = head_dim
+        self.remember(image_shape=tuple(image_shape), backbone=backbone, width=width, grid=grid,
+                      embedding_dim=embedding_dim, head_units=head_units, head_dim=head_dim)
         self.embedding = tower
 
-    def get_config(self):
-        return self._config(("head_units", "head_dim"))
+
+_CFG = dict(test_image_shape=(16, 16, 1), min_image_size=min_image_size, feature_layer="l2_normalize")
 
 
-@register_model("siamese_contrastive", image_shape=(16, 16, 1), num_classes=None, task="siamese",
-                test_image_shape=(16, 16, 1), min_image_size=16,
-                description="Siamese pair network: shared convnet tower + Euclidean distance "
-                            "(contrastive loss).")
+@register_model("siamese_contrastive", task="siamese", defaults=dict(image_shape=(16, 16, 1)), **_CFG,
+                description="Siamese pair network: shared convnet tower + Euclidean distance (contrastive loss).")
 def siamese_contrastive(**kwargs):
     return SiameseNetwork(**kwargs)
 
 
-@register_model("siamese_triplet", image_shape=(16, 16, 1), num_classes=None, task="embedding",
-                test_image_shape=(16, 16, 1), min_image_size=16,
-                description="Embedding network + projection head for triplet / supervised "
-                            "contrastive training on P x K batches.")
+@register_model("siamese_triplet", task="embedding", defaults=dict(image_shape=(16, 16, 1)), **_CFG,
+                description="Embedding network + projection head for triplet / supervised contrastive training "
+                            "on P x K batches.")
 def siamese_triplet(**kwargs):
     return EmbeddingNetwork(**kwargs)
 
 
-@register_model("test_siamese_contrastive", image_shape=(16, 16, 1), num_classes=None,
-                task="siamese", test_image_shape=(16, 16, 1), min_image_size=16,
-                description="A tiny siamese pair network for fast tests.")
+@register_model("test_siamese_contrastive", task="siamese", defaults=dict(image_shape=(16, 16, 1), width=2, grid=2),
+                **_CFG, description="A tiny siamese pair network for fast tests.")
 def test_siamese_contrastive(**kwargs):
-    return SiameseNetwork(**{"width": 2, "grid": 2, "name": "test_siamese_contrastive",
-                             **kwargs})
+    return SiameseNetwork(**kwargs)
 
 
-@register_model("test_siamese_triplet", image_shape=(16, 16, 1), num_classes=None,
-                task="embedding", test_image_shape=(16, 16, 1), min_image_size=16,
-                description="A tiny embedding network for fast tests.")
+@register_model("test_siamese_triplet", task="embedding",
+                defaults=dict(image_shape=(16, 16, 1), width=2, grid=2, head_units=8, head_dim=4),
+                **_CFG, description="A tiny embedding network for fast tests.")
 def test_siamese_triplet(**kwargs):
-    return EmbeddingNetwork(**{"width": 2, "grid": 2, "head_units": 8, "head_dim": 4,
-                               "name": "test_siamese_triplet", **kwargs})
+    return EmbeddingNetwork(**kwargs)

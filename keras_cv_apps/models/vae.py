@@ -20,11 +20,11 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from keras_cv_apps._validate import check_image_shape, check_number
 from keras_cv_apps.layers.sampling import Sampling
+from keras_cv_apps.models._base import ConfigModel
 from keras_cv_apps.models._registry import register_model
-from keras_cv_apps.models.autoencoder_layers import (
-    check_image_shape, check_latent_dim, conv_decoder, conv_encoder, feature_shape,
-)
+from keras_cv_apps.models.autoencoder_layers import check_latent_dim, conv_decoder, conv_encoder, feature_shape
 
 
 def kl_divergence(mean, log_var):
@@ -33,7 +33,7 @@ def kl_divergence(mean, log_var):
 
 
 @keras.saving.register_keras_serializable(package="keras_cv_apps")
-class VAE(keras.Model):
+class VAE(ConfigModel):
     """Variational autoencoder with ``.encoder`` (image -> [mean | log_var]), ``.decoder``
     (code -> image probabilities) and a `Sampling` layer in between.
 
@@ -49,14 +49,14 @@ class VAE(keras.Model):
 
     def __init__(self, *, image_shape=(28, 28, 1), latent_dim=16, filters=(32, 64),
                  convs_per_stage=1, hidden_units=256, beta=1.0, seed=None, **kwargs):
-        image_shape = check_image_shape(image_shape, "VAE")
+        image_shape = check_image_shape(image_shape, "VAE image_shape")
         latent_dim = check_latent_dim(latent_dim, "VAE")
         filters = tuple(filters)
-        if beta < 0:
-            raise ValueError(f"VAE: beta must be >= 0, got {beta}.")
+        check_number(beta, "VAE beta", minimum=0)
 
         image = keras.Input(image_shape, name="image")
-        h = layers.Flatten(name="enc_flatten")(conv_encoder(image, filters, convs_per_stage))
+        features = layers.Identity(name="features")(conv_encoder(image, filters, convs_per_stage))
+        h = layers.Flatten(name="enc_flatten")(features)
         if hidden_units:
             h = layers.Dense(hidden_units, activation="relu", name="enc_dense")(h)
         mean = layers.Dense(latent_dim, name="z_mean")(h)
@@ -80,13 +80,8 @@ class VAE(keras.Model):
         self.encoder = encoder
         self.decoder = decoder
         self.sampling = Sampling(seed=seed, name="sampling")
-        self.image_shape = image_shape
-        self.latent_dim = latent_dim
-        self.filters = filters
-        self.convs_per_stage = convs_per_stage
-        self.hidden_units = hidden_units
-        self.beta = beta
-        self.seed = seed
+        self.remember(image_shape=image_shape, latent_dim=latent_dim, filters=filters,
+                      convs_per_stage=convs_per_stage, hidden_units=hidden_units, beta=beta, seed=seed)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_tracker = keras.metrics.Mean(name="kl_loss")
@@ -154,33 +149,14 @@ class VAE(keras.Model):
         """Decode the posterior mean of each image; numpy images."""
         return self.predict(x, batch_size=batch_size, verbose=0)
 
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "image_shape": self.image_shape,
-            "latent_dim": self.latent_dim,
-            "filters": self.filters,
-            "convs_per_stage": self.convs_per_stage,
-            "hidden_units": self.hidden_units,
-            "beta": self.beta,
-            "seed": self.seed,
-        }
 
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+def _vae(**kwargs):
+    return VAE(**kwargs)
 
 
-@register_model("vae", image_shape=(28, 28, 1), num_classes=None, task="vae",
-                test_image_shape=(16, 16, 1), scale="unit",
-                description="Convolutional VAE, 16-d code, Bernoulli likelihood.")
-def vae(**kwargs):
-    return VAE(**{"latent_dim": 16, "filters": (32, 64), "name": "vae", **kwargs})
-
-
-@register_model("test_vae", image_shape=(16, 16, 1), num_classes=None, task="vae",
-                test_image_shape=(16, 16, 1), scale="unit", description="Tiny VAE for tests.")
-def test_vae(**kwargs):
-    return VAE(**{"image_shape": (16, 16, 1), "latent_dim": 2, "filters": (4, 8),
-                  "hidden_units": 8, "name": "test_vae", **kwargs})
+register_model("vae", task="vae", defaults=dict(image_shape=(28, 28, 1), latent_dim=16, filters=(32, 64)),
+               test_image_shape=(16, 16, 1), scale="unit", feature_layer="features",
+               description="Convolutional VAE, 16-d code, Bernoulli likelihood.")(_vae)
+register_model("test_vae", task="vae", defaults=dict(image_shape=(16, 16, 1), latent_dim=2, filters=(4, 8),
+                                                     hidden_units=8),
+               scale="unit", feature_layer="features", description="Tiny VAE for tests.")(_vae)

@@ -1,9 +1,12 @@
-"""OpenCV/numpy tools for image datasets: robust I/O, near-duplicates, quality, outliers, EDA.
+"""OpenCV/numpy tools for image datasets: near-duplicates, quality, outliers, EDA, features.
+
+They sit above `models` and `data`; reading files is `keras_cv_apps.image.io`.
 
 Submodules load lazily, so ``import keras_cv_apps.vision`` imports neither OpenCV nor
 scikit-learn nor TensorFlow; each submodule imports its heavy dependencies inside functions::
 
-    from keras_cv_apps.vision import dedup, io
+    from keras_cv_apps.vision import dedup
+    from keras_cv_apps.image import io
     result = dedup.find_duplicates(io.list_images("photos/"))
 """
 
@@ -16,7 +19,6 @@ _SUBMODULES = (
     "enhance",
     "features",
     "hashing",
-    "io",
     "outliers",
     "quality",
 )

@@ -29,7 +29,6 @@ model for semantic near-duplicates.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import itertools
 import logging
@@ -38,9 +37,11 @@ from typing import Optional
 
 import numpy as np
 
+from keras_cv_apps._validate import check_choice, check_int, check_number
+from keras_cv_apps.artifacts import write_csv
+from keras_cv_apps.image.io import ImageRecord, iter_images, list_images
 from keras_cv_apps.vision import hashing
 from keras_cv_apps.vision.hashing import HASH_METHODS
-from keras_cv_apps.vision.io import ImageRecord, iter_images, list_images
 
 log = logging.getLogger(__name__)
 
@@ -81,17 +82,13 @@ class DedupResult:
 
 def check_threshold(method: str, threshold) -> float:
     """The threshold to use for ``method`` (its default for None); ValueError if out of range."""
-    if method not in METHODS:
-        raise ValueError(f"Unknown method {method!r}; choose one of {', '.join(METHODS)}.")
+    check_choice(method, METHODS, "duplicate-search method")
     if threshold is None:
         return DEFAULT_THRESHOLDS[method]
     if method == "cnn":
-        if not 0.0 < float(threshold) <= 1.0:
-            raise ValueError(f"cnn threshold is a cosine similarity in (0, 1], got {threshold}.")
-        return float(threshold)
-    if float(threshold) != int(threshold) or not 0 <= int(threshold) <= 64:
-        raise ValueError(f"{method} threshold is a Hamming distance 0..64, got {threshold}.")
-    return int(threshold)
+        return check_number(threshold, "The cnn threshold (a cosine similarity)", minimum=0, maximum=1,
+                            min_inclusive=False)
+    return check_int(threshold, f"The {method} threshold (a Hamming distance)", minimum=0, maximum=64)
 
 
 def _as_paths(paths) -> list:
@@ -252,35 +249,34 @@ def _ssim_verify(paths, candidates: dict, min_ssim: float, workers, progress) ->
     return kept
 
 
-def _embed(items, model, workers, progress):
+def _embed(items, model, workers, progress, preprocessing=None):
     """Embeddings of the readable images and of their mirror images, centred and L2-normalised,
     with the pixel counts, sharpness and unreadable files as in `_scan`.
 
-    ``model`` is a registered name or a ``keras.Model``; a classifier is cut below its last
-    layer. Subtracting the dataset's mean embedding removes what all images share (for an
+    ``model`` is a registered name or a ``keras.Model``; a registry model is cut at its cfg's
+    feature layer (`models.feature_extractor`) and fed with its cfg's scaling, or with
+    ``preprocessing`` ({``scale``, ``mean``, ``std``}, e.g. a run's ``config.json`` dataset entry)
+    when given. Subtracting the dataset's mean embedding removes what all images share (for an
     untrained network mostly overall brightness), so cosine similarity reflects content.
     """
     import cv2
-    import keras
 
     from keras_cv_apps import models
+    from keras_cv_apps.image import ops
 
-    cfg = None
     if isinstance(model, str):
-        cfg = models.get_cfg(model)
         model = models.create(model)
-    if getattr(model.layers[-1], "activation", None) is keras.activations.softmax or (
-        cfg is not None and cfg.task == "classifier"
-    ):
-        model = keras.Model(model.inputs, model.layers[-2].output)
+    cfg = models.cfg_of(model)
+    if cfg is not None and cfg.feature_layer:
+        model = models.feature_extractor(model)
     height, width, channels = model.input_shape[1:4]
-    symmetric = cfg is not None and cfg.scale == "symmetric"
+    p = dict(preprocessing or {"scale": cfg.scale if cfg else "unit"})
+    ops.scale_params(p["scale"], p.get("mean"), p.get("std"))  # a bad mode or missing stats: fail now
     paths, unreadable, batch, out, pixels, sharp = [], [], [], [], [], []
 
     def flush():
-        x = np.stack(batch + [b[:, ::-1] for b in batch]).astype(np.float32) / 255.0
-        x = x * 2.0 - 1.0 if symmetric else x
-        y = np.asarray(model.predict(x.reshape(len(x), height, width, channels), verbose=0))
+        x = np.stack(batch + [b[:, ::-1] for b in batch]).reshape(-1, height, width, channels)
+        y = np.asarray(model.predict(ops.scale(x, p["scale"], p.get("mean"), p.get("std")), verbose=0))
         out.append(y.reshape(2, len(batch), -1))
         batch.clear()
 
@@ -406,9 +402,6 @@ def find_duplicates(paths, *, method: str = "phash", threshold=None, verify_ssim
 
 def write_groups_csv(result: DedupResult, path, root=None) -> Path:
     """Write ``group,file,representative,score`` rows (paths relative to ``root`` if given)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-
     def rel(p):
         if root is None:
             return str(p)
@@ -417,12 +410,5 @@ def write_groups_csv(result: DedupResult, path, root=None) -> Path:
         except ValueError:
             return str(p)
 
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["group", "file", "representative", "score"])
-        for g in result.groups:
-            for f, s in zip(g.files, g.scores):
-                writer.writerow([g.id, rel(f), rel(g.representative), f"{s:.4f}"])
-    tmp.replace(path)
-    return path
+    rows = [[g.id, rel(f), rel(g.representative), f"{s:.4f}"] for g in result.groups for f, s in zip(g.files, g.scores)]
+    return write_csv(path, ["group", "file", "representative", "score"], rows)

@@ -14,11 +14,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 import numpy as np
+
+from keras_cv_apps.artifacts import write_json
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,6 @@ def make_demo_set(dest, *, seed: int = 0) -> Path:
         "clean": sorted(clean.values()),
         "seed": seed,
     }
-    (dest / "ground_truth.json").write_text(json.dumps(truth, indent=2))
+    write_json(dest / "ground_truth.json", truth)
     log.info("demo set written to %s", dest)
     return dest

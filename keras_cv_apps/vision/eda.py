@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import logging
 from pathlib import Path
 
 import numpy as np
 
 from keras_cv_apps._figures import figure_data_uri, new_figure
+from keras_cv_apps.artifacts import write_json, write_text
 
 logger = logging.getLogger(__name__)
 
@@ -178,7 +178,7 @@ def relative(path, root) -> str:
 
 
 def _read_thumb(path):
-    from keras_cv_apps.vision.io import read_image
+    from keras_cv_apps.image.io import read_image
 
     return thumbnail_uri(read_image(path, max_side=4 * THUMB_SIDE))
 
@@ -259,8 +259,8 @@ def write_report(out_dir, quality, root, *, samples=None, duplicates=None, outli
     page = ("<!doctype html><html><head><meta charset='utf-8'><title>"
             f"{html.escape(title)}</title><style>{_CSS}</style></head><body>"
             + "\n".join(parts) + "</body></html>")
-    (out_dir / "report.html").write_text(page, encoding="utf-8")
-    (out_dir / "eda.json").write_text(json.dumps(summary, indent=2))
+    write_text(out_dir / "report.html", page)
+    write_json(out_dir / "eda.json", summary)
     logger.info("report written to %s", out_dir / "report.html")
     return summary
 

@@ -113,33 +113,41 @@ def one_class_svm_scores(features, *, nu=0.1) -> np.ndarray:
 
 def reconstruction_scores(errors) -> np.ndarray:
     """Scores from per-image reconstruction errors (one-sided robust z-score)."""
+    errors = np.asarray(errors, np.float64)
+    finite = np.isfinite(errors)
+    errors = np.where(finite, errors, np.median(errors[finite]) if finite.any() else 0.0)  # unreadable: neutral
     return _z_to_score(robust_z(errors))
 
 
-def autoencoder_errors(autoencoder, paths, *, batch_size=32) -> np.ndarray:
+def autoencoder_errors(autoencoder, paths, *, batch_size=32, preprocessing=None) -> np.ndarray:
     """Mean squared reconstruction error per image of a Keras autoencoder.
 
-    Images are read, resized to the model's input size, converted to its channel count and
-    scaled to [0, 1] (the `unit` scaling the package's autoencoders train with).
+    Images are read, fitted to the model's input size and channels, and scaled as its cfg says
+    (``unit`` [0, 1] for the package's autoencoders) or as ``preprocessing`` ({``scale``,
+    ``mean``, ``std``}) says. Unreadable images get an error of NaN.
     """
-    import cv2
-
-    from keras_cv_apps.vision.io import iter_images
+    from keras_cv_apps.image import ops
+    from keras_cv_apps.image.io import iter_images
+    from keras_cv_apps.models import cfg_of
 
     _, height, width, channels = autoencoder.input_shape
-    mode = "gray" if channels == 1 else "rgb"
-    errors, batch = [], []
+    cfg = cfg_of(autoencoder)
+    p = dict(preprocessing or {"scale": cfg.scale if cfg else "unit"})
+    errors, batch, valid = [], [], []
 
     def flush():
-        x = np.stack(batch).astype(np.float32) / 255.0
-        x = x.reshape(len(batch), height, width, channels)
+        x = ops.scale(np.stack(batch), p["scale"], p.get("mean"), p.get("std"))
         y = np.asarray(autoencoder.predict(x, verbose=0)).reshape(x.shape)
-        errors.extend(((x - y) ** 2).mean(axis=(1, 2, 3)).tolist())
+        per_image = ((x - y) ** 2).mean(axis=(1, 2, 3))
+        errors.extend(np.where(valid, per_image, np.nan).tolist())
         batch.clear()
+        valid.clear()
 
-    for record in iter_images(paths, mode=mode, progress=False):
-        image = record.image if record.image is not None else np.zeros((height, width), np.uint8)
-        batch.append(cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA))
+    for record in iter_images(paths, mode="gray" if channels == 1 else "rgb", progress=False):
+        ok = record.image is not None
+        image = record.image if ok else np.zeros((height, width), np.uint8)
+        batch.append(ops.fit(image, (height, width), channels))
+        valid.append(ok)
         if len(batch) == batch_size:
             flush()
     if batch:

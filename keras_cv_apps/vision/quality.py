@@ -223,7 +223,7 @@ def odd_size_scores(heights, widths) -> np.ndarray:
 
 def _ordered_map(fn, items, workers=None):
     """``map(fn, items)`` on a thread pool, in order, with a bounded number of items in flight."""
-    from keras_cv_apps.vision.io import default_workers
+    from keras_cv_apps.image.io import default_workers
 
     workers = workers or default_workers()
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
@@ -281,7 +281,7 @@ def assess(paths, *, thresholds=None, max_side=MAX_SIDE, features=False, workers
     """Run every quality check over ``paths`` in one streaming pass.
 
     Args:
-        paths: image files (e.g. from `keras_cv_apps.vision.io.list_images`).
+        paths: image files (e.g. from `keras_cv_apps.image.io.list_images`).
         thresholds: ``{issue: threshold}`` overrides, each in [0, 1].
         max_side: decode images at most this large (speed; statistics are size-normalised).
         features: also compute `features.classical_embedding` per image (for outliers/EDA).
@@ -293,7 +293,7 @@ def assess(paths, *, thresholds=None, max_side=MAX_SIDE, features=False, workers
     Returns:
         a `QualityResult`; images are never all held in memory.
     """
-    from keras_cv_apps.vision.io import iter_images
+    from keras_cv_apps.image.io import iter_images
 
     limits = dict(THRESHOLDS)
     for issue, value in (thresholds or {}).items():

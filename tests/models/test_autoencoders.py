@@ -7,10 +7,11 @@ import pytest
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
-from keras_cv_apps.layers.noise import ClippedGaussianNoise, SaltAndPepperNoise, denoising_pairs
-from keras_cv_apps.metrics import reconstruction as rm
-from keras_cv_apps.models import autoencoders as ae
-from keras_cv_apps.models.autoencoder_layers import SparsityPenalty
+from keras_cv_apps import models  # noqa: E402
+from keras_cv_apps.layers.noise import ClippedGaussianNoise, SaltAndPepperNoise, denoising_pairs  # noqa: E402
+from keras_cv_apps.metrics import reconstruction as rm  # noqa: E402
+from keras_cv_apps.models import autoencoders as ae  # noqa: E402
+from keras_cv_apps.models.autoencoder_layers import SparsityPenalty  # noqa: E402
 
 
 def _held_out_mse(model, x):
@@ -78,7 +79,7 @@ def test_sparse_penalty_lowers_mean_activation(digits16):
 def test_variant_learns(digits16, name):
     x, _, x_test, _ = digits16
     keras.utils.set_random_seed(0)
-    model = getattr(ae, name)(image_shape=(16, 16, 1))
+    model = models.create(name, image_shape=(16, 16, 1))
     model.compile(keras.optimizers.Adam(2e-3), "binary_crossentropy")
     untrained = _held_out_mse(model, x_test)
     model.fit(x, x, epochs=6, batch_size=32, verbose=0)
@@ -88,7 +89,7 @@ def test_variant_learns(digits16, name):
 def test_denoising_variant_removes_noise(digits16):
     x, _, x_test, _ = digits16
     keras.utils.set_random_seed(0)
-    model = ae.autoencoder_denoising(image_shape=(16, 16, 1), filters=(16, 32))
+    model = models.create("autoencoder_denoising", image_shape=(16, 16, 1), filters=(16, 32))
     model.compile(keras.optimizers.Adam(2e-3), "binary_crossentropy")
     pairs = denoising_pairs(tf.data.Dataset.from_tensor_slices(x).batch(32), stddev=0.4,
                             salt_pepper=0.05, seed=0)
@@ -129,7 +130,7 @@ def test_unknown_variant_names_the_choices():
 
 
 def test_config_round_trip_keeps_the_architecture():
-    model = ae.autoencoder_contractive(image_shape=(8, 8, 1), latent_dim=5, jacobian="estimate")
+    model = models.create("autoencoder_contractive", image_shape=(8, 8, 1), latent_dim=5, jacobian="estimate")
     clone = ae.ContractiveAutoencoder.from_config(model.get_config())
     assert clone.get_config() == model.get_config()
     assert clone.count_params() == model.count_params()

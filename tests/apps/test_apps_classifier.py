@@ -20,11 +20,13 @@ def test_lenet_app_trains_exports_and_verifies(tmp_path, capsys):
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test"]["n"] == 360
-    assert metrics["tflite"]["float32"]["max_abs_diff"] <= 1e-5
-    assert metrics["tflite"]["float32"]["top1_agreement"] == 1.0
+    assert metrics["exports"]["model.tflite"]["max_abs_diff"] <= 1e-5
+    assert metrics["exports"]["model.tflite"]["top1_agreement"] == 1.0
+    assert metrics["exports"]["model_int8.tflite"]["quantization"] == "int8"
     assert (out / "labels.txt").read_text().split() == [str(i) for i in range(10)]
     config = json.loads((out / "config.json").read_text())
-    assert config["preprocessing"]["scale"] == "unit" and config["model"] == "test_lenet5"
+    assert config["dataset"]["scale"] == "unit" and config["model"]["name"] == "test_lenet5"
+    assert config["model"]["kwargs"]["num_classes"] == 10
     assert "test top-1" in capsys.readouterr().out
 
 
@@ -34,23 +36,24 @@ def test_alexnet_app_runs_with_lrn(tmp_path):
                                     "--quantize", "float32", "--output", str(out)])
     assert rc == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["tflite"]["float32"]["max_abs_diff"] <= 1e-5
+    assert metrics["exports"]["model.tflite"]["max_abs_diff"] <= 1e-5
 
 
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--model", "lenet"], "Unknown model 'lenet'"),
+        (["--model", "lenet"], "Unknown model 'lenet'; lenet_train trains classifier models: alexnet, lenet5."),
+        (["--model", "vae"], "Model 'vae' is a vae model; lenet_train trains classifier models"),
         (["--dataset", "digitz"], "digitz"),
-        (["--image-size", "8"], "at least 16"),
+        (["--image-size", "8"], "at least 10 px"),
     ],
 )
 def test_bad_input_fails_fast_with_one_sentence(tmp_path, capsys, extra, message):
     rc = lenet_train.main(TINY + ["--output", str(tmp_path / "x")] + extra)
     err = capsys.readouterr().err
     assert rc == 2
-    assert message in err and err.startswith("error: ")
-    assert not (tmp_path / "x" / "best.keras").exists()
+    assert message in err and err.startswith("error: ") and "test_" not in err
+    assert not (tmp_path / "x").exists()  # nothing was written, no empty folder is left
 
 
 def test_unwritable_output_is_refused(tmp_path, capsys):
@@ -106,7 +109,7 @@ def test_balance_flag_trains_with_the_focal_loss(tmp_path):
     rc = lenet_train.main(TINY + ["--model", "test_lenet5", "--image-size", "16", "--balance", "focal",
                                   "--quantize", "none", "--output", str(out)])
     assert rc == 0
-    assert json.loads((out / "config.json").read_text())["balance"] == "focal"
+    assert json.loads((out / "config.json").read_text())["options"]["balance"] == "focal"
     checkpoint = keras_cv_apps.load_model(out / "best.keras")
     assert type(checkpoint.loss).__name__ == "FocalLoss"
     assert keras_cv_apps.load_model(out / "model.keras").output_shape == (None, 10)

@@ -1,6 +1,6 @@
 """Robust image reading for folders of any size.
 
-Every reader returns what the rest of `keras_cv_apps.vision` expects: a uint8 array, ``HxWx3``
+Every reader returns what the rest of the package expects: a uint8 array, ``HxWx3``
 RGB (``mode="rgb"``) or ``HxW`` (``mode="gray"``), whatever the file holds:
 
 - EXIF orientation is applied, so a phone photo comes out the way it is displayed.
@@ -26,6 +26,9 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
 
 import numpy as np
+
+from keras_cv_apps._validate import check_choice
+from keras_cv_apps.image.ops import fit_max_side, to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +65,7 @@ class ImageRecord:
 
 
 def _check_mode(mode: str) -> None:
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
+    check_choice(mode, MODES, "image mode")
 
 
 def _header(data: bytes):
@@ -102,23 +104,13 @@ def _apply_orientation(arr: np.ndarray, orientation: int) -> np.ndarray:
     return ops[orientation](arr) if orientation in ops else arr
 
 
-def _to_uint8(arr: np.ndarray) -> np.ndarray:
-    if arr.dtype == np.uint8:
-        return arr
-    if arr.dtype == np.uint16:
-        return ((arr.astype(np.float32) / 257.0) + 0.5).astype(np.uint8)
-    if arr.dtype == np.bool_:
-        return arr.astype(np.uint8) * 255
-    if np.issubdtype(arr.dtype, np.floating):
-        return (np.clip(np.nan_to_num(arr), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    return np.clip(arr, 0, 255).astype(np.uint8)
 
 
 def _normalise(arr: np.ndarray, mode: str, *, bgr: bool) -> np.ndarray:
     """Any decoded array -> uint8 RGB (HxWx3) or gray (HxW); alpha composited on white."""
     import cv2
 
-    arr = _to_uint8(arr)
+    arr = to_uint8(arr)
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
     if arr.ndim == 3 and arr.shape[2] in (2, 4):
@@ -134,15 +126,6 @@ def _normalise(arr: np.ndarray, mode: str, *, bgr: bool) -> np.ndarray:
     return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB) if bgr else np.ascontiguousarray(arr)
 
 
-def _resize_max_side(arr: np.ndarray, max_side: Optional[int]) -> np.ndarray:
-    import cv2
-
-    h, w = arr.shape[:2]
-    if not max_side or max(h, w) <= max_side:
-        return arr
-    scale = max_side / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return cv2.resize(arr, size, interpolation=cv2.INTER_AREA)
 
 
 def _decode_jpeg(buf: np.ndarray, header, mode: str, max_side: Optional[int]):
@@ -174,13 +157,13 @@ def _decode(data: bytes, path: Path, mode: str, max_side: Optional[int]):
         arr = _decode_jpeg(buf, header, mode, max_side)
         if arr is not None:  # without a header the decode was full size, so arr has the shape
             shape = header[:3] if header else (*arr.shape[:2], 1 if arr.ndim == 2 else 3)
-            return _resize_max_side(_normalise(arr, mode, bgr=True), max_side), shape
+            return fit_max_side(_normalise(arr, mode, bgr=True), max_side), shape
     else:
         arr = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
         if arr is not None:
             arr = _apply_orientation(arr, header[3] if header else 1)
             shape = (*arr.shape[:2], 1 if arr.ndim == 2 else arr.shape[2])
-            return _resize_max_side(_normalise(arr, mode, bgr=True), max_side), shape
+            return fit_max_side(_normalise(arr, mode, bgr=True), max_side), shape
     return _decode_with_pillow(data, path, mode, max_side)
 
 
@@ -206,7 +189,7 @@ def _decode_with_pillow(data: bytes, path: Path, mode: str, max_side: Optional[i
     if arr.dtype == np.int32:  # Pillow's mode "I" (e.g. some 16-bit files)
         arr = np.clip(arr, 0, 65535).astype(np.uint16)
     shape = (*arr.shape[:2], channels)
-    return _resize_max_side(_normalise(arr, mode, bgr=False), max_side), shape
+    return fit_max_side(_normalise(arr, mode, bgr=False), max_side), shape
 
 
 def _read(path, mode: str, max_side: Optional[int]):

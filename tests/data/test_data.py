@@ -388,7 +388,7 @@ def test_tfds_spec_with_fake_module(monkeypatch):
 @pytest.mark.parametrize("kwargs, error, match", [
     ({"spec": "imagenet"}, ValueError, "Unknown dataset spec 'imagenet'.*digits.*dir:PATH"),
     ({"spec": 42}, ValueError, "Unknown dataset spec of type int"),
-    ({"scale": "minmax"}, ValueError, "unit, symmetric, standardize"),
+    ({"scale": "minmax"}, ValueError, "'unit', 'symmetric', 'standardize'"),
     ({"val_fraction": 0.5, "test_fraction": 0.5}, ValueError, "sum below 1"),
     ({"test_fraction": 0}, ValueError, r"in \(0, 1\)"),
     ({"channels": 2}, ValueError, "1 \\(grayscale\\) or 3"),
@@ -406,5 +406,5 @@ def test_bad_arguments_raise_one_clear_error(kwargs, error, match):
 
 
 def test_unknown_split_name(digits):
-    with pytest.raises(ValueError, match="train, val, test"):
+    with pytest.raises(ValueError, match="'train', 'val', 'test'"):
         digits.arrays("validation")

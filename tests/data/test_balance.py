@@ -1,7 +1,6 @@
 """Imbalance handling: class weights, resampling proportions, and the focal loss formula."""
 
 import math
-import types
 
 import numpy as np
 import pytest
@@ -9,19 +8,22 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
+from keras_cv_apps import data  # noqa: E402
 from keras_cv_apps.data import balance  # noqa: E402
 from keras_cv_apps.losses.focal import FocalLoss  # noqa: E402
 
-COUNTS = (200, 40, 20)
+TOTAL = (250, 50, 25)  # a 10:2:1 imbalance; the stratified train split keeps 70% of each
+COUNTS = (175, 35, 17)
 
 
 @pytest.fixture(scope="module")
 def splits():
-    """A Splits-like object with a constructed 10:2:1 imbalanced training set."""
-    y = np.concatenate([np.full(n, c, np.int32) for c, n in enumerate(COUNTS)])
-    x = np.random.default_rng(0).random((len(y), 4, 4, 1)).astype(np.float32) + y[:, None, None, None]
-    train = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(y), seed=0).batch(16)
-    return types.SimpleNamespace(train=train, num_classes=3, batch_size=16)
+    """Real `Splits` of a constructed 10:2:1 imbalanced dataset (class = brightness level)."""
+    y = np.concatenate([np.full(n, c, np.int32) for c, n in enumerate(TOTAL)])
+    x = (np.random.default_rng(0).random((len(y), 4, 4, 1)) * 60 + 80 * y[:, None, None, None]).astype(np.uint8)
+    splits = data.load((x, y), image_size=None, batch_size=16, seed=0)
+    assert splits.counts("train").tolist() == list(COUNTS)
+    return splits
 
 
 def _labels(dataset):
@@ -41,15 +43,20 @@ def test_weights_mode(splits):
     assert plan.counts.tolist() == list(COUNTS)
 
 
-@pytest.mark.parametrize("mode,per_class", [("oversample", 200), ("undersample", 20)])
+@pytest.mark.parametrize("mode,per_class", [("oversample", 175), ("undersample", 17)])
 def test_resampling_balances_classes(splits, mode, per_class):
-    plan = balance.prepare(splits, mode, seed=1)
-    labels = _labels(plan.train)
-    assert len(labels) == 3 * per_class
-    assert np.bincount(labels, minlength=3).tolist() == [per_class] * 3  # exactly balanced
+    plan = balance.prepare(splits, mode)
+    assert int(plan.train.cardinality()) == -(-3 * per_class // 16)  # known length: schedules work
+    first, second = _labels(plan.train), _labels(plan.train)
+    for labels in (first, second):
+        assert len(labels) == 3 * per_class
+        assert np.bincount(labels, minlength=3).tolist() == [per_class] * 3  # exactly balanced
+    assert not np.array_equal(first, second)  # a fresh order every epoch
     assert plan.class_weight is None and plan.loss is None
-    x, _ = next(iter(plan.train))
+    x, y = next(iter(plan.train))
     assert x.shape[1:] == (4, 4, 1) and x.shape[0] == 16
+    # every image stays with its own label through the resampling
+    assert np.all(np.floor(x.numpy()[:, 0, 0, 0] * 255 / 80) == y.numpy())
 
 
 def test_none_focal_and_bad_mode(splits):
@@ -57,7 +64,7 @@ def test_none_focal_and_bad_mode(splits):
     assert plan.train is splits.train and plan.class_weight is None and plan.loss is None
     focal = balance.prepare(splits, "focal", from_logits=True)
     assert isinstance(focal.loss, FocalLoss) and focal.loss.from_logits
-    with pytest.raises(ValueError, match="choose one of none, weights"):
+    with pytest.raises(ValueError, match="Unknown balance mode 'smote'; choose one of 'none', 'weights'"):
         balance.prepare(splits, "smote")
 
 
@@ -95,7 +102,7 @@ def test_prepare_on_real_digits():
     from keras_cv_apps import data
 
     splits = data.load("digits", image_size=16, seed=0, batch_size=64)
-    plan = balance.prepare(splits, "undersample", seed=0)
+    plan = balance.prepare(splits, "undersample")
     labels = _labels(plan.train)
     assert len(labels) == splits.num_classes * plan.counts.min()
     assert np.bincount(labels).max() / np.bincount(labels).min() < 2.0

@@ -7,10 +7,10 @@ import pytest
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
-from keras_cv_apps.layers.sampling import Sampling
-from keras_cv_apps.metrics import reconstruction as rm
-from keras_cv_apps.models import vae as vae_module
-from keras_cv_apps.models.vae import VAE, kl_divergence
+from keras_cv_apps import models  # noqa: E402
+from keras_cv_apps.layers.sampling import Sampling  # noqa: E402
+from keras_cv_apps.metrics import reconstruction as rm  # noqa: E402
+from keras_cv_apps.models.vae import VAE, kl_divergence  # noqa: E402
 
 
 def test_sampling_draws_from_the_given_gaussian():
@@ -35,7 +35,7 @@ def test_kl_closed_form_matches_monte_carlo():
 
 def test_model_kl_term_uses_the_encoder_posterior():
     keras.utils.set_random_seed(0)
-    model = vae_module.test_vae()
+    model = models.create("test_vae")
     x = np.random.default_rng(0).random((6, 16, 16, 1)).astype("float32")
     moments = model.encoder(x).numpy().astype("float64")
     mean, log_var = moments[:, :2], moments[:, 2:]
@@ -45,7 +45,7 @@ def test_model_kl_term_uses_the_encoder_posterior():
 
 def test_reported_losses_add_up_and_elbo_is_their_negative_sum():
     keras.utils.set_random_seed(0)
-    model = vae_module.test_vae(beta=2.0)
+    model = models.create("test_vae", beta=2.0)
     model.compile(keras.optimizers.Adam())
     x = np.random.default_rng(0).random((16, 16, 16, 1)).astype("float32")
     logs = model.evaluate(x, batch_size=16, verbose=0, return_dict=True)
@@ -62,7 +62,7 @@ def test_reported_losses_add_up_and_elbo_is_their_negative_sum():
 def test_vae_learns_digits(digits16):
     x, _, x_test, _ = digits16
     keras.utils.set_random_seed(0)
-    model = vae_module.vae(image_shape=(16, 16, 1), latent_dim=8, filters=(16, 32),
+    model = models.create("vae", image_shape=(16, 16, 1), latent_dim=8, filters=(16, 32),
                            hidden_units=64)
     model.compile(keras.optimizers.Adam(2e-3))
     before = float(np.mean(rm.elbo_per_image(model, x_test)))

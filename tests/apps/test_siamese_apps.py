@@ -53,10 +53,10 @@ def test_train_app_writes_verified_artifacts(run_dir, capsys):
     assert held["classes"] == [7, 8, 9] and 0.0 <= held["3way_1shot"] <= 1.0
     assert len(everything["classes"]) == 10 and "10way_1shot" in everything
     assert 0.0 <= held["verification"]["roc_auc"] <= 1.0
-    assert metrics["tflite"]["float32"]["max_abs_diff"] < 1e-4
-    assert metrics["tflite"]["int8"]["one_shot"]["held_out"] >= 0.0
+    assert metrics["exports"]["embedding.tflite"]["max_abs_diff"] < 1e-4
+    assert metrics["exports"]["embedding_int8.tflite"]["one_shot"]["held_out"] >= 0.0
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["preprocessing"]["image_size"] == [16, 16] and config["held_out"] == ["7", "8", "9"]
+    assert config["dataset"]["image_size"] == [16, 16] and config["options"]["held_out"] == ["7", "8", "9"]
     threshold = json.loads((run_dir / "threshold.json").read_text())
     assert threshold["threshold"] > 0 and "validation" in threshold["chosen_on"]
 
@@ -119,15 +119,15 @@ def test_verify_without_a_trained_model_is_a_clear_error(digit_files, tmp_path, 
 @pytest.mark.parametrize("extra, message", [
     (["--held-out", "7,x"], "not in the dataset"),
     (["--held-out", "0,1,2,3,4,5,6,7,8"], "at least 2 training and 2 held-out"),
-    (["--backbone", "lenet"], "Unknown model 'lenet'"),
+    (["--backbone", "lenet"], "Unknown model 'lenet'; --backbone trains classifier models"),
+    (["--model", "lenet5"], "Model 'lenet5' is a classifier model; siamese_train trains siamese or embedding"),
     (["--loss", "contrastive", "--model", "siamese_triplet"], "does not fit --loss contrastive"),
-    (["--loss", "triplet", "--mining", "hardest"], "mining"),
 ])
 def test_train_app_bad_input_fails_fast(tmp_path, capsys, extra, message):
     rc = siamese_train.main(TINY + ["--output", str(tmp_path / "x")] + extra)
     err = capsys.readouterr().err
     assert rc == 2 and message in err and err.startswith("error: ")
-    assert not (tmp_path / "x" / "best.keras").exists()
+    assert not (tmp_path / "x").exists()
 
 
 def test_contrastive_pairs_path_runs(tmp_path):
@@ -135,4 +135,33 @@ def test_contrastive_pairs_path_runs(tmp_path):
     rc = siamese_train.main(TINY + ["--loss", "contrastive", "--quantize", "none", "--output", str(out)])
     assert rc == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["tflite"] == {} and "3way_1shot" in metrics["test"]["held_out"]
+    assert metrics["exports"] == {} and "3way_1shot" in metrics["test"]["held_out"]
+
+
+@pytest.mark.parametrize("argv", [["--k", "0"], ["--episodes", "0"], ["--mining", "hardest"],
+                                  ["--temperature", "nan"], ["--width", "-3"]])
+def test_train_app_bad_values_are_refused_by_the_parser(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        siamese_train.parse_args(argv)
+    assert info.value.code == 2
+
+
+@pytest.mark.parametrize("argv", [["--top", "-2"], ["--threshold", "nan"]])
+def test_identify_bad_values_are_refused(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        siamese_identify.parse_args(["gallery", "query.png", *argv])
+    assert info.value.code == 2
+
+
+def test_phone_apps_say_which_model_they_use(run_dir, digit_files, tmp_path, monkeypatch, capsys):
+    """Without --model: the newest run under runs/siamese_train/, named on stderr."""
+    newest = tmp_path / "runs" / "siamese_train" / "20990101-000000"
+    newest.mkdir(parents=True)
+    for name in ("embedding.tflite", "config.json", "threshold.json"):
+        (newest / name).write_bytes((run_dir / name).read_bytes())
+    monkeypatch.chdir(tmp_path)
+    f = str(digit_files[(3, 0)])
+    assert siamese_verify.main([f, f]) == 0
+    captured = capsys.readouterr()
+    assert LINE.match(captured.out.strip())
+    assert "runs/siamese_train/20990101-000000/embedding.tflite (the newest run" in captured.err

@@ -132,7 +132,7 @@ def test_reconstruction_scores_and_robust_z():
 def test_autoencoder_errors_with_a_keras_model(tmp_path, crops_with_outlier):
     import keras
 
-    from keras_cv_apps.vision.io import list_images
+    from keras_cv_apps.image.io import list_images
 
     for i, im in enumerate(crops_with_outlier):
         cv2.imwrite(str(tmp_path / f"{i:02d}.png"), cv2.cvtColor(im, cv2.COLOR_RGB2BGR))
@@ -157,7 +157,7 @@ def test_eda_report_writes_html_and_json(tmp_path, crops_with_outlier, embedding
     for i, im in enumerate(crops_with_outlier[12:16]):
         _write(root / "more" / f"{i}.jpg", (im * 0.1).astype(np.uint8))  # dark
     (root / "more" / "bad.png").write_bytes(b"\x89PNG broken")
-    from keras_cv_apps.vision.io import list_images
+    from keras_cv_apps.image.io import list_images
 
     samples = eda.SampleCollector(root, per_class=3)
     q = quality.assess(list_images(root), features=True, progress=False, on_image=samples)

@@ -28,9 +28,9 @@ def test_denoising_app_writes_verified_encoder_and_decoder(tmp_path):
     assert metrics["noisy"]["psnr"] < 16.0  # the input really was corrupted
     assert metrics["psnr_gain_db"] == pytest.approx(metrics["test"]["psnr"] - metrics["noisy"]["psnr"])
     for part in ("encoder", "decoder"):
-        assert metrics["tflite"][part]["float32"]["max_abs_diff"] < 1e-4
+        assert metrics["exports"][f"{part}.tflite"]["max_abs_diff"] < 1e-4
     config = json.loads((out / "config.json").read_text())
-    assert config["model_config"]["image_shape"] == [16, 16, 1]
+    assert config["model"]["kwargs"]["image_shape"] == [16, 16, 1]
 
 
 def test_anomaly_report_gives_each_score(tmp_path):
@@ -55,13 +55,12 @@ def test_vae_app_reports_elbo_and_draws_samples(tmp_path):
     assert metrics["reconstruction_nats"] > 0
     for name in ("samples.png", "latent_traversal.png", "encoder.tflite", "decoder.tflite"):
         assert (out / name).stat().st_size > 0, name
-    assert metrics["tflite"]["encoder"]["float32"]["max_abs_diff"] < 1e-4
+    assert metrics["exports"]["encoder.tflite"]["max_abs_diff"] < 1e-4
 
 
 @pytest.mark.parametrize("argv, words", [
     (["--anomaly-class", "12"], "--anomaly-class 12 is not a class index"),
     (["--model", "autoencoder_cnv"], "Unknown model"),
-    (["--salt-pepper", "2"], "between 0 and 1"),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, words):
     code = autoencoder_train.main(["--output", str(tmp_path / "bad"), *TINY, *argv])
@@ -70,7 +69,8 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, words):
     assert words in err and len(err.splitlines()) == 1
 
 
-@pytest.mark.parametrize("argv", [["--variant", "pca"], ["--latent-dim", "0"]])
+@pytest.mark.parametrize("argv", [["--variant", "pca"], ["--latent-dim", "0"], ["--salt-pepper", "2"],
+                                  ["--noise-stddev", "nan"], ["--anomaly-class", "-1"]])
 def test_bad_flags_are_rejected_by_the_parser(argv):
     with pytest.raises(SystemExit) as info:
         autoencoder_train.parse_args(argv)

@@ -1,4 +1,4 @@
-"""vision.io: robust decoding of awkward files, folder listing, parallel ordered iteration."""
+"""image.io: robust decoding of awkward files, folder listing, parallel ordered iteration."""
 
 import json
 import subprocess
@@ -10,7 +10,8 @@ import pytest
 cv2 = pytest.importorskip("cv2")
 from PIL import Image  # noqa: E402
 
-from keras_cv_apps.vision import demo, io  # noqa: E402
+from keras_cv_apps.image import io  # noqa: E402
+from keras_cv_apps.vision import demo  # noqa: E402
 
 
 def _photo(h=60, w=90):
@@ -131,7 +132,7 @@ def test_demo_set_matches_its_ground_truth(tmp_path):
 
 
 def test_import_is_light():
-    code = ("import sys, keras_cv_apps.vision.io, keras_cv_apps.vision.dedup;"
+    code = ("import sys, keras_cv_apps.image.io, keras_cv_apps.vision.dedup;"
             "print(any(m in sys.modules for m in ('tensorflow', 'keras', 'cv2', 'sklearn')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

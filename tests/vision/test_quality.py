@@ -105,7 +105,7 @@ def folder(tmp_path, photos):
 
 
 def test_assess_folder(folder):
-    from keras_cv_apps.vision.io import list_images
+    from keras_cv_apps.image.io import list_images
 
     seen = []
     result = quality.assess(list_images(folder), progress=False, features=True,

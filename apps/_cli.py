@@ -1,0 +1,269 @@
+"""What the apps share: flag groups an app opts into, argument types that refuse bad values in
+one sentence, quiet TensorFlow start-up, and `run`, which turns known failures into one line and
+an exit code. No model, data, export or file-writing code lives here (that is the library's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import sys
+from pathlib import Path
+
+from keras_cv_apps.choices import BALANCE_MODES, QUANTIZATIONS, STRATEGIES
+
+# ------------------------------------------------------------------------- argument types
+
+
+def _number(text: str, kind=float):
+    try:
+        value = kind(text)
+    except ValueError:
+        what = "an integer" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = _number(text, int)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    value = _number(text, int)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def finite_float(text: str) -> float:
+    return _number(text)
+
+
+def positive_float(text: str) -> float:
+    value = _number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {value}")
+    return value
+
+
+def nonnegative_float(text: str) -> float:
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """A number in [0, 1]."""
+    value = _number(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {value}")
+    return value
+
+
+def quantize_list(text: str) -> list:
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    bad = [m for m in modes if m not in QUANTIZATIONS + ("none",)]
+    if bad:
+        raise argparse.ArgumentTypeError(
+            f"unknown quantization {bad[0]!r}; use a comma list of {', '.join(QUANTIZATIONS)} (or 'none')")
+    return [m for m in modes if m != "none"]
+
+
+# ----------------------------------------------------------------------------- flag groups
+
+
+def parser(doc: str, app: str) -> argparse.ArgumentParser:
+    """An ``ArgumentParser`` showing the app's docstring; defaults are shown in each help text."""
+    return argparse.ArgumentParser(prog=f"python -m apps.{app}", description=doc,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def add_output(p, app: str, *, out_alias: bool = False, default=None, run_folder: bool = True) -> None:
+    """``--output`` (``--out`` kept as an alias where it was the old name) and ``--overwrite``."""
+    names = ("--output", "--out") if out_alias else ("--output",)
+    shown = default or f"a new folder runs/{app}/<date-time>"
+    p.add_argument(*names, dest="output", default=default,
+                   help=f"where the results go (default: {shown})")
+    if run_folder:
+        p.add_argument("--overwrite", action="store_true",
+                       help="replace the run already in --output (only the files a run writes are removed)")
+
+
+def add_data(p, *, dataset="digits", image_size=None, batch_size=64) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", default=dataset,
+                   help="digits | shapes[:K[:N]] | photos | lfw_subset | dir:PATH | tfds:NAME[:split] | "
+                        "keras:mnist|fashion_mnist|cifar10 (default: %(default)s)")
+    g.add_argument("--image-size", type=positive_int, default=image_size,
+                   help=f"square input size in pixels (default: {image_size or 'the model’s'})")
+    g.add_argument("--batch-size", type=positive_int, default=batch_size, help="(default: %(default)s)")
+    g.add_argument("--seed", type=int, default=0,
+                   help="seed of the split, initialisation, shuffling and augmentation (default: %(default)s)")
+
+
+def add_model(p, *, default: str, tasks, app: str) -> None:
+    """``--model``, checked against the app's tasks before any work (`check_model`)."""
+    p.add_argument("--model", default=default,
+                   help=f"registered {' or '.join(tasks)} model (default: %(default)s)")
+
+
+def add_training(p, *, epochs: int, learning_rate: float) -> None:
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=positive_int, default=epochs, help="maximum epochs (default: %(default)s)")
+    g.add_argument("--learning-rate", type=positive_float, default=learning_rate,
+                   help="peak learning rate (default: %(default)s)")
+    g.add_argument("--strategy", choices=STRATEGIES, default="default",
+                   help="tf.distribute strategy (default: %(default)s)")
+    g.add_argument("--steps-per-epoch", type=positive_int, default=None,
+                   help="limit the steps per epoch (quick runs; default: one pass over the data)")
+    g.add_argument("--quiet", action="store_true", help="no per-epoch progress output")
+
+
+def add_export(p, *, quantize: str = "float32,int8") -> None:
+    g = p.add_argument_group("export")
+    g.add_argument("--quantize", type=quantize_list, default=quantize_list(quantize),
+                   help=f"comma list of TFLite exports among {', '.join(QUANTIZATIONS)}, or none "
+                        f"(default: {quantize})")
+
+
+def add_balance(p) -> None:
+    g = p.add_argument_group("class balance")
+    g.add_argument("--balance", choices=BALANCE_MODES, default="none",
+                   help="class-imbalance handling (default: %(default)s)")
+
+
+def add_reconstruction(p, *, app: str, model_help: str, variants=None, epochs: int = 40) -> None:
+    """The flags the autoencoder and VAE apps share."""
+    if variants:
+        p.add_argument("--variant", choices=variants, default=variants[0], help="which model (default: %(default)s)")
+    p.add_argument("--model", default=None, help=f"registered autoencoder or VAE model (default: {model_help})")
+    add_data(p, image_size=28, batch_size=32)
+    add_training(p, epochs=epochs, learning_rate=1e-3)
+    g = p.add_argument_group("autoencoder")
+    g.add_argument("--latent-dim", type=positive_int, default=None,
+                   help="size of the code (default: the model's)")
+    g.add_argument("--anomaly-class", type=nonnegative_int, default=None,
+                   help="train without this class index and report its detection ROC AUC")
+    add_export(p, quantize="float32")
+    add_output(p, app)
+
+
+# --------------------------------------------------------------------------------- running
+
+_HARMLESS = re.compile(
+    rb"absl::InitializeLog|oneDNN custom operations|Could not find cuda drivers|failed call to cuInit|"
+    rb"cpu_feature_guard|rebuild TensorFlow with the appropriate compiler flags|"
+    rb"Unable to register cu(DNN|FFT|BLAS) factory|computation placer already registered|"
+    rb"Created TensorFlow Lite XNNPACK delegate|^fully_quantize: |^(W|I)0000 .*(saved_model|tf_tfl_flatbuffer|"
+    rb"flatbuffer_export|loader\.cc|reader\.cc|tf_tfl_translate)")
+
+
+class quiet_stderr:
+    """Pass the process's standard error (fd 2) through a filter that drops the notices TensorFlow,
+    the TFLite converter and LiteRT print on every healthy CPU run; everything else, Python
+    tracebacks and progress bars included, goes through as it comes."""
+
+    def __enter__(self):
+        import threading
+
+        sys.stderr.flush()
+        self._saved = os.dup(2)
+        read, write = os.pipe()
+        os.dup2(write, 2)
+        os.close(write)
+        self._read = read
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
+        return self
+
+    def _pump(self):
+        pending = b""
+        while True:
+            chunk = os.read(self._read, 65536)
+            if not chunk:
+                break
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                if not _HARMLESS.search(line):
+                    os.write(self._saved, line + b"\n")
+            if b"\r" in pending or len(pending) > 8192:  # a progress bar redrawing its line
+                os.write(self._saved, pending)
+                pending = b""
+        if pending and not _HARMLESS.search(pending):
+            os.write(self._saved, pending)
+
+    def __exit__(self, *exc):
+        sys.stderr.flush()
+        os.dup2(self._saved, 2)  # closes the pipe's last write end: the pump sees the end
+        self._thread.join(timeout=5)
+        os.close(self._saved)
+        os.close(self._read)
+
+
+EXPECTED_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError,
+                   IsADirectoryError, ConnectionError, ImportError)
+
+
+def run(main_body, argv=None, arg_parser=None) -> int:
+    """Parse ``argv`` and call ``main_body(args)``; turn known failures into one line and an exit code.
+
+    Bad input exits 2, a diverged training run 1, Ctrl-C 130 (what was saved is kept and said).
+    """
+    args = arg_parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        with quiet_stderr():
+            return int(main_body(args) or 0)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {_kept(args)}", file=sys.stderr)
+        return 130
+    except EXPECTED_ERRORS as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except RuntimeError as err:
+        from keras_cv_apps.training import TrainingDivergedError
+
+        if not isinstance(err, TrainingDivergedError):
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+
+
+def _kept(args) -> str:
+    output = getattr(args, "output", None)
+    if output and (Path(output) / "best.keras").exists():
+        return f"the best checkpoint so far is kept in {Path(output) / 'best.keras'}."
+    return "no epoch had finished, so no checkpoint was saved."
+
+
+def next_step(text: str) -> None:
+    """The last line an app prints: what to try next."""
+    print(f"next: {text}")
+
+
+def resolve_model(path, *, app: str, filename: str) -> Path:
+    """The exported model a phone-side app uses: ``--model`` if given, else the newest run of
+    ``app`` under ``runs/``, else its committed reference under ``saved_models/``. Says which on
+    stderr, so stdout keeps the app's one-line answer."""
+    from keras_cv_apps.inference import find_model
+
+    if path is not None:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"No model file {path}; train one with `python -m apps.{app}` or pass another "
+                                    "--model.")
+        return Path(path)
+    found = find_model(app, filename)
+    if found is None:
+        raise FileNotFoundError(f"No {filename} under runs/{app}/ or saved_models/{app}/; run "
+                                f"`python -m apps.{app}` first or pass --model.")
+    kind = "the reference model" if found.parts[0] == "saved_models" else "the newest run"
+    print(f"model: {found} ({kind}; --model chooses another)", file=sys.stderr)
+    return found

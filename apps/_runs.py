@@ -1,0 +1,208 @@
+"""The run of a training app: its output folder from the flags, the training record that goes
+into ``config.json``/``metrics.json``, and the classifier path that ``lenet_train`` and
+``alexnet_train`` share. Every file is written by the library (`artifacts`, `export`)."""
+
+from __future__ import annotations
+
+
+def open_run(args, app: str, *, name=None):
+    """The `RunFolder` of this run: ``--output`` or a new ``runs/<app>/<date-time>`` folder.
+    ``args.output`` is set to it, so messages (Ctrl-C) can name it."""
+    from keras_cv_apps.artifacts import RunFolder, default_run_path
+
+    path = args.output or default_run_path(app, name=name)
+    args.output = str(path)
+    return RunFolder(path, app=app, overwrite=getattr(args, "overwrite", False))
+
+
+def training_record(args, result=None, **extra) -> dict:
+    """The ``training`` section of ``config.json`` (flags) or ``metrics.json`` (with a `FitResult`)."""
+    if result is not None:
+        return {"epochs_run": result.epochs_run, "train_seconds": round(result.seconds, 1), **extra}
+    return {"epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
+            "strategy": args.strategy, "steps_per_epoch": args.steps_per_epoch, **extra}
+
+
+def check_image_size(cfg, size: int, model_kwargs: dict) -> int:
+    """Refuse an image size the model cannot take, before any data is loaded."""
+    smallest = cfg.min_size(**model_kwargs)
+    if size < smallest:
+        raise ValueError(f"{cfg.name} needs images of at least {smallest} px; got --image-size {size}.")
+    return size
+
+
+def train_classifier(args, *, app: str, model_kwargs: dict, fit_kwargs: dict, augment: str) -> tuple:
+    """data.load -> models.create -> training.fit -> evaluation -> export + verify -> run folder.
+    Returns ``(metrics, run folder)``."""
+    from keras_cv_apps import artifacts, data, export, metrics, models, training
+    from keras_cv_apps.data import balance
+    from keras_cv_apps.models._tasks import check_model
+
+    cfg = check_model(args.model, ("classifier",), app=app)
+    size = check_image_size(cfg, args.image_size or cfg.image_shape[0], model_kwargs)
+    data.build_augmenter(augment)  # an unknown preset fails before anything is written
+    with open_run(args, app) as run:
+        training.set_seed(args.seed)
+        splits = data.load(args.dataset, image_size=size, channels=cfg.image_shape[2], scale=cfg.scale,
+                           seed=args.seed, batch_size=args.batch_size, augment=augment)
+        kwargs = {**model_kwargs, "num_classes": splits.num_classes, "image_shape": splits.image_shape}
+        plan = balance.prepare(splits, args.balance)
+        result = training.fit(lambda: models.create(args.model, **kwargs), (plan.train, splits.val),
+                              run_dir=run.path, epochs=args.epochs, learning_rate=args.learning_rate,
+                              steps_per_epoch=args.steps_per_epoch, strategy=args.strategy, loss=plan.loss,
+                              class_weight=plan.class_weight, verbose=0 if args.quiet else "auto", **fit_kwargs)
+        model = result.model
+
+        x_test, y_test = splits.arrays("test")
+        report = metrics.evaluate_classifier(model, x_test, y_test, splits.class_names)
+        metrics.plot_confusion_matrix(report["confusion_matrix"], splits.class_names, run.file("confusion_matrix.png"))
+        export.save_keras(model, run.file("model.keras"))
+        exports = export.export_all(model, run.path, args.quantize, samples=x_test, labels=y_test,
+                                    representative=splits.representative(200))
+        artifacts.write_labels(run.file("labels.txt"), splits.class_names)
+        run.write_config(model=args.model, model_kwargs=kwargs, dataset=splits.describe(), seed=args.seed,
+                         training=training_record(args, **fit_kwargs),
+                         options={"augment": augment, "balance": args.balance, "quantize": args.quantize})
+        out = run.write_metrics(test={k: report[k] for k in ("top1", "top5", "macro_f1", "n") if k in report},
+                                exports=exports, training=training_record(args, result),
+                                per_class=report.get("per_class"), confusion_matrix=report["confusion_matrix"])
+        run.update_manifest({"test_top1": report["top1"],
+                             **{f"{name}_accuracy": rep.get("accuracy") for name, rep in exports.items()}})
+    return out, run
+
+
+def print_exports(exports: dict) -> list:
+    """One line per exported file: size, agreement with Keras, accuracy when known."""
+    lines = []
+    for name, rep in exports.items():
+        acc = rep.get("accuracy")
+        agree = rep.get("top1_agreement")
+        lines.append(f"  {name:<26} {rep['size_bytes'] / 1024:7.1f} KiB  max|diff| {rep['max_abs_diff']:.2e}"
+                     + (f", top-1 agreement {100 * agree:.2f}%" if agree is not None else "")
+                     + (f", accuracy {100 * acc:.2f}%" if acc is not None else ""))
+    return lines
+
+
+def print_classifier_summary(title: str, metrics: dict, run) -> None:
+    """The short human summary every classifier app prints at the end."""
+    from apps._cli import next_step
+
+    test, record = metrics["test"], metrics["training"]
+    lines = [f"{title}: test top-1 {100 * test['top1']:.2f}% (n={test['n']}), macro-F1 {test['macro_f1']:.4f}, "
+             f"{record['epochs_run']} epochs in {record['train_seconds']:.0f}s"]
+    lines += print_exports(metrics["exports"])
+    lines.append(f"  saved to {run.path}/ (model.keras, labels.txt, config.json, metrics.json, history, plots)")
+    print("\n".join(lines))
+    files = list(metrics["exports"])
+    tflite = next((n for n in files if n.endswith("_int8.tflite")), files[0] if files else None)
+    if tflite:
+        next_step(f"copy {run.path / tflite} and {run.path / 'labels.txt'} into a phone app "
+                  f"(config.json gives the input size and scaling)")
+
+
+def train_reconstruction(args, *, app: str, model_name: str, target: str, model_kwargs=None, extra_report=None):
+    """The autoencoder / VAE path: train on every class but ``--anomaly-class``, report
+    reconstruction figures (and anomaly ROC AUC), plot, export encoder and decoder, verify.
+
+    ``target``: ``self`` (x -> x), ``denoise`` ((noisy, clean) pairs drawn anew every epoch) or
+    ``image`` (a model that computes its own loss, the VAE). Returns ``(metrics, run folder)``.
+    """
+    from keras_cv_apps import data, export, models, training
+    from keras_cv_apps.layers.noise import ClippedGaussianNoise, SaltAndPepperNoise, denoising_pairs
+    from keras_cv_apps.metrics import reconstruction as rm
+    from keras_cv_apps.models._tasks import check_model, task_of
+
+    cfg = check_model(model_name, ("autoencoder", "vae"), app=app)
+    kwargs = {"latent_dim": args.latent_dim, **(model_kwargs or {})}
+    size = check_image_size(cfg, args.image_size or cfg.image_shape[0], {})
+    with open_run(args, app, name=getattr(args, "variant", None) or model_name) as run:
+        training.set_seed(args.seed)
+        splits = data.load(args.dataset, image_size=size, channels=cfg.image_shape[2], scale=cfg.scale,
+                           seed=args.seed, batch_size=args.batch_size, min_classes=1)
+        k = args.anomaly_class
+        if k is not None and not (splits.num_classes > 1 and 0 <= k < splits.num_classes):
+            raise ValueError(f"--anomaly-class {k} is not a class index of this dataset; choose 0.."
+                             f"{splits.num_classes - 1} ({', '.join(map(str, splits.class_names))}) with at "
+                             "least two classes.")
+        exclude = [] if k is None else [k]
+        if target == "denoise":
+            train = denoising_pairs(splits.dataset("train", exclude=exclude, target="none"),
+                                    stddev=args.noise_stddev, salt_pepper=args.salt_pepper, seed=args.seed)
+            val = denoising_pairs(splits.dataset("val", exclude=exclude, target="none"), stddev=args.noise_stddev,
+                                  salt_pepper=args.salt_pepper, seed=args.seed + 7).cache()
+        else:
+            feed = "none" if target == "image" else "image"
+            train, val = (splits.dataset(s, exclude=exclude, target=feed) for s in ("train", "val"))
+        kwargs["image_shape"] = splits.image_shape
+        result = training.fit(lambda: models.create(model_name, **kwargs), (train, val), run_dir=run.path,
+                              epochs=args.epochs, learning_rate=args.learning_rate,
+                              steps_per_epoch=args.steps_per_epoch, strategy=args.strategy,
+                              verbose=0 if args.quiet else "auto",
+                              loss=None if target == "image" else "binary_crossentropy")
+        model = result.model
+
+        x_train, y_train = splits.arrays("train")
+        x_test, y_test = splits.arrays("test")
+        normal = y_test != k
+        x_eval = x_input = x_test[normal]
+        rows = {"input": x_eval}
+        report = {"variant": getattr(args, "variant", None), "model": model_name}
+        if target == "denoise":
+            noisy = ClippedGaussianNoise(stddev=args.noise_stddev, seed=args.seed)(x_eval, training=True)
+            x_input = SaltAndPepperNoise(rate=args.salt_pepper, seed=args.seed)(noisy, training=True).numpy()
+            rows["noisy"] = x_input
+            report["noisy"] = rm.reconstruction_metrics(x_eval, x_input)
+        x_hat = model.reconstruct(x_input)
+        rows["output"] = x_hat
+        test = rm.reconstruction_metrics(x_eval, x_hat)
+        if target == "denoise":
+            report["psnr_gain_db"] = test["psnr"] - report["noisy"]["psnr"]
+        if extra_report:
+            report.update(extra_report(model, x_eval, run.path))
+        if k is not None:
+            scores = rm.anomaly_scores(model, x_train[y_train != k], x_test)
+            report["anomaly"] = {"class": splits.class_names[k], "n_anomalies": int((~normal).sum()),
+                                 "roc_auc": {n: rm.roc_auc(s, ~normal) for n, s in scores.items()}}
+        rm.plot_image_rows(rows, run.file("reconstructions.png"), title=f"{model_name}: test images")
+        codes = model.encode(x_test)
+        rm.plot_latent_scatter(codes, y_test, splits.class_names, run.file("latent_scatter.png"),
+                               title=f"{model_name}: test codes")
+
+        export.save_keras(model, run.file("model.keras"))
+        representative = splits.representative(200, exclude=exclude)
+        code_shape = (-1, *model.decoder.input_shape[1:])  # encode() flattens feature-map codes
+        samples = {"encoder": (x_test[:256], representative),
+                   "decoder": (codes[:256].reshape(code_shape), model.encode(representative).reshape(code_shape))}
+        exports = {}
+        for stem, part in task_of(model).parts(model).items():
+            exports.update(export.export_all(part, run.path, args.quantize, samples=samples[stem][0],
+                                             representative=samples[stem][1], stem=stem))
+        options = {key: getattr(args, key) for key in ("variant", "anomaly_class", "noise_stddev", "salt_pepper",
+                                                       "beta", "quantize") if hasattr(args, key)}
+        built = {k: v for k, v in model.get_config().items() if k not in ("name", "trainable")}
+        run.write_config(model=model_name, model_kwargs=built, dataset=splits.describe(),
+                         seed=args.seed, training=training_record(args), options=options)
+        out = run.write_metrics(test=test, exports=exports, training=training_record(args, result), **report)
+        aucs = report.get("anomaly", {}).get("roc_auc", {})
+        run.update_manifest({"test_psnr": test["psnr"], **{f"anomaly_auc_{n}": v for n, v in aucs.items()}})
+    return out, run
+
+
+def print_reconstruction_summary(metrics: dict, run) -> None:
+    from apps._cli import next_step
+
+    test, record = metrics["test"], metrics["training"]
+    lines = [f"{metrics['model']}: test PSNR {test['psnr']:.2f} dB, SSIM {test['ssim']:.3f}, "
+             f"MSE {test['mse']:.5f} ({record['epochs_run']} epochs, {record['train_seconds']:.0f}s)"]
+    if "noisy" in metrics:
+        lines.append(f"  denoising: noisy input {metrics['noisy']['psnr']:.2f} dB -> "
+                     f"{test['psnr']:.2f} dB (gain {metrics['psnr_gain_db']:.2f} dB)")
+    if "elbo_nats" in metrics:
+        lines.append(f"  test ELBO {metrics['elbo_nats']:.1f} nats per image")
+    for name, auc in metrics.get("anomaly", {}).get("roc_auc", {}).items():
+        lines.append(f"  anomaly class {metrics['anomaly']['class']}: ROC AUC {auc:.4f} by {name}")
+    lines += print_exports(metrics["exports"])
+    lines.append(f"  saved to {run.path}/")
+    print("\n".join(lines))
+    next_step(f"open {run.path / 'reconstructions.png'}, or audit a folder with "
+              f"python -m apps.dataset_audit PATH --autoencoder {run.path / 'model.keras'}")

@@ -1,0 +1,16 @@
+"""The named choices users pick from (flags, function arguments), in one light module.
+
+The modules that implement them import these tuples, and the apps build their ``--help`` and
+error messages from them without importing TensorFlow.
+"""
+
+SCALES = ("unit", "symmetric", "standardize")
+QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
+INT8_IO = ("uint8", "int8", "float32")
+STRATEGIES = ("default", "mirrored", "multiworker")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("plateau", "cosine", "onecycle", "constant")
+BALANCE_MODES = ("none", "weights", "oversample", "undersample", "focal")
+ALEXNET_NORMS = ("batchnorm", "lrn", "none")
+TRIPLET_MININGS = ("batch_all", "batch_hard", "semi_hard")
+METRIC_LOSSES = ("supcon", "triplet", "contrastive")
