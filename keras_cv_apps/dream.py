@@ -7,8 +7,16 @@ The implementation lives in `keras_cv_apps.explain.dream` (and `explain.visualiz
 module only gives it a short name.
 """
 
-from keras_cv_apps.explain.dream import Dreamer, deep_dream, objective, octave_shapes, parse_layers
+from keras_cv_apps.explain.dream import (
+                                         Dreamer,
+                                         deep_dream,
+                                         default_layers,
+                                         dream_windows,
+                                         objective,
+                                         octave_shapes,
+                                         parse_layers,
+)
 from keras_cv_apps.explain.visualize import activation_grid, visualize_filters
 
-__all__ = ["Dreamer", "activation_grid", "deep_dream", "objective", "octave_shapes", "parse_layers",
-           "visualize_filters"]
+__all__ = ["Dreamer", "activation_grid", "deep_dream", "default_layers", "dream_windows", "objective",
+           "octave_shapes", "parse_layers", "visualize_filters"]

@@ -13,7 +13,7 @@ deletion/insertion, ROAD, randomisation sanity checks); `overlay` writes heatmap
 
 from keras_cv_apps.explain.attribution import IG_RULES, class_score, integrated_gradients, occlusion, saliency
 from keras_cv_apps.explain.dream import deep_dream, objective
-from keras_cv_apps.explain.gradcam import default_layer, grad_cam, grad_cam_plus_plus
+from keras_cv_apps.explain.gradcam import default_layer, feature_layer, grad_cam, grad_cam_plus_plus
 from keras_cv_apps.explain.overlay import heatmap_overlay, save_overlay, save_png, tile_images
 from keras_cv_apps.explain.visualize import activation_grid, visualize_filters
 
@@ -23,6 +23,7 @@ __all__ = [
     "class_score",
     "deep_dream",
     "default_layer",
+    "feature_layer",
     "grad_cam",
     "grad_cam_plus_plus",
     "heatmap_overlay",

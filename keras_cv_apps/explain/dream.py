@@ -63,6 +63,26 @@ def _check_layer_names(model, names):
         raise ValueError(f"{model.name} has no layer {unknown[0]!r}; layers with feature maps are: {shown}.")
 
 
+INCEPTION_LAYERS = {"mixed3": 1.0, "mixed5": 1.5}
+
+
+def default_layers(model) -> dict:
+    """Layers to dream with when none are named: InceptionV3's ``mixed3`` and ``mixed5``, else the
+    last two activation layers with feature maps (the last two feature maps if none is one)."""
+    import keras
+
+    from keras_cv_apps.explain._graph import feature_maps, iter_layers
+
+    maps = [name for name, _ in feature_maps(model)]
+    if all(name in maps for name in INCEPTION_LAYERS):
+        return dict(INCEPTION_LAYERS)
+    kinds = {layer.name: layer for layer, _ in iter_layers(model)}
+    active = [n for n in maps if isinstance(kinds[n], (keras.layers.ReLU, keras.layers.Activation))] or maps
+    if not active:
+        raise ValueError(f"{model.name} has no layer with a 4-D output (N, H, W, C) larger than 1x1 to dream with.")
+    return {name: float(1.0 + 0.5 * i) for i, name in enumerate(active[-2:])}
+
+
 def scale_of(model, scale=None) -> dict:
     """The pixel scaling as ``{"scale", "mean", "std"}``: ``scale`` if given, else the cfg's, else unit."""
     if scale is None:
@@ -121,7 +141,7 @@ class Dreamer:
         """``(objective, gradient)`` of ``x`` (H, W, C); tiled when ``tile_size`` is smaller than it."""
         h, w = x.shape[:2]
         tile = max(h, w) if tile_size is None else tile_size
-        rows, cols = _windows(h, min(tile, h)), _windows(w, min(tile, w))
+        rows, cols = dream_windows(h, min(tile, h)), dream_windows(w, min(tile, w))
         grad = np.empty_like(x)
         loss = 0.0
         for r0, c0, c1 in rows:
@@ -136,7 +156,7 @@ class Dreamer:
         return loss, grad
 
 
-def _windows(size: int, tile: int) -> list:
+def dream_windows(size: int, tile: int) -> list:
     """``(window start, core start, core end)`` along one axis: the cores tile ``[0, size)``; every
     window is ``tile`` long, inside the image, and reaches ``tile // MARGIN`` past its core."""
     if tile >= size:

@@ -39,7 +39,8 @@ def default_layer(model) -> str:
     return names[-1]
 
 
-def _check_layer(model, layer: Optional[str]) -> str:
+def feature_layer(model, layer: Optional[str] = None) -> str:
+    """``layer`` checked to be a 4-D feature map of ``model``, or the default one when None."""
     if layer is None:
         return default_layer(model)
     names = [name for name, _ in feature_maps(model)]
@@ -64,7 +65,7 @@ def _weights(a, g, plus_plus: bool):
 
 def _cam(model, images, class_index, layer, batch_size, plus_plus):
     x = _core.check_images(images, model)
-    layer = _check_layer(model, layer)
+    layer = feature_layer(model, layer)
     idx = _core.check_class_index(class_index, len(x), model)
     fn = _core.score_gradients(model, (layer,))
     out = np.empty(x.shape[:3], np.float32)
