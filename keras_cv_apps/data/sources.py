@@ -207,7 +207,7 @@ def shapes_with_masks(*, size=(64, 64), channels: int = 3, seed: int = 0, num_cl
         kinds = [TARGET_CLASSES[label]] + list(rng.choice(DISTRACTORS, distractors))
         placed = []
         while len(placed) < len(kinds):  # rejection sampling of non-overlapping discs
-            radius = rng.uniform(0.13, 0.19) * min(h, w)
+            radius = rng.uniform(0.16, 0.22) * min(h, w)
             centre = (rng.uniform(radius, w - radius), rng.uniform(radius, h - radius))
             if all(np.hypot(centre[0] - c[0], centre[1] - c[1]) > radius + r + 2 for c, r in placed):
                 placed.append((centre, radius))

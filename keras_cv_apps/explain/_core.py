@@ -9,7 +9,6 @@ backend) and say so clearly on another one.
 
 from __future__ import annotations
 
-import weakref
 from typing import Dict, Optional, Sequence
 
 import keras
@@ -17,7 +16,7 @@ import numpy as np
 
 from keras_cv_apps.explain._graph import GraphRunner, graph_of, input_shape
 
-_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_CACHE = "_keras_cv_apps_explain_cache"
 
 
 def check_images(images, model) -> np.ndarray:
@@ -63,7 +62,12 @@ def batches(n: int, size: int):
 
 
 def _cached(model, key, build):
-    per_model = _CACHE.setdefault(model, {})
+    """Compiled functions kept on the model itself (outside Keras' attribute tracking), so they live
+    exactly as long as it does."""
+    per_model = model.__dict__.get(_CACHE)
+    if per_model is None:
+        per_model = {}
+        object.__setattr__(model, _CACHE, per_model)
     if key not in per_model:
         per_model[key] = build()
     return per_model[key]

@@ -99,9 +99,10 @@ def scale_of(model, scale=None) -> dict:
 
 class Dreamer:
     """The objective of ``layers`` on ``model`` and its gradient, whole or tiled, on float images
-    ``(H, W, C)`` in model-input units. One compiled step serves every image size."""
+    ``(H, W, C)`` in model-input units. One compiled step serves every image size; convolution,
+    batch-norm and ReLU chains run fused (``fuse``), with the weights as they are now."""
 
-    def __init__(self, model, layers, scale=None):
+    def __init__(self, model, layers, scale=None, *, fuse: bool = True):
         from keras_cv_apps.explain._core import _require_tensorflow
         from keras_cv_apps.explain._graph import GraphRunner, input_shape
 
@@ -111,7 +112,7 @@ class Dreamer:
         _check_layer_names(model, self.layers)
         self.channels = input_shape(model)[-1] or 3
         self.scale = scale_of(model, scale)
-        runner = GraphRunner(model, capture=tuple(self.layers), scores=False, fuse=True)
+        runner = GraphRunner(model, capture=tuple(self.layers), scores=False, fuse=fuse)
         weights = dict(self.layers)
 
         def objective(x):

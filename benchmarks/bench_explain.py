@@ -1,0 +1,205 @@
+"""Explanations measured on `shapes_target`, where the class is the shape of one target among
+distractors and the target's mask is known.
+
+- model: a small GAP-headed CNN (3 blocks of two conv-BN-ReLU, 16/32/64 filters, the last
+  feature map 32x32) trained here
+  on 3,000 images (seed 0) and tested on 500 others (seed 1); cached in runs/bench_explain/.
+- localisation (all 500 test images, the true class explained): pointing-game hit rate and
+  relevance-mass accuracy per method, against a uniform random map.
+- faithfulness (100 test images, 25 per class): deletion and insertion AUC of the class
+  probability, and ROAD (noisy linear imputation) MoRF / LeRF mean probability over 10-90%
+  removed, per method and for the random map.
+- sanity (50 images): cascading randomisation from the output down; Spearman rho between the
+  trained model's maps and the fully randomised model's.
+- integrated gradients: completeness error at 64 steps per rule (50 images), and the time of our
+  batched IG against keras-io's loop of one gradient call per path point (written below as that
+  example does it), same model, images and process.
+
+    python -m benchmarks.bench_explain [--retrain] [--n-test 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks._util import table, write_result
+
+MODEL = Path("runs/bench_explain/cnn.keras")
+SIZE = (64, 64)
+
+
+def build_cnn(num_classes: int = 4, widths=(16, 32, 64), dilations=(1, 1, 2)):
+    """Blocks of two conv-BN-ReLU; one 2x2 pool after the first block, so the last feature map is
+    32x32; the last block's dilated convolutions keep the receptive field (30 px) object-sized."""
+    import keras
+
+    inp = keras.Input((*SIZE, 3))
+    x = inp
+    for i, (filters, dilation) in enumerate(zip(widths, dilations)):
+        for j in range(2):
+            x = keras.layers.Conv2D(filters, 3, padding="same", dilation_rate=dilation, use_bias=False,
+                                    name=f"conv{i + 1}_{j + 1}")(x)
+            x = keras.layers.BatchNormalization(name=f"bn{i + 1}_{j + 1}")(x)
+            x = keras.layers.ReLU(name=f"relu{i + 1}_{j + 1}")(x)
+        if i == 0:
+            x = keras.layers.MaxPooling2D(name=f"pool{i + 1}")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inp, keras.layers.Dense(num_classes, activation="softmax", name="predictions")(x),
+                       name="shapes_cnn")
+
+
+def train(x, y, epochs: int = 15, validation=None):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = build_cnn()
+    steps = epochs * int(np.ceil(len(x) / 64))
+    schedule = keras.optimizers.schedules.CosineDecay(0.0, steps, warmup_target=3e-3, warmup_steps=steps // 10)
+    model.compile(keras.optimizers.Adam(schedule), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, batch_size=64, epochs=epochs, verbose=2, validation_data=validation)
+    MODEL.parent.mkdir(parents=True, exist_ok=True)
+    model.save(MODEL)
+    return model
+
+
+def methods(n_samples: int, ig_steps: int):
+    from keras_cv_apps import explain
+
+    return {
+        "gradcam": lambda m, x, c: explain.grad_cam(m, x, class_index=c),
+        "gradcam++": lambda m, x, c: explain.grad_cam_plus_plus(m, x, class_index=c),
+        "saliency": lambda m, x, c: explain.saliency(m, x, class_index=c),
+        "smoothgrad": lambda m, x, c: explain.saliency(m, x, class_index=c, smooth_samples=n_samples),
+        "ig": lambda m, x, c: explain.integrated_gradients(m, x, class_index=c, steps=ig_steps).sum(-1),
+        "occlusion": lambda m, x, c: explain.occlusion(m, x, class_index=c, patch=8, stride=8),
+    }
+
+
+def keras_io_integrated_gradients(model, img_input, top_pred_idx, num_steps=64):
+    """keras-io integrated_gradients.py's loop: one gradient call per path point (trapezoid)."""
+    import tensorflow as tf
+
+    def get_gradients(img, idx):
+        images = tf.cast(img, tf.float32)
+        with tf.GradientTape() as tape:
+            tape.watch(images)
+            preds = model(images)
+            top_class = preds[:, idx]
+        return tape.gradient(top_class, images)
+
+    baseline = np.zeros(img_input.shape, np.float32)
+    path = np.array([baseline + (s / num_steps) * (img_input - baseline) for s in range(num_steps + 1)], np.float32)
+    grads = tf.convert_to_tensor([get_gradients(tf.expand_dims(p, 0), top_pred_idx)[0] for p in path])
+    avg = tf.reduce_mean((grads[:-1] + grads[1:]) / 2.0, axis=0)
+    return (img_input - baseline) * avg.numpy()
+
+
+def completeness_and_speed(model, x, y, n_speed: int) -> dict:
+    from keras_cv_apps import explain
+
+    target = explain.class_score(model, x, y) - explain.class_score(model, np.zeros_like(x), y)
+    out = {}
+    for rule in explain.IG_RULES:
+        attr = explain.integrated_gradients(model, x, class_index=y, steps=64, rule=rule)
+        err = np.abs(attr.sum(axis=(1, 2, 3)) - target) / np.abs(target)
+        out[rule] = {"mean_rel_error": float(err.mean()), "median": float(np.median(err)), "max": float(err.max())}
+    xs, ys = x[:n_speed], y[:n_speed]
+    explain.integrated_gradients(model, xs[:1], class_index=ys[:1], steps=64)  # trace once
+    keras_io_integrated_gradients(model, xs[0], int(ys[0]))  # warm up
+    t = time.perf_counter()
+    explain.integrated_gradients(model, xs, class_index=ys, steps=64)
+    ours = time.perf_counter() - t
+    t = time.perf_counter()
+    for img, c in zip(xs, ys):
+        keras_io_integrated_gradients(model, img, int(c))
+    theirs = time.perf_counter() - t
+    out["speed"] = {"images": n_speed, "ours_s": ours, "keras_io_s": theirs, "speedup": theirs / ours}
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--retrain", action="store_true")
+    parser.add_argument("--n-test", type=int, default=500)
+    parser.add_argument("--n-faith", type=int, default=100)
+    parser.add_argument("--n-sanity", type=int, default=50)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+
+    import keras_cv_apps
+    from keras_cv_apps.data.sources import shapes_with_masks
+    from keras_cv_apps.explain import evaluate
+    from keras_cv_apps.image.ops import scale
+
+    t0 = time.perf_counter()
+    test, masks = shapes_with_masks(size=SIZE, per_class=args.n_test // 4, seed=1)
+    x, y = scale(test.images, "unit"), test.labels
+    if args.retrain or not MODEL.is_file():
+        data, _ = shapes_with_masks(size=SIZE, per_class=750, seed=0)
+        model = train(scale(data.images, "unit"), data.labels)
+    else:
+        model = keras_cv_apps.load_model(MODEL, compile=False)
+    accuracy = float((np.asarray(model.predict(x, verbose=0)).argmax(1) == y).mean())
+    print(f"test accuracy {accuracy:.4f} on {len(x)} images")
+
+    fns = methods(n_samples=16, ig_steps=32)
+    maps, seconds = {}, {}
+    for name, fn in fns.items():
+        t = time.perf_counter()
+        maps[name] = fn(model, x, y)
+        seconds[name] = time.perf_counter() - t
+    maps["random"] = evaluate.random_maps(x.shape, seed=0)
+    loc = {name: {"pointing_game": float(evaluate.pointing_game(m, masks).mean()),
+                  "relevance_mass": float(evaluate.relevance_mass(m, masks).mean()), "seconds": seconds.get(name)}
+           for name, m in maps.items()}
+    for name in loc:
+        for key in ("pointing_game", "relevance_mass"):
+            loc[name][f"{key}_x_random"] = loc[name][key] / max(loc["random"][key], 1e-12)
+
+    sub = np.arange(0, len(x), max(1, len(x) // args.n_faith))[:args.n_faith]
+    faith = {}
+    for name, m in maps.items():
+        di = evaluate.deletion_insertion(model, x[sub], m[sub], y[sub])
+        morf = evaluate.road(model, x[sub], m[sub], y[sub], order="morf")
+        lerf = evaluate.road(model, x[sub], m[sub], y[sub], order="lerf")
+        faith[name] = {"deletion_auc": float(di["deletion"].mean()), "insertion_auc": float(di["insertion"].mean()),
+                       "road_morf": float(morf.mean()), "road_lerf": float(lerf.mean())}
+    for name, f in faith.items():
+        r = faith["random"]
+        f["beats_random"] = bool(f["deletion_auc"] < r["deletion_auc"] and f["insertion_auc"] > r["insertion_auc"]
+                                 and f["road_morf"] < r["road_morf"] and f["road_lerf"] > r["road_lerf"])
+
+    few = sub[:args.n_sanity]
+    sanity_fns = {"gradcam": fns["gradcam"], "gradcam++": fns["gradcam++"], "saliency": fns["saliency"],
+                  "ig": methods(0, ig_steps=16)["ig"]}
+    sanity = {}
+    for name, fn in sanity_fns.items():
+        cascade = evaluate.cascading_randomization(model, fn, x[few], y[few], seed=0)
+        sanity[name] = {"final_rho": cascade[-1][1], "cascade": cascade}
+
+    ig = completeness_and_speed(model, x[few], y[few], n_speed=5)
+    result = {"test_accuracy": accuracy, "n_test": len(x), "localisation": loc, "faithfulness": faith,
+              "n_faithfulness": len(sub), "sanity": sanity, "integrated_gradients": ig,
+              "seconds": time.perf_counter() - t0, "keras": keras.__version__}
+
+    rows = [{"method": n, **{k: v for k, v in loc[n].items() if k != "seconds"}, **faith[n],
+             "sanity_rho": sanity.get(n, {}).get("final_rho", "")} for n in maps]
+    print(table(rows, ["method", "pointing_game", "pointing_game_x_random", "relevance_mass",
+                       "relevance_mass_x_random", "deletion_auc", "insertion_auc", "road_morf", "road_lerf",
+                       "beats_random", "sanity_rho"]))
+    print(table([{"rule": r, **ig[r]} for r in ("trapezoid", "midpoint", "gauss_legendre")],
+                ["rule", "mean_rel_error", "median", "max"]))
+    print(f"IG speed-up over the keras-io loop: {ig['speed']['speedup']:.1f}x ({ig['speed']})")
+    print(f"results: {write_result('explain', result)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
