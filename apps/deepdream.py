@@ -50,6 +50,7 @@ def _parser():
     p.add_argument("--max-side", type=_cli.positive_int, default=1024, help="shrink larger photos (default: "
                                                                             "%(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random shifts (default: %(default)s)")
+    p.add_argument("--clip", action="store_true", help="keep the image in the pixel range after every step")
     p.add_argument("--video", action="store_true", help="also write dream.mp4 of every step")
     _cli.add_output(p, APP)
     return p
@@ -110,7 +111,7 @@ def _main(args) -> int:
             out = dream.deep_dream(dreamer, photo, layers=layers, octaves=args.octaves,
                                    octave_scale=args.octave_scale, steps=args.steps, step_size=args.step_size,
                                    max_loss=args.max_loss, tile_size=args.tile_size, seed=args.seed,
-                                   callback=progress)
+                                   clip=args.clip, callback=progress)
             if video is not None:
                 video.release()
             else:
@@ -119,7 +120,7 @@ def _main(args) -> int:
             run.file("dream.mp4").unlink()
         save_png(run.file("dream.png"), out)
         options = {k: getattr(args, k) for k in ("layers", "octaves", "octave_scale", "steps", "step_size",
-                                                 "max_loss", "tile_size", "max_side", "video")}
+                                                 "max_loss", "tile_size", "max_side", "clip", "video")}
         run.write_config(model=args.model or "alexnet_train reference", model_kwargs={"layers": layers},
                          dataset={"image": args.image, "shape": list(photo.shape), "scale": dreamer.scale},
                          seed=args.seed, options=options)

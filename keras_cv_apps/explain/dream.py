@@ -9,7 +9,9 @@ at ``octaves`` sizes, each ``octave_scale`` times larger, from the smallest up; 
 dream so far is enlarged and added to the original at that size, which re-injects the detail
 the shrunken image lost. Each step rolls the image by a random shift (``jitter``, drawn from
 ``seed`` alone) before the gradient and back after, so the network's grid does not print on the
-picture. ``max_loss`` ends an octave before the step that would take the objective past it.
+picture. ``max_loss`` ends an octave before the step that would take the objective past it. The
+image may leave the pixel range while it is dreamed (``clip=True`` keeps it inside after every
+step); the result is clipped to uint8.
 
 Large images are dreamed in **tiles**: the gradient is computed window by window (``tile_size``
 pixels square), each window reaching ``tile_size // 8`` pixels past the part of the gradient it
@@ -221,11 +223,14 @@ def octave_shapes(shape, octaves: int, octave_scale: float) -> list:
 
 def deep_dream(model, image, *, layers, octaves: int = 3, octave_scale: float = 1.4, steps: int = 20,
                step_size: float = 0.01, max_loss: Optional[float] = None, tile_size: Optional[int] = None,
-               seed: int = 0, scale=None, jitter: int = 16, callback: Optional[Callable] = None) -> np.ndarray:
+               seed: int = 0, scale=None, jitter: int = 16, clip: bool = False,
+               callback: Optional[Callable] = None) -> np.ndarray:
     """DeepDream ``image`` (uint8 HxW or HxWx3) -> uint8 of the same shape (see the module docstring).
 
     ``layers``: ``{name: weight}``, names, or ``"a:1.0,b:1.5"`` (layers inside nested models
-    included). ``callback(info)``, if given, gets a dict after every step: ``octave``, ``step``,
+    included). ``clip`` keeps the image in the valid pixel range after every step (as the original
+    Caffe notebook does); by default, as in keras-io's example, only the result is clipped, which
+    lets the objective climb further. ``callback(info)``, if given, gets a dict after every step: ``octave``, ``step``,
     ``loss`` (the objective before that step's update) and ``image`` (uint8 at the octave's size).
     """
     image = _check_image(image)
@@ -248,13 +253,14 @@ def deep_dream(model, image, *, layers, octaves: int = 3, octave_scale: float = 
     for octave, shape in enumerate(shapes):
         base = _resize(original, shape)
         x = base + _resize(change, shape)
-        x = _ascend(dreamer, x, octave, steps, step_size, max_loss, tile_size, rng, jitter, lo, hi, callback, image)
+        limits = (lo, hi) if clip else (None, None)
+        x = _ascend(dreamer, x, octave, steps, step_size, max_loss, tile_size, rng, jitter, limits, callback, image)
         change = x - base
     pixels = pixel_ops.unscale(original + change, spec["scale"], spec["mean"], spec["std"])
     return _from_model(pixels, image)
 
 
-def _ascend(dreamer, x, octave, steps, step_size, max_loss, tile_size, rng, jitter, lo, hi, callback, image):
+def _ascend(dreamer, x, octave, steps, step_size, max_loss, tile_size, rng, jitter, limits, callback, image):
     spec = dreamer.scale
     previous = None
     for step in range(steps + (max_loss is not None)):
@@ -277,7 +283,9 @@ def _ascend(dreamer, x, octave, steps, step_size, max_loss, tile_size, rng, jitt
             callback({"octave": octave, "step": step, "loss": loss, "image": frame})
         grad = np.roll(grad, (-dy, -dx), axis=(0, 1))
         previous = x if max_loss is not None else None
-        x = np.clip(x + step_size * grad / max(float(np.mean(np.abs(grad))), 1e-8), lo, hi)
+        x = x + step_size * grad / max(float(np.mean(np.abs(grad))), 1e-8)
+        if limits[0] is not None:
+            x = np.clip(x, *limits)
     return x
 
 
