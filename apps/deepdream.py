@@ -25,6 +25,7 @@ Usage:
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from apps import _cli, _runs
@@ -61,7 +62,7 @@ def parse_args(argv=None):
 
 
 def _load(args):
-    """(model, pixel scaling or None for the cfg's)."""
+    """(model, pixel scaling or None for the cfg's, what the model is)."""
     import keras_cv_apps
     from keras_cv_apps import models
     from keras_cv_apps.artifacts import read_json
@@ -72,18 +73,18 @@ def _load(args):
             raise FileNotFoundError(f"--model {name} needs --weights FILE (an existing local weights file); nothing is "
                                     "downloaded.")
         if name != "inception_v3":
-            return models.create(name, weights=args.weights), None
+            return models.create(name, weights=args.weights), None, name
         import keras
 
         top = "notop" not in Path(args.weights).name
-        return keras.applications.InceptionV3(weights=args.weights, include_top=top), "symmetric"
+        return keras.applications.InceptionV3(weights=args.weights, include_top=top), "symmetric", name
     if args.weights is not None:
         raise ValueError("--weights applies to a registered model name or inception_v3, not to a .keras file.")
     path = _cli.resolve_model(name, app="alexnet_train", filename="model.keras")
     config = path.parent / "config.json"
     data = read_json(config).get("dataset", {}) if config.is_file() else {}
     scale = {k: data.get(k) for k in ("scale", "mean", "std")} if isinstance(data, dict) and "scale" in data else None
-    return keras_cv_apps.load_model(path, compile=False), scale
+    return keras_cv_apps.load_model(path, compile=False), scale, str(path)
 
 
 def _main(args) -> int:
@@ -94,14 +95,15 @@ def _main(args) -> int:
     from keras_cv_apps.image import io, ops
 
     photo = ops.fit_max_side(io.read_image(args.image), args.max_side)  # a bad file fails first
-    model, scale = _load(args)
+    model, scale, label = _load(args)
     layers = dream.parse_layers(args.layers) if args.layers else dream.default_layers(model)
     dreamer = dream.Dreamer(model, layers, scale)  # an unknown layer fails here
     losses = {}
     with _runs.open_run(args, APP) as run:
-        with artifacts.atomic_path(run.file("dream.mp4")) as tmp:
+        writer = artifacts.atomic_path(run.file("dream.mp4")) if args.video else contextlib.nullcontext()
+        with writer as tmp:
             size = (photo.shape[1], photo.shape[0])
-            video = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), 10, size) if args.video else None
+            video = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), 10, size) if tmp else None
 
             def progress(info):
                 losses.setdefault(info["octave"], []).append(info["loss"])
@@ -114,14 +116,10 @@ def _main(args) -> int:
                                    clip=args.clip, callback=progress)
             if video is not None:
                 video.release()
-            else:
-                tmp.write_bytes(b"")  # no video asked: nothing is kept
-        if not args.video:
-            run.file("dream.mp4").unlink()
         save_png(run.file("dream.png"), out)
         options = {k: getattr(args, k) for k in ("layers", "octaves", "octave_scale", "steps", "step_size",
                                                  "max_loss", "tile_size", "max_side", "clip", "video")}
-        run.write_config(model=args.model or "alexnet_train reference", model_kwargs={"layers": layers},
+        run.write_config(model=label, model_kwargs={"layers": layers},
                          dataset={"image": args.image, "shape": list(photo.shape), "scale": dreamer.scale},
                          seed=args.seed, options=options)
         octaves = [{"start": v[0], "end": v[-1], "rise": v[-1] / v[0] if v[0] else None, "steps": len(v)}

@@ -14,8 +14,9 @@ the keras-io step, and memory of a large tiled dream.
 - speed: ms per step at 512x512 on InceptionV3's architecture (``weights=None``, mixed3 + mixed5)
   of our step against keras-io's ``gradient_ascent_step`` (written below as that example writes
   it), interleaved in one process; and a whole 3-octave dream with both loops.
-- memory: peak resident memory of a 2048-px dream in 512-px tiles against a 512-px dream (one
-  step, separate processes, InceptionV3 mixed3 + mixed5), also above each process's baseline.
+- memory: peak resident memory (sampled every 5 ms) of a 2048-px dream in 512-px tiles against a
+  512-px dream (one step, separate processes, InceptionV3 mixed3 + mixed5), and the same above
+  each process's memory before the dream (model built, weights in memory).
 
     python -m benchmarks.bench_dream [--reps 3] [--skip-memory]
 """
@@ -199,23 +200,41 @@ def speed(reps: int) -> dict:
             "whole_dream_3x5_steps_s": {"ours": whole_ours, "keras_io": whole_kio, "ratio": whole_ours / whole_kio}}
 
 
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def memory_probe(size: int, tile) -> dict:
-    """Run in a child process: peak RSS of a one-step dream at ``size`` px (``tile`` px windows)."""
+    """Run in a child process: resident memory before and at its peak during a one-step dream at
+    ``size`` px (``tile`` px windows), sampled every 5 ms."""
+    import threading
+
     import keras
 
     from keras_cv_apps import dream
 
-    def rss_mb():
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
     base = keras.applications.InceptionV3(weights=None, include_top=False)
     d = dream.Dreamer(base, INCEPTION, "symmetric")
-    baseline = rss_mb()
     photo = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    baseline, peak, done = _rss_mb(), [0.0], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_mb())
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     t = time.perf_counter()
     dream.deep_dream(d, photo, layers=INCEPTION, octaves=1, steps=1, tile_size=tile)
-    return {"size": size, "tile": tile, "baseline_mb": baseline, "peak_mb": rss_mb(),
-            "seconds": time.perf_counter() - t}
+    seconds = time.perf_counter() - t
+    done.set()
+    sampler.join()
+    return {"size": size, "tile": tile, "baseline_mb": baseline, "peak_mb": max(peak[0], _rss_mb()),
+            "process_max_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "seconds": seconds}
 
 
 def memory() -> dict:
@@ -243,7 +262,10 @@ def main(argv=None) -> int:
         size, tile = args.memory_probe
         print(json.dumps(memory_probe(size, tile or None)))
         return 0
-    result = {"quality": rise_tiles_seams(args.reps), "speed": speed(args.reps)}
+    result = {"quality": rise_tiles_seams(args.reps)}
+    write_result("dream", result)  # what is measured is kept if a later part fails
+    result["speed"] = speed(args.reps)
+    write_result("dream", result)
     if not args.skip_memory:
         result["memory"] = memory()
     q, s = result["quality"], result["speed"]
