@@ -9,8 +9,10 @@ the keras-io step, and memory of a large tiled dream.
   image (and, for reference, with 256-px tiles on 512 px).
 - seams: on the photo enlarged to 1024 px, with 256-px tiles, the energy of the gradient's jumps
   across the tile cores' borders over its energy across all rows and columns (1.0 = no seam), for
-  one gradient without jitter (the strict case) and for the whole dream's change; windows without
-  margins are shown beside for contrast.
+  one gradient without jitter (the strict case; the whole image's gradient on the same lines is the
+  reference) and for the whole dream's change, divided by the untiled dream's on the same lines
+  (image content alone moves the raw ratio by +-0.3 with 10 lines); windows without margins are
+  shown for contrast (their dead bands give a ratio well below 1).
 - speed: ms per step at 512x512 on InceptionV3's architecture (``weights=None``, mixed3 + mixed5)
   of our step against keras-io's ``gradient_ascent_step`` (written below as that example writes
   it), interleaved in one process; and a whole 3-octave dream with both loops.
@@ -104,10 +106,13 @@ def rise_tiles_seams(reps: int) -> dict:
     finally:
         dream_module.MARGIN = margin
     dreamed = dream.deep_dream(d, big, layers=layers, tile_size=256)
-    seams = {"gradient_tiled": _seam_ratio(g_tiled, borders),
+    untiled = dream.deep_dream(d, big, layers=layers)
+    dream_tiled = _seam_ratio(dreamed.astype(np.float32) - big, borders)
+    dream_whole = _seam_ratio(untiled.astype(np.float32) - big, borders)
+    seams = {"dream_whole_same_lines": dream_whole, "dream_tiled_over_whole": dream_tiled / dream_whole,"gradient_tiled": _seam_ratio(g_tiled, borders),
              "gradient_whole_same_lines": _seam_ratio(g_whole, borders),
              "gradient_no_margin": _seam_ratio(g_naive, naive_borders),
-             "dream_tiled": _seam_ratio(dreamed.astype(np.float32) - big, borders)}
+             "dream_tiled": dream_tiled}
     return {"model": path, "layers": layers, "octave_rise": rises, "octave_losses": losses, "dream_seconds": seconds,
             "octave_rise_clip": rises_clipped, "uint8_result_over_photo_clip": result_rise,
             "tile_covering_rel_l2": rel, "tile256_on_512_rel_l2": rel256, "seam_energy_ratio": seams}
@@ -279,8 +284,10 @@ def main(argv=None) -> int:
               "target": "<= 1e-5"},
              {"figure": "seam energy ratio, one gradient, 256-px tiles on 1024 px", "value":
               q["seam_energy_ratio"]["gradient_tiled"], "target": "<= 1.1"},
-             {"figure": "seam energy ratio, whole dream (jittered)", "value": q["seam_energy_ratio"]["dream_tiled"],
-              "target": "<= 1.1"},
+             {"figure": "  the whole image's gradient on the same lines", "value":
+              q["seam_energy_ratio"]["gradient_whole_same_lines"], "target": "(reference)"},
+             {"figure": "seam energy ratio, whole dream, tiled / untiled on the same lines", "value":
+              q["seam_energy_ratio"]["dream_tiled_over_whole"], "target": "<= 1.1"},
              {"figure": "seam energy ratio, windows without margins", "value":
               q["seam_energy_ratio"]["gradient_no_margin"], "target": "(contrast)"},
              {"figure": "ms/step ours / keras-io (InceptionV3 512 px)", "value": s["ratio"], "target": "<= 0.67"},

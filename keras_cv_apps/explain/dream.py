@@ -140,21 +140,22 @@ class Dreamer:
     def objective(self, x: np.ndarray) -> float:
         return float(self._objective(x[None].astype(np.float32)))
 
-    def gradient(self, x: np.ndarray, tile_size: Optional[int] = None):
-        """``(objective, gradient)`` of ``x`` (H, W, C); tiled when ``tile_size`` is smaller than it."""
+    def gradient(self, x: np.ndarray, tile_size: Optional[int] = None, shift=(0, 0)):
+        """``(objective, gradient)`` of ``x`` (H, W, C) rolled by ``shift`` (rows, columns), the
+        gradient given back in ``x``'s own coordinates; tiled when ``tile_size`` is smaller than
+        the image. Windows are gathered from ``x`` directly, so no rolled copy of it is made."""
         h, w = x.shape[:2]
         tile = max(h, w) if tile_size is None else tile_size
-        rows, cols = dream_windows(h, min(tile, h)), dream_windows(w, min(tile, w))
+        th, tw = min(tile, h), min(tile, w)
         grad = np.empty_like(x)
         loss = 0.0
-        for r0, c0, c1 in rows:
-            th = min(tile, h)
-            for q0, d0, d1 in cols:
-                tw = min(tile, w)
-                window = np.ascontiguousarray(x[r0:r0 + th, q0:q0 + tw])[None]
-                value, g = self._step(window)
-                g = g.numpy()[0]
-                grad[c0:c1, d0:d1] = g[c0 - r0:c1 - r0, d0 - q0:d1 - q0]
+        for r0, c0, c1 in dream_windows(h, th):
+            rows = (np.arange(r0, r0 + th) - shift[0]) % h  # rolled row i is x's row i - shift
+            for q0, d0, d1 in dream_windows(w, tw):
+                cols = (np.arange(q0, q0 + tw) - shift[1]) % w
+                value, g = self._step(x[np.ix_(rows, cols)][None])
+                core = np.ix_(rows[c0 - r0:c1 - r0], cols[d0 - q0:d1 - q0])
+                grad[core] = g.numpy()[0, c0 - r0:c1 - r0, d0 - q0:d1 - q0]
                 loss += float(value) * (c1 - c0) * (d1 - d0) / (th * tw)
         return loss, grad
 
@@ -266,7 +267,7 @@ def _ascend(dreamer, x, octave, steps, step_size, max_loss, tile_size, rng, jitt
     for step in range(steps + (max_loss is not None)):
         dy, dx = (rng.integers(-jitter, jitter + 1, size=2) if jitter else (0, 0))
         try:
-            loss, grad = dreamer.gradient(np.roll(x, (dy, dx), axis=(0, 1)), tile_size)
+            loss, grad = dreamer.gradient(x, tile_size, shift=(dy, dx))
         except Exception as err:  # noqa: BLE001 - a model that cannot take this size fails inside the backend
             if octave == 0 and step == 0 and not isinstance(err, (KeyboardInterrupt, MemoryError)):
                 raise ValueError(f"{dreamer.model.name} cannot take a {x.shape[0]}x{x.shape[1]} image (the first "
@@ -281,11 +282,11 @@ def _ascend(dreamer, x, octave, steps, step_size, max_loss, tile_size, rng, jitt
         if callback is not None:
             frame = _frame(pixel_ops.unscale(x, spec["scale"], spec["mean"], spec["std"]), image)
             callback({"octave": octave, "step": step, "loss": loss, "image": frame})
-        grad = np.roll(grad, (-dy, -dx), axis=(0, 1))
-        previous = x if max_loss is not None else None
-        x = x + step_size * grad / max(float(np.mean(np.abs(grad))), 1e-8)
+        previous = x.copy() if max_loss is not None else None
+        grad *= step_size / max(float(np.mean(np.abs(grad))), 1e-8)
+        x += grad  # in place: a large image keeps few full-size copies
         if limits[0] is not None:
-            x = np.clip(x, *limits)
+            np.clip(x, *limits, out=x)
     return x
 
 
