@@ -109,7 +109,8 @@ def rise_tiles_seams(reps: int) -> dict:
     untiled = dream.deep_dream(d, big, layers=layers)
     dream_tiled = _seam_ratio(dreamed.astype(np.float32) - big, borders)
     dream_whole = _seam_ratio(untiled.astype(np.float32) - big, borders)
-    seams = {"dream_whole_same_lines": dream_whole, "dream_tiled_over_whole": dream_tiled / dream_whole,"gradient_tiled": _seam_ratio(g_tiled, borders),
+    seams = {"dream_whole_same_lines": dream_whole, "dream_tiled_over_whole": dream_tiled / dream_whole,
+             "gradient_tiled": _seam_ratio(g_tiled, borders),
              "gradient_whole_same_lines": _seam_ratio(g_whole, borders),
              "gradient_no_margin": _seam_ratio(g_naive, naive_borders),
              "dream_tiled": dream_tiled}
