@@ -112,6 +112,11 @@ def list_models(pattern: str = "*", *, include_test: bool = True, task=None) -> 
     return names
 
 
+def catalog(pattern: str = "*", *, task=None) -> Dict[str, str]:
+    """``{name: one-line description}`` of the public models matching ``pattern`` (and ``task``)."""
+    return {name: _REGISTRY[name][1].description for name in list_models(pattern, include_test=False, task=task)}
+
+
 def find_layer(model, name: str):
     """``(layer, owner)``: the layer called ``name`` in ``model`` or in a model nested inside it
     (searched breadth first), with the (sub)model that holds it."""
