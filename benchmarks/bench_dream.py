@@ -2,16 +2,17 @@
 the keras-io step, and memory of a large tiled dream.
 
 - rise: `deep_dream` with the app's defaults (3 octaves x 20 steps, step 0.01, the default
-  layers; and with ``clip=True``) on scikit-image's 512x512 astronaut photo with the AlexNet `apps.alexnet_train` trains
-  offline (its newest run, else trained here with the app's defaults); the objective before the
-  last step over the one before the first, per octave.
+  layers; and with ``clip=True``) on scikit-image's 512x512 astronaut photo with the AlexNet
+  `apps.alexnet_train` trains offline (its newest run, else trained here with the app's defaults);
+  the objective before the last step over the one before the first, per octave. The photo and
+  both dreams are saved side by side as results/dream_astronaut.png.
 - tiles: relative L2 between the tiled and the whole-image gradient with a tile covering the
   image (and, for reference, with 256-px tiles on 512 px).
 - seams: on the photo enlarged to 1024 px, with 256-px tiles, the energy of the gradient's jumps
   across the tile cores' borders over its energy across all rows and columns (1.0 = no seam), for
   one gradient without jitter (the strict case; the whole image's gradient on the same lines is the
-  reference) and for the whole dream's change, divided by the untiled dream's on the same lines
-  (image content alone moves the raw ratio by +-0.3 with 10 lines); windows without margins are
+  reference) and for the whole dream's change (3 octaves x 5 steps), divided by the untiled dream's
+  on the same lines (image content alone moves the raw ratio by +-0.3 with 10 lines); windows without margins are
   shown for contrast (their dead bands give a ratio well below 1).
 - speed: ms per step at 512x512 on InceptionV3's architecture (``weights=None``, mixed3 + mixed5)
   of our step against keras-io's ``gradient_ascent_step`` (written below as that example writes
@@ -36,9 +37,10 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks._util import PY, run_timed, table, write_result
+from benchmarks._util import PY, RESULTS, run_timed, table, write_result
 
 INCEPTION = {"mixed3": 1.0, "mixed5": 1.5}
+SEAM_STEPS = 5  # steps per octave of the two 1024-px dreams the seams are measured on
 
 
 def _alexnet():
@@ -71,6 +73,7 @@ def rise_tiles_seams(reps: int) -> dict:
 
     from keras_cv_apps import dream
     from keras_cv_apps.explain import dream as dream_module
+    from keras_cv_apps.explain.overlay import save_png, tile_images
 
     model, path = _alexnet()
     photo = astronaut()  # 512x512x3
@@ -78,7 +81,8 @@ def rise_tiles_seams(reps: int) -> dict:
     d = dream.Dreamer(model, layers)
     losses = {}
     start = time.perf_counter()
-    dream.deep_dream(d, photo, layers=layers, callback=lambda i: losses.setdefault(i["octave"], []).append(i["loss"]))
+    plain = dream.deep_dream(d, photo, layers=layers,
+                             callback=lambda i: losses.setdefault(i["octave"], []).append(i["loss"]))
     seconds = time.perf_counter() - start
     rises = [v[-1] / v[0] for _, v in sorted(losses.items())]
     clipped = {}
@@ -86,6 +90,7 @@ def rise_tiles_seams(reps: int) -> dict:
                            callback=lambda i: clipped.setdefault(i["octave"], []).append(i["loss"]))
     rises_clipped = [v[-1] / v[0] for _, v in sorted(clipped.items())]
     result_rise = dream.objective(d, out, layers=layers) / dream.objective(d, photo, layers=layers)
+    save_png(RESULTS / "dream_astronaut.png", tile_images(np.stack([photo, plain, out]), columns=3))
 
     x = photo.astype(np.float32) / 255
     _, whole = d.gradient(x)
@@ -106,8 +111,8 @@ def rise_tiles_seams(reps: int) -> dict:
         _, g_naive = d.gradient(xb, tile_size=256)
     finally:
         dream_module.MARGIN = margin
-    dreamed = dream.deep_dream(d, big, layers=layers, tile_size=256)
-    untiled = dream.deep_dream(d, big, layers=layers)
+    dreamed = dream.deep_dream(d, big, layers=layers, tile_size=256, steps=SEAM_STEPS)
+    untiled = dream.deep_dream(d, big, layers=layers, steps=SEAM_STEPS)
     dream_tiled = _seam_ratio(dreamed.astype(np.float32) - big, borders)
     dream_whole = _seam_ratio(untiled.astype(np.float32) - big, borders)
     seams = {"dream_whole_same_lines": dream_whole, "dream_tiled_over_whole": dream_tiled / dream_whole,
