@@ -2,20 +2,25 @@
 distractors and the target's mask is known.
 
 - model: a small GAP-headed CNN (3 blocks of two conv-BN-ReLU, 16/32/64 filters, the last
-  feature map 32x32) trained here
-  on 3,000 images (seed 0) and tested on 500 others (seed 1); cached in runs/bench_explain/.
-- localisation (all 500 test images, the true class explained): pointing-game hit rate and
-  relevance-mass accuracy per method, against a uniform random map.
-- faithfulness (100 test images, 25 per class): deletion and insertion AUC of the class
-  probability, and ROAD (noisy linear imputation) MoRF / LeRF mean probability over 10-90%
-  removed, per method and for the random map.
-- sanity (50 images): cascading randomisation from the output down; Spearman rho between the
+  feature map 32x32) trained here on 3,000 images (seed 0) and tested on 500 others (seed 1);
+  cached in runs/bench_explain/.
+- localisation (the true class explained): pointing-game hit rate and relevance-mass accuracy
+  per method, against a uniform random map on the same images: Grad-CAM, Grad-CAM++ and saliency
+  on all 500 test images; SmoothGrad (16 samples), IG (32 steps) and occlusion (8 px patches,
+  stride 8), which cost 16-64 model calls per image, on 100 of them (25 per class).
+- faithfulness (40 of those 100): deletion and insertion AUC of the class probability, and ROAD
+  (noisy linear imputation) MoRF / LeRF mean probability over 10-90% removed, per method and for
+  the random map.
+- sanity (20 images): cascading randomisation from the output down; Spearman rho between the
   trained model's maps and the fully randomised model's.
-- integrated gradients: completeness error at 64 steps per rule (50 images), and the time of our
+- integrated gradients: completeness error at 64 steps per rule (20 images), and the time of our
   batched IG against keras-io's loop of one gradient call per path point (written below as that
-  example does it), same model, images and process.
+  example does it), same model, images and process (3 images).
+- results/explain_maps.png: one test image per class (target outlined) and each method's map.
 
-    python -m benchmarks.bench_explain [--retrain] [--n-test 500]
+Results are written after every part, so a run cut short keeps what it measured.
+
+    python -m benchmarks.bench_explain [--retrain] [--n-test 500] [--n-costly 100] [--figure-only]
 """
 
 from __future__ import annotations
@@ -123,12 +128,42 @@ def completeness_and_speed(model, x, y, n_speed: int) -> dict:
     return out
 
 
+def figure(maps: dict, x, masks, picks) -> Path:
+    """results/explain_maps.png: per row one test image (the target outlined in green), then each
+    method's map over it."""
+    import cv2
+
+    from keras_cv_apps.explain.overlay import heatmap_overlay, save_png, tile_images
+
+    tiles = []
+    for i in picks:
+        image = cv2.resize(np.rint(x[i] * 255).astype(np.uint8), None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
+        outline = image.copy()
+        contours, _ = cv2.findContours(cv2.resize(masks[i].astype(np.uint8), None, fx=2, fy=2,
+                                                  interpolation=cv2.INTER_NEAREST), cv2.RETR_EXTERNAL,
+                                       cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(outline, contours, -1, (0, 255, 0), 1)
+        tiles += [outline] + [heatmap_overlay(image, maps[name][i]) for name in maps]
+    path = Path(__file__).resolve().parent / "results" / "explain_maps.png"
+    save_png(path, tile_images(np.stack(tiles), columns=len(maps) + 1))
+    return path
+
+
+def _spread(n_total: int, n: int) -> np.ndarray:
+    """``n`` indices spread evenly over ``n_total`` images ordered by class (so classes stay balanced)."""
+    return np.unique(np.linspace(0, n_total, min(n, n_total), endpoint=False).astype(int))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--retrain", action="store_true")
-    parser.add_argument("--n-test", type=int, default=500)
-    parser.add_argument("--n-faith", type=int, default=100)
-    parser.add_argument("--n-sanity", type=int, default=50)
+    parser.add_argument("--n-test", type=int, default=500, help="test images (localisation of the cheap methods)")
+    parser.add_argument("--n-costly", type=int, default=100, help="images for SmoothGrad, IG and occlusion maps")
+    parser.add_argument("--n-faith", type=int, default=40, help="images for deletion/insertion and ROAD")
+    parser.add_argument("--n-sanity", type=int, default=20, help="images for cascading randomisation")
+    parser.add_argument("--n-complete", type=int, default=20, help="images for IG completeness")
+    parser.add_argument("--n-speed", type=int, default=3, help="images for the IG timing against keras-io")
+    parser.add_argument("--figure-only", action="store_true", help="only draw results/explain_maps.png")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
@@ -147,57 +182,92 @@ def main(argv=None) -> int:
     else:
         model = keras_cv_apps.load_model(MODEL, compile=False)
     accuracy = float((np.asarray(model.predict(x, verbose=0)).argmax(1) == y).mean())
-    print(f"test accuracy {accuracy:.4f} on {len(x)} images")
+    print(f"test accuracy {accuracy:.4f} on {len(x)} images", flush=True)
 
     fns = methods(n_samples=16, ig_steps=32)
-    maps, seconds = {}, {}
-    for name, fn in fns.items():
-        t = time.perf_counter()
-        maps[name] = fn(model, x, y)
-        seconds[name] = time.perf_counter() - t
-    maps["random"] = evaluate.random_maps(x.shape, seed=0)
-    loc = {name: {"pointing_game": float(evaluate.pointing_game(m, masks).mean()),
-                  "relevance_mass": float(evaluate.relevance_mass(m, masks).mean()), "seconds": seconds.get(name)}
-           for name, m in maps.items()}
-    for name in loc:
-        for key in ("pointing_game", "relevance_mass"):
-            loc[name][f"{key}_x_random"] = loc[name][key] / max(loc["random"][key], 1e-12)
+    costly = _spread(len(x), args.n_costly)
+    picks = [int(costly[y[costly] == c][0]) for c in np.unique(y)]  # one image per class for the figure
+    if args.figure_only:
+        few_maps = {n: fn(model, x[picks], y[picks]) for n, fn in fns.items()}
+        print(f"figure: {figure(few_maps, x[picks], masks[picks], range(len(picks)))}")
+        return 0
+    result = {"test_accuracy": accuracy, "n_test": len(x), "keras": keras.__version__,
+              "settings": {k: v for k, v in vars(args).items() if k.startswith("n_")} |
+              {"smoothgrad_samples": 16, "ig_steps_maps": 32, "occlusion": "patch 8, stride 8"},
+              "localisation": {}, "faithfulness": {}, "sanity": {}}
 
-    sub = np.arange(0, len(x), max(1, len(x) // args.n_faith))[:args.n_faith]
-    faith = {}
-    for name, m in maps.items():
-        di = evaluate.deletion_insertion(model, x[sub], m[sub], y[sub])
-        morf = evaluate.road(model, x[sub], m[sub], y[sub], order="morf")
-        lerf = evaluate.road(model, x[sub], m[sub], y[sub], order="lerf")
-        faith[name] = {"deletion_auc": float(di["deletion"].mean()), "insertion_auc": float(di["insertion"].mean()),
-                       "road_morf": float(morf.mean()), "road_lerf": float(lerf.mean())}
+    def save(part):
+        result["seconds"] = time.perf_counter() - t0
+        write_result("explain", result)
+        print(f"[{result['seconds']:.0f}s] {part} done", flush=True)
+
+    everyone = np.arange(len(x))
+    where = {n: (costly if n in ("smoothgrad", "ig", "occlusion") else everyone) for n in fns} | {"random": everyone}
+    maps, seconds = {}, {}
+    rand = evaluate.random_maps(x.shape, seed=0)
+
+    def localise(names):
+        for name in names:
+            idx = where[name]
+            t = time.perf_counter()
+            maps[name] = rand[idx] if name == "random" else fns[name](model, x[idx], y[idx])
+            seconds[name] = time.perf_counter() - t
+            m = maps[name]
+            loc = {"images": len(idx), "pointing_game": float(evaluate.pointing_game(m, masks[idx]).mean()),
+                   "relevance_mass": float(evaluate.relevance_mass(m, masks[idx]).mean()),
+                   "seconds": seconds[name]}
+            # the chance level on the same images
+            chance = {k: float(f(rand[idx], masks[idx]).mean()) for k, f in
+                      (("pointing_game", evaluate.pointing_game), ("relevance_mass", evaluate.relevance_mass))}
+            for key in ("pointing_game", "relevance_mass"):
+                loc[f"{key}_random"] = chance[key]
+                loc[f"{key}_x_random"] = loc[key] / max(chance[key], 1e-12)
+            result["localisation"][name] = loc
+            save(f"localisation {name}")
+
+    localise(["random", "gradcam", "gradcam++", "saliency"])
+
+    few = _spread(len(x), args.n_complete)
+    result["integrated_gradients"] = completeness_and_speed(model, x[few], y[few], n_speed=args.n_speed)
+    save("integrated gradients completeness and speed")
+
+    localise(["smoothgrad", "ig", "occlusion"])
+    figure({n: maps[n][np.searchsorted(where[n], picks)] for n in fns}, x[picks], masks[picks], range(len(picks)))
+
+    few = _spread(len(x), args.n_sanity)
+    sanity_fns = {"gradcam": fns["gradcam"], "gradcam++": fns["gradcam++"], "saliency": fns["saliency"],
+                  "ig": methods(0, ig_steps=16)["ig"]}
+    for name, fn in sanity_fns.items():
+        cascade = evaluate.cascading_randomization(model, fn, x[few], y[few], seed=0)
+        result["sanity"][name] = {"images": len(few), "final_rho": cascade[-1][1], "cascade": cascade}
+        save(f"sanity {name}")
+
+    sub = costly[_spread(len(costly), args.n_faith)]
+    for name in ["random", *fns]:
+        m = maps[name][np.searchsorted(where[name], sub)]
+        di = evaluate.deletion_insertion(model, x[sub], m, y[sub])
+        morf = evaluate.road(model, x[sub], m, y[sub], order="morf")
+        lerf = evaluate.road(model, x[sub], m, y[sub], order="lerf")
+        result["faithfulness"][name] = {"images": len(sub), "deletion_auc": float(di["deletion"].mean()),
+                                        "insertion_auc": float(di["insertion"].mean()),
+                                        "road_morf": float(morf.mean()), "road_lerf": float(lerf.mean())}
+        save(f"faithfulness {name}")
+    faith = result["faithfulness"]
     for name, f in faith.items():
         r = faith["random"]
         f["beats_random"] = bool(f["deletion_auc"] < r["deletion_auc"] and f["insertion_auc"] > r["insertion_auc"]
                                  and f["road_morf"] < r["road_morf"] and f["road_lerf"] > r["road_lerf"])
+    save("all")
 
-    few = sub[:args.n_sanity]
-    sanity_fns = {"gradcam": fns["gradcam"], "gradcam++": fns["gradcam++"], "saliency": fns["saliency"],
-                  "ig": methods(0, ig_steps=16)["ig"]}
-    sanity = {}
-    for name, fn in sanity_fns.items():
-        cascade = evaluate.cascading_randomization(model, fn, x[few], y[few], seed=0)
-        sanity[name] = {"final_rho": cascade[-1][1], "cascade": cascade}
-
-    ig = completeness_and_speed(model, x[few], y[few], n_speed=5)
-    result = {"test_accuracy": accuracy, "n_test": len(x), "localisation": loc, "faithfulness": faith,
-              "n_faithfulness": len(sub), "sanity": sanity, "integrated_gradients": ig,
-              "seconds": time.perf_counter() - t0, "keras": keras.__version__}
-
+    loc, sanity, ig = result["localisation"], result["sanity"], result["integrated_gradients"]
     rows = [{"method": n, **{k: v for k, v in loc[n].items() if k != "seconds"}, **faith[n],
-             "sanity_rho": sanity.get(n, {}).get("final_rho", "")} for n in maps]
-    print(table(rows, ["method", "pointing_game", "pointing_game_x_random", "relevance_mass",
+             "sanity_rho": sanity.get(n, {}).get("final_rho", "")} for n in faith]
+    print(table(rows, ["method", "images", "pointing_game", "pointing_game_x_random", "relevance_mass",
                        "relevance_mass_x_random", "deletion_auc", "insertion_auc", "road_morf", "road_lerf",
                        "beats_random", "sanity_rho"]))
     print(table([{"rule": r, **ig[r]} for r in ("trapezoid", "midpoint", "gauss_legendre")],
                 ["rule", "mean_rel_error", "median", "max"]))
     print(f"IG speed-up over the keras-io loop: {ig['speed']['speedup']:.1f}x ({ig['speed']})")
-    print(f"results: {write_result('explain', result)}")
     return 0
 
 
