@@ -48,8 +48,9 @@ def test_integration_rules_are_exact_where_they_should_be():
 
 def test_completeness_on_a_nonlinear_model(seq_no_input, images):
     target = explain.class_score(seq_no_input, images, 1) - explain.class_score(seq_no_input, np.zeros_like(images), 1)
-    for rule, steps, tol in (("gauss_legendre", 16, 1e-3), ("trapezoid", 64, 1e-2)):
-        attr = explain.integrated_gradients(seq_no_input, images, class_index=1, steps=steps, rule=rule)
+    for rule, steps, tol in (("gauss_legendre", 16, 1e-3), ("trapezoid", 64, 1e-2), (None, 64, 1e-2)):
+        kwargs = {"rule": rule} if rule else {}  # None: the default rule (midpoint)
+        attr = explain.integrated_gradients(seq_no_input, images, class_index=1, steps=steps, **kwargs)
         err = np.abs(attr.sum(axis=(1, 2, 3)) - target) / np.abs(target)
         assert err.max() < tol, (rule, err)
 
