@@ -90,7 +90,9 @@ def rise_tiles_seams(reps: int) -> dict:
                            callback=lambda i: clipped.setdefault(i["octave"], []).append(i["loss"]))
     rises_clipped = [v[-1] / v[0] for _, v in sorted(clipped.items())]
     result_rise = dream.objective(d, out, layers=layers) / dream.objective(d, photo, layers=layers)
-    save_png(RESULTS / "dream_astronaut.png", tile_images(np.stack([photo, plain, out]), columns=3))
+    grid = tile_images(np.stack([photo, plain, out]), columns=3)
+    save_png(RESULTS / "dream_astronaut.png", cv2.resize(grid, (grid.shape[1] // 2, grid.shape[0] // 2),
+                                                         interpolation=cv2.INTER_AREA))  # half size: 0.5 MB
 
     x = photo.astype(np.float32) / 255
     _, whole = d.gradient(x)

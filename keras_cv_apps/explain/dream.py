@@ -127,9 +127,10 @@ class Dreamer:
                 loss = objective(x)
             return loss, tape.gradient(loss, x)
 
-        spec = [tf.TensorSpec((1, None, None, self.channels), tf.float32)]
-        self._step = tf.function(step, input_signature=spec)
-        self._objective = tf.function(objective, input_signature=spec)
+        # traced once per image size (an octave, a tile): with the size known, TensorFlow picks
+        # its convolution kernels and layouts for it, which a shape-free signature prevents
+        self._step = tf.function(step)
+        self._objective = tf.function(objective)
 
     def limits(self):
         """The model-input values of pixel 0 and 255 (per channel)."""
