@@ -3,9 +3,11 @@
 Mobile CNN building blocks: `DepthwiseSeparableConv2D`, `SpatiallySeparableConv2D`,
 `BottleneckResidual` (conv_blocks), `InvertedResidual` (MBConv), `GhostModule` (mobile_blocks),
 `SqueezeExcitation`, `MultiHeadSelfAttention2D` (attention), `FeaturePyramid` (fpn),
-`StochasticDepth`, `DropBlock` (regularization) and `DynamicConv2D` (dynamic).
+`StochasticDepth`, `DropBlock` (regularization), `DynamicConv2D` (dynamic) and the int8-friendly
+`HardSwish` (activations).
 """
 
+from keras_cv_apps.layers.activations import HardSwish
 from keras_cv_apps.layers.attention import MultiHeadSelfAttention2D, SqueezeExcitation
 from keras_cv_apps.layers.augmentation import RandomAffine
 from keras_cv_apps.layers.conv_blocks import BottleneckResidual, DepthwiseSeparableConv2D, SpatiallySeparableConv2D
@@ -27,6 +29,7 @@ __all__ = [
     "EuclideanDistance",
     "FeaturePyramid",
     "GhostModule",
+    "HardSwish",
     "InvertedResidual",
     "LocalResponseNormalization",
     "MultiHeadSelfAttention2D",

@@ -46,6 +46,15 @@ def channels_of(input_shape, what: str) -> int:
     return int(channels)
 
 
+def activation_layer(activation: str, name: str):
+    """A Keras ``Activation`` layer, or `HardSwish` for ``hard_swish`` (it stays on XNNPACK in int8)."""
+    if activation == "hard_swish":
+        from keras_cv_apps.layers.activations import HardSwish
+
+        return HardSwish(name=name)
+    return keras.layers.Activation(activation, name=name)
+
+
 def conv_bn(filters, kernel_size, *, strides=1, padding="same", activation=None, depthwise=False,
             batch_norm=True, name="conv", depth_multiplier=1, bn_momentum=0.99, zero_gamma=False):
     """``[conv, batch-norm, activation]`` sublayers (bias only without batch-norm; ``zero_gamma``
@@ -61,7 +70,7 @@ def conv_bn(filters, kernel_size, *, strides=1, padding="same", activation=None,
         chain.append(keras.layers.BatchNormalization(momentum=bn_momentum, name=f"{name}_bn",
                                                      gamma_initializer="zeros" if zero_gamma else "ones"))
     if activation not in (None, "linear"):
-        chain.append(keras.layers.Activation(activation, name=f"{name}_act"))
+        chain.append(activation_layer(activation, name=f"{name}_act"))
     return chain
 
 

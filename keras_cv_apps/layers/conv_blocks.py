@@ -15,6 +15,7 @@ import keras
 from keras_cv_apps._validate import check_choice, check_int
 from keras_cv_apps.layers._compose import (
     PADDINGS,
+    activation_layer,
     build_chain,
     channels_of,
     check_activation,
@@ -142,7 +143,7 @@ class BottleneckResidual(keras.layers.Layer):
                        + conv_bn(filters, self.kernel_size, strides=strides, activation=activation, name="conv")
                        + conv_bn(out, 1, name="expand", zero_gamma=zero_init))
         self.shortcut = []
-        self.act = keras.layers.Activation(activation, name="out_act")
+        self.act = activation_layer(activation, name="out_act")
 
     def build(self, input_shape):
         out_shape = build_chain(self.branch, input_shape)

@@ -33,7 +33,7 @@ class FeaturePyramid(keras.layers.Layer):
         self.extra_levels = check_int(extra_levels, "FeaturePyramid extra_levels", minimum=0)
 
     def build(self, input_shape):
-        if not isinstance(input_shape, (list, tuple)) or not input_shape or not isinstance(input_shape[0], (list, tuple)):
+        if not isinstance(input_shape, (list, tuple)) or not all(isinstance(s, (list, tuple)) for s in input_shape):
             raise ValueError("FeaturePyramid takes a list of feature maps ordered fine to coarse.")
         sizes = [s[1:3] for s in input_shape]
         if any(a[0] is not None and b[0] is not None and a[0] < b[0] for a, b in zip(sizes, sizes[1:])):

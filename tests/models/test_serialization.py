@@ -39,14 +39,28 @@ def _loss_model(loss, out=4):
 EXAMPLES = {
     "ArcFace": lambda: _arcface_model(),
     "ArcFaceLoss": lambda: _loss_model(losses.ArcFaceLoss(scale=8.0)),
+    "BottleneckResidual": lambda: _layer_model(layers.BottleneckResidual(2, strides=2, zero_init=False)),
     "ClippedGaussianNoise": lambda: _layer_model(layers.ClippedGaussianNoise(stddev=0.1)),
     "ContrastiveLoss": lambda: _loss_model(losses.ContrastiveLoss(margin=0.5), out=1),
+    "DepthwiseSeparableConv2D": lambda: _layer_model(layers.DepthwiseSeparableConv2D(3, 3, strides=2)),
+    "DropBlock": lambda: _layer_model(layers.DropBlock(0.2, 3, per_channel=False, seed=4)),
+    "DynamicConv2D": lambda: _layer_model(layers.DynamicConv2D(3, 3, num_experts=2, routing="softmax")),
     "EuclideanDistance": lambda: _two_input_model(layers.EuclideanDistance(squared=True)),
+    "FeaturePyramid": lambda: _pyramid_model(),
     "FocalLoss": lambda: _loss_model(losses.FocalLoss(gamma=1.5, from_logits=True)),
+    "GhostModule": lambda: _layer_model(layers.GhostModule(5, ratio=3)),
+    "HardSwish": lambda: _layer_model(layers.HardSwish()),
+    "InvertedResidual": lambda: _layer_model(layers.InvertedResidual(4, expansion=3, se_ratio=1.0,
+                                                                     activation="hard_swish")),
     "LocalResponseNormalization": lambda: _layer_model(layers.LocalResponseNormalization(depth=3)),
+    "MultiHeadSelfAttention2D": lambda: _layer_model(layers.MultiHeadSelfAttention2D(num_heads=1,
+                                                                                     position_embedding=True)),
     "RandomAffine": lambda: _layer_model(layers.RandomAffine(rotation=5, seed=1)),
     "SaltAndPepperNoise": lambda: _layer_model(layers.SaltAndPepperNoise(rate=0.1)),
     "Sampling": lambda: _two_input_model(layers.Sampling(seed=3)),
+    "SpatiallySeparableConv2D": lambda: _layer_model(layers.SpatiallySeparableConv2D(2, (3, 5), strides=(2, 1))),
+    "SqueezeExcitation": lambda: _layer_model(layers.SqueezeExcitation(squeeze_channels=2), shape=(4, 4, 3)),
+    "StochasticDepth": lambda: _layer_model(layers.StochasticDepth(0.2, seed=5)),
     "SparseCategoricalCrossentropyWithSmoothing":
         lambda: _loss_model(losses.SparseCategoricalCrossentropyWithSmoothing(label_smoothing=0.1)),
     "SparsityPenalty": lambda: _sparsity_model(),
@@ -64,6 +78,11 @@ EXAMPLES = {
 def _arcface_model():
     x = keras.Input((4,))
     return keras.Model(x, losses.ArcFace(num_classes=3, name="arcface")(x))
+
+
+def _pyramid_model():
+    inputs = [keras.Input((8, 8, 2)), keras.Input((4, 4, 3))]
+    return keras.Model(inputs, layers.FeaturePyramid(2, extra_levels=1)(inputs)[0])
 
 
 def _sparsity_model():
