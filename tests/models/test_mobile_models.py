@@ -5,6 +5,10 @@ their int8 exports staying on XNNPACK's integer kernels.
 the generic registry tests.)
 """
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -90,6 +94,11 @@ def test_int8_export_runs_in_one_xnnpack_partition(name, tmp_path):
     images = np.random.default_rng(0).uniform(size=(16, 32, 32, 3)).astype("float32")
     _settle_batch_norm(model, images)
     path = export.export_tflite(model, tmp_path / "int8.tflite", quantization="int8", representative=images)
-    report = export.xnnpack_report(path)
+    # read by LiteRT in a fresh process, as on a phone: without TensorFlow's own copy of XNNPACK
+    # in the same process (together they intermittently aborted in allocate_tensors)
+    code = f"import json; from keras_cv_apps import export; print(json.dumps(export.xnnpack_report({str(path)!r})))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["partitions"] == 1, report
     assert set(report["fallback"]) <= {"QUANTIZE", "SOFTMAX"}, report
