@@ -112,8 +112,7 @@ effnet_b0, effnet_b1, effnet_b2, effnet_b3 = (_register(phi) for phi in range(4)
 
 
 @register_model("test_effnet", defaults=dict(image_shape=(32, 32, 3), num_classes=3, width_multiplier=0.25,
-                                             head_filters=64, blocks=((1, 3, 1, 16, 1), (6, 3, 2, 24, 1),
-                                                                      (6, 5, 2, 40, 2))),
+                                             head_filters=32, blocks=((1, 3, 2, 16, 1), (4, 5, 2, 24, 2))),
                 **_CFG, description="A tiny compound-scaled MBConv + SE network for fast tests.")
 def test_effnet(**kwargs):
     return build_effnet(**kwargs)

@@ -77,15 +77,9 @@ def mobilenetv2(**kwargs):
     return build_mobilenetv2(**kwargs)
 
 
-@register_model("mobilenetv2_050", defaults=dict(image_shape=(224, 224, 3), num_classes=1000, width_multiplier=0.5),
-                test_image_shape=(32, 32, 3), **_CFG, description="MobileNetV2 at width 0.5 (~97M MACs at 224 px).")
-def mobilenetv2_050(**kwargs):
-    return build_mobilenetv2(**kwargs)
-
-
 @register_model("test_mobilenetv2", defaults=dict(image_shape=(32, 32, 3), num_classes=3, width_multiplier=0.25,
                                                   head_filters=32, se_ratio=0.25,
-                                                  blocks=((1, 16, 1, 1), (6, 24, 1, 2), (6, 32, 2, 2))),
-                **_CFG, description="A tiny MobileNetV2 (three stages, with SE) for fast tests.")
+                                                  blocks=((1, 16, 1, 2), (4, 16, 2, 2))),
+                **_CFG, description="A tiny MobileNetV2 (three blocks, with SE) for fast tests.")
 def test_mobilenetv2(**kwargs):
     return build_mobilenetv2(**kwargs)
