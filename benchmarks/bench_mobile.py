@@ -6,7 +6,9 @@ Part 1 (``complexity``): `models.complexity` on keras.applications models built 
 their published MACs, and the registered families at their default sizes, with the MAC growth
 per compound-scaling step of ``effnet_b0..b3``.
 
-Part 2 (``train``): LeNet-5, AlexNet, ``mobilenetv2``, ``ghostnet`` and ``effnet_b0..b3`` trained
+Part 2 (``train``): LeNet-5, AlexNet, ``mobilenetv2``, ``ghostnet`` (widths 1.0 and 0.75: at
+32 px the final maps are 1x1 and GhostNet's width-independent head and SE layers weigh more, so
+width 0.75 is the GhostNet-style model at <= 0.6x MobileNetV2's MACs) and ``effnet_b0..b3`` trained
 with one short recipe (Adam 2e-3, warm-up + cosine, label smoothing 0.1, augmentation in the
 pipeline, batch 64) on ``digits`` at 32x32 and on ``shapes`` (all 8 shape classes) at 64x64; the
 b-family's input grows as ``size * 1.15**phi`` (multiples of 8). Each model is exported to float32,
@@ -35,8 +37,11 @@ import numpy as np
 
 from benchmarks._util import PY, RESULTS, table, write_result
 
-MODELS = ("lenet5", "alexnet", "mobilenetv2", "ghostnet", "effnet_b0", "effnet_b1", "effnet_b2", "effnet_b3")
+MODELS = ("lenet5", "alexnet", "mobilenetv2", "ghostnet", "ghostnet_075", "effnet_b0", "effnet_b1", "effnet_b2",
+          "effnet_b3")
 MOBILE = MODELS[2:]
+# benchmark labels that are a registered model with other arguments
+VARIANTS = {"ghostnet_075": ("ghostnet", {"width_multiplier": 0.75})}
 DATASETS = {  # name -> (spec, base image size, epochs, augmentation preset)
     "digits": ("digits", 32, 30, "digits"),
     "shapes": ("shapes:8:120", 64, 30, "light"),
@@ -59,7 +64,13 @@ def image_size(model: str, base: int) -> int:
     return base
 
 
+def registry_name(model: str) -> str:
+    return VARIANTS.get(model, (model, {}))[0]
+
+
 def model_kwargs(model: str) -> dict:
+    if model in VARIANTS:
+        return dict(VARIANTS[model][1])
     if model == "lenet5":
         from apps.lenet_train import MODEL_KWARGS
 
@@ -118,7 +129,7 @@ def train_one(dataset: str, model: str, *, epochs: int, runs: int, seed: int) ->
     from keras_cv_apps import data, export, models, training
 
     spec, base, _, augment = DATASETS[dataset]
-    cfg = models.get_cfg(model)
+    cfg = models.get_cfg(registry_name(model))
     size = image_size(model, base)
     training.set_seed(seed)
     splits = data.load(spec, image_size=size, channels=cfg.image_shape[2], scale=cfg.scale, seed=seed,
@@ -128,8 +139,8 @@ def train_one(dataset: str, model: str, *, epochs: int, runs: int, seed: int) ->
     row = {"dataset": dataset, "model": model, "image_size": size, "n_test": int(len(y_test))}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        result = training.fit(lambda: models.create(model, **kwargs), splits, run_dir=folder / "run", epochs=epochs,
-                              verbose=0, **FIT)
+        result = training.fit(lambda: models.create(registry_name(model), **kwargs), splits, run_dir=folder / "run",
+                              epochs=epochs, verbose=0, **FIT)
         trained = result.model
         report = models.complexity(trained)
         row.update(macs=report["macs"], params=report["params"], epochs=result.epochs_run,
@@ -180,10 +191,11 @@ def goals(rows: list) -> dict:
     out = {}
     for dataset in {r["dataset"] for r in rows}:
         by = {r["model"]: r for r in rows if r["dataset"] == dataset}
-        if "ghostnet" in by and "mobilenetv2" in by:
-            g, m = by["ghostnet"], by["mobilenetv2"]
-            out[f"{dataset}: ghostnet MACs / mobilenetv2"] = round(g["macs"] / m["macs"], 3)
-            out[f"{dataset}: ghostnet - mobilenetv2 top-1 (points)"] = round(g["keras_top1"] - m["keras_top1"], 2)
+        for ghost in ("ghostnet", "ghostnet_075"):
+            if ghost in by and "mobilenetv2" in by:
+                g, m = by[ghost], by["mobilenetv2"]
+                out[f"{dataset}: {ghost} MACs / mobilenetv2"] = round(g["macs"] / m["macs"], 3)
+                out[f"{dataset}: {ghost} - mobilenetv2 top-1 (points)"] = round(g["keras_top1"] - m["keras_top1"], 2)
         for name in MOBILE:
             if name in by:
                 r = by[name]

@@ -96,13 +96,29 @@ def _op_macs(op) -> int:
     return 0
 
 
+def _function_graph(graph, op, attr: str):
+    return graph._get_function(op.get_attr(attr).name).graph
+
+
+def _ops_macs(graph) -> int:
+    """MACs of every op of ``graph``, inside called functions too (Keras runs a grouped
+    convolution as an XLA-compiled function call; of an ``If``, the costlier branch counts)."""
+    total = 0
+    for op in graph.get_operations():
+        total += _op_macs(op)
+        if op.type in ("PartitionedCall", "StatefulPartitionedCall"):
+            total += _ops_macs(_function_graph(graph, op, "f"))
+        elif op.type in ("If", "StatelessIf"):
+            total += max(_ops_macs(_function_graph(graph, op, a)) for a in ("then_branch", "else_branch"))
+    return total
+
+
 def _graph_macs(fn: Callable, specs) -> tuple:
     """Trace ``fn(*specs)`` in a ``tf.function``; return (MACs, structured symbolic outputs)."""
     import tensorflow as tf
 
     concrete = tf.function(fn, autograph=False).get_concrete_function(*specs)
-    macs = sum(_op_macs(op) for op in concrete.graph.get_operations())
-    return macs, concrete.structured_outputs
+    return _ops_macs(concrete.graph), concrete.structured_outputs
 
 
 def _spec_tree(structure):
@@ -151,10 +167,7 @@ class _Counter:
         def run(*args, **kwargs):
             nested = _functional_of(op)
             if nested is not None and _all_defined(args):
-                self.row(path, op)  # params of layers inside are counted in their own rows
-                self.rows[path]["params"] = 0
-                self.seen_params.update(id(layer) for layer in _all_layers(op))
-                return self.walk_functional(nested, args[0], f"{path}/")
+                return self.walk_functional(nested, args[0], f"{path}/")  # one row per inner layer
             row = self.row(path, op)
             if type(op).__name__ in _ZERO_LAYERS and type(op).__module__.startswith("keras."):
                 return op.compute_output_spec(*args, **kwargs)
