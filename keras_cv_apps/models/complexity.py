@@ -24,14 +24,21 @@ Worked example (4x4x3 input, 3x3 kernel, 2 outputs, ``valid`` padding, so a 2x2 
 
 - standard convolution: 2x2 positions x 9 taps x 3 inputs x 2 outputs = **216**;
 - depthwise separable: depthwise 2x2 x 9 x 3 = 108, pointwise 2x2 x 3 x 2 = 24, **132** in all;
-- spatially separable, ``Conv2D(2, (3, 1))`` then ``Conv2D(2, (1, 3))``: the first pass runs on
-  a 2x4 grid (only the height shrinks): 8 x 3 taps x 3 inputs x 2 outputs = 144; the second on the
-  2x4x2 result: 2x2 x 3 taps x 2 inputs x 2 outputs = 48, **192** in all. Some course notes give
-  72 for this case: 2x2 positions x (3 + 3) taps x 3 channels. That figure treats both 1-D passes
-  as per-channel filters evaluated only on the final 2x2 grid, so it leaves out the 2x4
-  intermediate grid of the first pass and the mixing into two output channels; it is the cost of
-  a spatially separable *depthwise* filter whose first pass is (wrongly) computed at 4 positions,
-  not of the two convolutions above. The counter reports what the layers compute: 192.
+- spatially separable, ``Conv2D(2, (3, 1))`` then ``Conv2D(2, (1, 3))``: the first pass shrinks
+  only the height, so it runs on a 2x4 grid: 8 x 3 taps x 3 inputs x 2 outputs = 144; the second
+  turns the 2x4x2 map into 2x2x2: 4 x 3 taps x 2 inputs x 2 outputs = 48, **192** in all.
+
+Why some course notes give 72 for the spatially separable case: 72 = 2x2 positions x (3 + 3)
+taps x 3 channels, i.e. both 1-D passes applied to each input channel on its own and both
+evaluated only on the final 2x2 grid. That misses two things. The first pass must produce the
+whole 2x4 intermediate map (its 1-D kernel cannot reduce the width), so it runs at 8 positions,
+not 4; and a ``Conv2D`` pass mixes every input channel into every output channel. Applied per
+channel, a 3x1 then 1x3 filter costs 8 x 3 x 3 + 4 x 3 x 3 = 108, and mixing into 2 outputs with a
+1x1 convolution adds 24: 132, the depthwise separable figure again. As two ``Conv2D`` layers it
+costs 192: each pass has 3 taps instead of 9, but on this tiny map the first pass runs at twice
+the output's positions (on a large map the intermediate grid is barely larger than the output and
+the pair costs about 2/k of the full k x k convolution). The counter reports what the layers
+compute: 192.
 """
 
 from __future__ import annotations
