@@ -11,6 +11,11 @@ from keras_cv_apps._validate import check_choice, check_int, check_number
 # activations the blocks accept (all export to built-in TFLite ops; hard_* are the int8-friendly ones)
 BLOCK_ACTIVATIONS = ("relu", "relu6", "swish", "hard_swish", "gelu", "sigmoid", "hard_sigmoid", "linear")
 PADDINGS = ("same", "valid")
+# Batch-norm momentum of the blocks. Keras' default (0.99) suits long ImageNet runs; over the few
+# hundred steps of a short run the moving variance keeps much of its initial 1, which ruins
+# inference-mode outputs of deep mobile networks (validation stuck at chance while training
+# accuracy rises). 0.9 (PyTorch's default) forgets the initial value within ~50 steps.
+BN_MOMENTUM = 0.9
 
 
 def check_activation(activation, what: str):
@@ -56,7 +61,7 @@ def activation_layer(activation: str, name: str):
 
 
 def conv_bn(filters, kernel_size, *, strides=1, padding="same", activation=None, depthwise=False,
-            batch_norm=True, name="conv", depth_multiplier=1, bn_momentum=0.99, zero_gamma=False):
+            batch_norm=True, name="conv", depth_multiplier=1, bn_momentum=BN_MOMENTUM, zero_gamma=False):
     """``[conv, batch-norm, activation]`` sublayers (bias only without batch-norm; ``zero_gamma``
     starts the batch-norm scale at zero)."""
     if depthwise:

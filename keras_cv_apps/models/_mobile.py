@@ -7,7 +7,7 @@ import keras
 from keras import layers
 
 from keras_cv_apps._validate import check_image_shape, check_number
-from keras_cv_apps.layers._compose import activation_layer, check_activation
+from keras_cv_apps.layers._compose import BN_MOMENTUM, activation_layer, check_activation
 from keras_cv_apps.models._blocks import check_num_classes
 
 # The families downsample by 2 five times: below 32 px the last stages would see a 1x1 map
@@ -32,7 +32,7 @@ def check_args(name, *, num_classes, image_shape, width_multiplier, dropout, act
 def conv_bn_act(x, filters, kernel_size, *, strides=1, activation="relu", name):
     """A bias-free convolution, batch-norm and activation as three named layers of the graph."""
     x = layers.Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=False, name=name)(x)
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return x if activation in (None, "linear") else activation_layer(activation, name=f"{name}_act")(x)
 
 

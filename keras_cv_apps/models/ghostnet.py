@@ -18,6 +18,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from keras_cv_apps.layers._compose import BN_MOMENTUM
 from keras_cv_apps.layers.attention import SqueezeExcitation
 from keras_cv_apps.layers.mobile_blocks import GhostModule
 from keras_cv_apps.models import _mobile
@@ -37,7 +38,7 @@ BLOCKS = (
 
 def _depthwise_bn(x, kernel, strides, name):
     x = layers.DepthwiseConv2D(kernel, strides=strides, padding="same", use_bias=False, name=name)(x)
-    return layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
 
 
 def ghost_bottleneck(x, *, hidden, filters, kernel_size=3, strides=1, se=False, activation="relu", ratio=2,
@@ -56,7 +57,7 @@ def ghost_bottleneck(x, *, hidden, filters, kernel_size=3, strides=1, se=False, 
     else:
         shortcut = _depthwise_bn(x, kernel_size, strides, f"{name}_shortcut_dw")
         shortcut = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_shortcut_conv")(shortcut)
-        shortcut = layers.BatchNormalization(name=f"{name}_shortcut_conv_bn")(shortcut)
+        shortcut = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_shortcut_conv_bn")(shortcut)
     return layers.Add(name=f"{name}_add")([y, shortcut])
 
 
