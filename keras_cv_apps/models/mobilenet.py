@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import keras
 
+from keras_cv_apps._validate import check_number
 from keras_cv_apps.layers.mobile_blocks import InvertedResidual
 from keras_cv_apps.models import _mobile
 from keras_cv_apps.models._registry import register_model
-from keras_cv_apps.models.scaling import make_divisible
+from keras_cv_apps.models.scaling import make_divisible, scale_depth
 
 # (expansion, channels, blocks, first stride)
 BLOCKS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
@@ -32,6 +33,7 @@ def build_mobilenetv2(
     num_classes: int = 1000,
     image_shape=(224, 224, 3),
     width_multiplier: float = 1.0,
+    depth_multiplier: float = 1.0,
     activation: str = "relu6",
     se_ratio: float = 0.0,
     dropout: float = 0.2,
@@ -45,6 +47,7 @@ def build_mobilenetv2(
         num_classes: output classes.
         image_shape: input (height, width, channels), at least 32x32.
         width_multiplier: α: scales the stem, every block and (above 1) the head.
+        depth_multiplier: scales the blocks per stage (rounded up).
         activation: of the stem, the expansions, the depthwise convolutions and the head.
         se_ratio: squeeze-and-excitation in every block (0: none, as in the paper).
         dropout: before the classifier.
@@ -54,11 +57,12 @@ def build_mobilenetv2(
     num_classes, image_shape = _mobile.check_args(name, num_classes=num_classes, image_shape=image_shape,
                                                   width_multiplier=width_multiplier, dropout=dropout,
                                                   activation=activation)
+    check_number(depth_multiplier, f"{name} depth_multiplier", minimum=0, min_inclusive=False)
     inputs = _mobile.inputs(image_shape)
     x = _mobile.conv_bn_act(inputs, make_divisible(32 * width_multiplier), 3, strides=2, activation=activation,
                             name="stem")
     for stage, (expansion, channels, repeats, stride) in enumerate(blocks, start=1):
-        for i in range(int(repeats)):
+        for i in range(scale_depth(repeats, depth_multiplier)):
             x = InvertedResidual(make_divisible(channels * width_multiplier), expansion=expansion,
                                  strides=stride if i == 0 else 1, activation=activation, se_ratio=se_ratio,
                                  name=f"block{stage}_{i + 1}")(x)
