@@ -104,3 +104,8 @@ def test_every_block_exports_to_tflite_with_builtin_ops(tmp_path):
     path = export.export_tflite(model, tmp_path / "blocks.tflite")
     samples = RNG.uniform(size=(3, 16, 16, 3)).astype("float32")
     assert export.verify_tflite(model, path, samples)["max_abs_diff"] < 1e-4
+
+
+def test_hard_swish_equals_keras_hard_swish():
+    x = np.linspace(-5, 5, 41, dtype="float32").reshape(1, 41)
+    np.testing.assert_allclose(layers.HardSwish()(x), keras.activations.hard_swish(x), atol=1e-6)
