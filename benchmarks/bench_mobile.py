@@ -8,11 +8,11 @@ per compound-scaling step of ``effnet_b0..b3``.
 
 Part 2 (``train``): LeNet-5, AlexNet, ``mobilenetv2``, ``ghostnet`` (widths 1.0 and 0.75: at
 32 px the final maps are 1x1 and GhostNet's width-independent head and SE layers weigh more, so
-width 0.75 is the GhostNet-style model at <= 0.6x MobileNetV2's MACs) and ``effnet_b0..b3`` trained
-with one short recipe (Adam 2e-3, warm-up + cosine, label smoothing 0.1, augmentation in the
-pipeline, batch 64) on ``digits`` at 32x32 (30 epochs) and on ``shapes`` (all 8 shape classes,
-100 images each) at 64x64 (20 epochs); the
-b-family's input grows as ``size * 1.15**phi`` (multiples of 8). Each model is exported to float32,
+width 0.75 is the GhostNet-style model at <= 0.6x MobileNetV2's MACs) and ``effnet_b0..b3``
+trained with one short recipe (Adam 2e-3, warm-up + cosine, label smoothing 0.1, augmentation in
+the pipeline, batch 64) on ``digits`` at 32x32 (30 epochs) and on ``shapes`` (all 8 shape classes,
+100 images each) at 64x64 (20 epochs); the b-family's input grows as ``size * 1.15**phi``
+(multiples of 8). Each model is exported to float32,
 int8 (per-channel weight scales, the default) and int8 with per-tensor scales, verified on the
 test split with LiteRT, timed one image at a time (1 thread, XNNPACK; median of interleaved
 rounds) and checked for ops XNNPACK leaves to the built-in kernels. Every (dataset, model) runs in
