@@ -18,6 +18,11 @@ PADDINGS = ("same", "valid")
 BN_MOMENTUM = 0.9
 
 
+def as_list(value):
+    """A tuple argument as the list a JSON config gives back (ints pass through)."""
+    return list(value) if isinstance(value, tuple) else value
+
+
 def check_activation(activation, what: str):
     return check_choice(activation, BLOCK_ACTIVATIONS, what)
 

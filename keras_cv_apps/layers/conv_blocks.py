@@ -16,6 +16,7 @@ from keras_cv_apps._validate import check_choice, check_int
 from keras_cv_apps.layers._compose import (
     PADDINGS,
     activation_layer,
+    as_list,
     build_chain,
     channels_of,
     check_activation,
@@ -67,8 +68,8 @@ class DepthwiseSeparableConv2D(keras.layers.Layer):
         return (*shape[:-1], self.filters)
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
-                "strides": self.strides, "padding": self.padding, "activation": self.activation,
+        return {**super().get_config(), "filters": self.filters, "kernel_size": as_list(self.kernel_size),
+                "strides": as_list(self.strides), "padding": self.padding, "activation": self.activation,
                 "batch_norm": self.batch_norm, "depth_multiplier": self.depth_multiplier}
 
 
@@ -113,8 +114,8 @@ class SpatiallySeparableConv2D(keras.layers.Layer):
         return self.horizontal.compute_output_shape(self.vertical.compute_output_shape(input_shape))
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
-                "strides": self.strides, "padding": self.padding,
+        return {**super().get_config(), "filters": self.filters, "kernel_size": as_list(self.kernel_size),
+                "strides": as_list(self.strides), "padding": self.padding,
                 "intermediate_filters": self.intermediate_filters, "activation": self.activation,
                 "use_bias": self.use_bias}
 
@@ -163,5 +164,5 @@ class BottleneckResidual(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "strides": self.strides,
-                "expansion": self.expansion, "kernel_size": self.kernel_size, "activation": self.activation,
+                "expansion": self.expansion, "kernel_size": as_list(self.kernel_size), "activation": self.activation,
                 "zero_init": self.zero_init}

@@ -18,7 +18,7 @@ import keras
 from keras import ops
 
 from keras_cv_apps._validate import check_choice, check_int, check_number
-from keras_cv_apps.layers._compose import PADDINGS, channels_of, check_activation, check_fits, pair
+from keras_cv_apps.layers._compose import PADDINGS, as_list, channels_of, check_activation, check_fits, pair
 
 ROUTINGS = ("sigmoid", "softmax")
 
@@ -85,7 +85,7 @@ class DynamicConv2D(keras.layers.Layer):
         return (*self.experts.compute_output_shape(input_shape)[:-1], self.filters)
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
-                "num_experts": self.num_experts, "strides": self.strides, "padding": self.padding,
+        return {**super().get_config(), "filters": self.filters, "kernel_size": as_list(self.kernel_size),
+                "num_experts": self.num_experts, "strides": as_list(self.strides), "padding": self.padding,
                 "use_bias": self.use_bias, "routing": self.routing, "temperature": self.temperature,
                 "activation": self.activation}

@@ -18,6 +18,7 @@ import keras
 from keras_cv_apps._validate import check_choice, check_int, check_number
 from keras_cv_apps.layers._compose import (
     PADDINGS,
+    as_list,
     build_chain,
     channels_of,
     check_activation,
@@ -97,7 +98,7 @@ class InvertedResidual(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "expansion": self.expansion,
-                "kernel_size": self.kernel_size, "strides": self.strides, "activation": self.activation,
+                "kernel_size": as_list(self.kernel_size), "strides": self.strides, "activation": self.activation,
                 "se_ratio": self.se_ratio, "se_gate": self.se_gate, "drop_rate": self.drop_rate}
 
 
@@ -148,5 +149,5 @@ class GhostModule(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "ratio": self.ratio,
-                "kernel_size": self.kernel_size, "dw_kernel_size": self.dw_kernel_size, "strides": self.strides,
-                "padding": self.padding, "activation": self.activation}
+                "kernel_size": as_list(self.kernel_size), "dw_kernel_size": as_list(self.dw_kernel_size),
+                "strides": self.strides, "padding": self.padding, "activation": self.activation}
