@@ -24,6 +24,7 @@ from keras_cv_apps.models import (  # noqa: E402,F401
 )
 from keras_cv_apps.models._cfg import TASKS, ModelCfg
 from keras_cv_apps.models._registry import (
+    catalog,
     cfg_of,
     create,
     feature_extractor,
@@ -39,6 +40,7 @@ from keras_cv_apps.models.scaling import compound_scaling
 __all__ = [
     "TASKS",
     "ModelCfg",
+    "catalog",
     "cfg_of",
     "complexity",
     "complexity_table",
