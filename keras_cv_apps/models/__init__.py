@@ -3,13 +3,14 @@ tools that read a model's cfg: ``cfg_of``, ``feature_extractor``, ``find_layer``
 ``complexity`` (MACs and parameters per layer) and ``compound_scaling``.
 
 Importing this package imports each family module once so that its variants register, and
-imports ``keras_cv_apps.layers`` and ``keras_cv_apps.losses`` so that every serializable class of
-the package is known to Keras: after ``import keras_cv_apps.models``, ``keras.models.load_model``
-opens any ``.keras`` file the package wrote.
+imports ``keras_cv_apps.layers``, ``keras_cv_apps.losses`` and the Keras metric classes so that
+every serializable class of the package is known to Keras: after ``import keras_cv_apps.models``,
+``keras.models.load_model`` opens any ``.keras`` file the package wrote.
 """
 
 import keras_cv_apps.layers  # noqa: F401  (registers the serializable layers)
 import keras_cv_apps.losses  # noqa: F401  (registers the serializable losses)
+import keras_cv_apps.metrics.dense  # noqa: F401  (registers the serializable metrics)
 
 # Families register their variants on import.
 from keras_cv_apps.models import (  # noqa: E402,F401
