@@ -290,6 +290,52 @@ def xnnpack_report(path) -> dict:
     return {"partitions": len(delegates), "fallback": dict(sorted(fallback.items()))}
 
 
+# Builtin ops that LiteRT's GPU delegate takes (the op table of its compatibility checker,
+# tensorflow/lite/tools/versioning/gpu_compatibility.cc); per-op conditions (broadcast shapes,
+# strided-slice masks) are not checked here.
+GPU_DELEGATE_OPS = frozenset("""
+    ABS ADD ADD_N ATAN2 AVERAGE_POOL_2D BATCH_MATMUL CAST CEIL CONCATENATION CONV_2D COS CUMSUM DENSIFY
+    DEPTH_TO_SPACE DEPTHWISE_CONV_2D DEQUANTIZE DIV DYNAMIC_UPDATE_SLICE ELU EMBEDDING_LOOKUP EQUAL EXP FLOOR
+    FLOOR_DIV FLOOR_MOD FULLY_CONNECTED GATHER GELU GREATER GREATER_EQUAL HARD_SWISH LEAKY_RELU LESS LESS_EQUAL
+    LOG LOGICAL_AND LOGISTIC LSTM MAX_POOL_2D MAXIMUM MEAN MINIMUM MIRROR_PAD MUL NEG NOT_EQUAL ONE_HOT PACK PAD
+    PADV2 POW PRELU QUANTIZE REDUCE_MAX REDUCE_MIN REDUCE_PROD RELU RELU6 RELU_N1_TO_1 RESHAPE RESIZE_BILINEAR
+    RESIZE_NEAREST_NEIGHBOR RSQRT SELECT SELECT_V2 SIGN SIN SLICE SOFTMAX SPACE_TO_DEPTH SPLIT SPLIT_V SQRT
+    SQUARE SQUARED_DIFFERENCE STABLEHLO_CLAMP STRIDED_SLICE SUB SUM TANH TILE TRANSPOSE TRANSPOSE_CONV
+    """.split())
+
+
+def gpu_compatibility(path) -> dict:
+    """GPU-delegate check of a ``.tflite`` file.
+
+    Returns ``analyzer_compatible`` and ``analyzer_warnings`` (the verdict and the per-node
+    warnings of ``tf.lite.experimental.Analyzer.analyze(..., gpu_compatibility=True)``),
+    ``unsupported_ops`` (``{op name: count}`` of the ops outside `GPU_DELEGATE_OPS`) and
+    ``compatible`` (both checks pass). The op table is checked too because the analyzer in the
+    TensorFlow 2.21 and ai-edge-litert 2.3 wheels calls every model compatible, even ones made of
+    ``TOPK_V2`` or Flex ops that the delegate's own table rejects.
+    """
+    import contextlib
+    import io
+
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    path = _existing(path)
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text):
+        tf.lite.experimental.Analyzer.analyze(model_path=str(path), gpu_compatibility=True)
+    lines = text.getvalue().splitlines()
+    warnings = [line.split(":", 1)[1].strip() for line in lines if line.startswith("GPU COMPATIBILITY WARNING")]
+    analyzer_ok = not warnings and any("looks compatible with GPU delegate" in line for line in lines)
+    unsupported = {}
+    for op in Interpreter(model_path=str(path), num_threads=1)._get_ops_details():
+        name = op["op_name"]
+        if name != "DELEGATE" and name not in GPU_DELEGATE_OPS:
+            unsupported[name] = unsupported.get(name, 0) + 1
+    return {"compatible": analyzer_ok and not unsupported, "analyzer_compatible": analyzer_ok,
+            "analyzer_warnings": warnings, "unsupported_ops": dict(sorted(unsupported.items()))}
+
+
 # --------------------------------------------------------------------------------------------
 # ONNX and SavedModel
 
