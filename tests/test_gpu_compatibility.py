@@ -1,4 +1,5 @@
-"""GPU-delegate compatibility of the exports: the checker flags ops outside the delegate's table
+"""LiteRT's CompiledModel API agrees with the Interpreter on float32 and int8 exports, and
+GPU-delegate compatibility of the exports: the checker flags ops outside the delegate's table
 (the wheel's analyzer is shown to flag nothing), every classifier's int8 export passes, and (large)
 every exported part of every `test_*` variant passes in float32. Exports are made in a fresh
 process (conversions grow the converter's memory) at batch size 1, as phones run them: with a
@@ -69,3 +70,18 @@ def test_int8_exports_of_every_classifier_pass_the_gpu_check(tmp_path):
 @pytest.mark.large
 def test_float32_exports_of_every_variant_pass_the_gpu_check(tmp_path):
     _check_in_fresh_process(models.list_models("test_*"), "float32", tmp_path)
+
+
+def test_compiled_model_agrees_with_the_interpreter(tmp_path):
+    pytest.importorskip("ai_edge_litert.compiled_model")
+    import numpy as np
+
+    model = models.create("test_lenet5")
+    x = np.random.default_rng(0).uniform(0, 1, (6, 16, 16, 1)).astype("float32")
+    float32 = export.export_tflite(model, tmp_path / "f.tflite", batch_size=1)
+    int8 = export.export_tflite(model, tmp_path / "q.tflite", batch_size=1, quantization="int8", representative=x)
+    report = export.verify_compiled_model(float32, x)
+    assert report["n"] == 6 and report["max_abs_diff"] <= 1e-6 and report["top1_agreement"] == 1.0, report
+    report = export.verify_compiled_model(int8, np.round(x * 255).astype("uint8"))
+    assert report["max_abs_diff"] <= 1 and report["top1_agreement"] == 1.0, report  # uint8 outputs
+    np.testing.assert_allclose(export.run_tflite(float32, x), model.predict(x, verbose=0), atol=1e-5)
