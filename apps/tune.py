@@ -85,9 +85,11 @@ def _space(args, cfg) -> dict:
 def _train(args, cfg, config: dict, *, verbose=0):
     """Train one configuration from the seed; returns (model, history, splits)."""
     import keras
+    import tensorflow as tf
 
     from keras_cv_apps import data, models, training
 
+    tf.config.experimental.enable_op_determinism()  # same seed, same configuration -> same score
     training.set_seed(args.seed)
     splits = data.load(args.dataset, image_size=config["image_size"], channels=cfg.image_shape[2],
                        scale=cfg.scale, seed=args.seed, batch_size=args.batch_size, augment="light")
