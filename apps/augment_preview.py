@@ -29,7 +29,8 @@ def _parser():
     _cli.add_augment(p, default="strong")
     g = p.add_argument_group("data")
     g.add_argument("--dataset", default="digits", help="dataset spec, as for the training apps (default: %(default)s)")
-    g.add_argument("--image-size", type=_cli.positive_int, default=32, help="square size in pixels (default: %(default)s)")
+    g.add_argument("--image-size", type=_cli.positive_int, default=32,
+                   help="square size in pixels (default: %(default)s)")
     g.add_argument("--channels", type=int, choices=(1, 3), default=None,
                    help="1 (grey) or 3 (RGB) (default: 1 for digits, else 3)")
     g.add_argument("--seed", type=int, default=0, help="which images and which augmentations (default: %(default)s)")
@@ -54,7 +55,7 @@ def _main(args) -> int:
     from keras_cv_apps.data import augment
 
     channels = args.channels or (1 if args.dataset.startswith("digits") else 3)
-    output = Path(args.output) if args.output else artifacts.default_run_path(APP, name=args.augment).with_suffix(".png")
+    output = Path(args.output or artifacts.default_run_path(APP, name=args.augment).with_suffix(".png"))
     if output.suffix.lower() != ".png":
         raise ValueError(f"--output must name a .png file; got {str(output)!r}.")
     splits = data.load(args.dataset, image_size=args.image_size, channels=channels, seed=args.seed,

@@ -176,7 +176,8 @@ class Augmenter:
                 data = layer(data, training=True)
             else:  # a core MixUp / CutMix
                 change = layer.get_random_transformation(data, training=True, seed=KeyedSeed(k))
-                data = {"images": layer.transform_images(images, change), "labels": layer.transform_labels(labels, change)}
+                data = {"images": layer.transform_images(images, change),
+                        "labels": layer.transform_labels(labels, change)}
             images, labels = tf.cast(data["images"], images.dtype), tf.cast(data["labels"], labels.dtype)
         return images, labels
 

@@ -83,7 +83,8 @@ def corrupt(images: np.ndarray, name: str, severity: int, *, seed: int = 0) -> n
             out[i, top:top + size, left:left + size] = rng.uniform(0, 255)
         elif name == "jpeg":
             image = np.clip(np.rint(image), 0, 255).astype(np.uint8)
-            ok, data = cv2.imencode(".jpg", image[..., ::-1] if c == 3 else image, [cv2.IMWRITE_JPEG_QUALITY, level])
+            image = np.ascontiguousarray(image[..., ::-1]) if c == 3 else image  # RGB -> BGR
+            ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, level])
             decoded = cv2.imdecode(data, cv2.IMREAD_COLOR if c == 3 else cv2.IMREAD_GRAYSCALE)
             out[i] = (decoded[..., ::-1] if c == 3 else decoded[..., None]).astype(np.float32)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
@@ -115,7 +116,8 @@ def digits_c(*, image_size=(32, 32), channels: int = 1, seed: int = 0, corruptio
 def parse_spec(rest: str) -> dict:
     """The options of a ``digits-c[:CORRUPTION[:SEVERITY]]`` spec (the part after ``digits-c``)."""
     parts = [p for p in rest.split(":") if p] if rest else []
-    ok = len(parts) <= 2 and (not parts or parts[0] in CORRUPTIONS) and (len(parts) < 2 or parts[1] in ("1", "2", "3", "4", "5"))
+    levels = tuple(str(s) for s in SEVERITIES)
+    ok = len(parts) <= 2 and (not parts or parts[0] in CORRUPTIONS) and (len(parts) < 2 or parts[1] in levels)
     if not ok:
         raise ValueError(f"Bad spec 'digits-c{':' + rest if rest else ''}'; use digits-c, digits-c:CORRUPTION or "
                          f"digits-c:CORRUPTION:SEVERITY with a corruption among {', '.join(CORRUPTIONS)} and a "

@@ -32,7 +32,8 @@ from keras_cv_apps.image.ops import fit, fit_many, to_uint8
 logger = logging.getLogger(__name__)
 
 NAMED_SPECS = ("digits", "shapes", "lfw_subset", "photos")
-PREFIX_SPECS = ("digits-c[:CORRUPTION[:SEVERITY]]", "dir:PATH", "tfds:NAME[:split]", "keras:mnist|fashion_mnist|cifar10")
+PREFIX_SPECS = ("digits-c[:CORRUPTION[:SEVERITY]]", "dir:PATH", "tfds:NAME[:split]",
+                "keras:mnist|fashion_mnist|cifar10")
 SHAPE_CLASSES = ("circle", "square", "triangle", "star", "cross", "hexagon", "ring", "ellipse")
 PHOTO_CLASSES = ("astronaut", "chelsea", "coffee", "hubble_deep_field", "immunohistochemistry",
                  "rocket")
