@@ -87,7 +87,7 @@ def test_label_mixing_gives_soft_train_labels_and_one_hot_val_labels():
     x, y = _epoch(splits.train)
     assert y.shape == (len(x), 10) and y.dtype == np.float32
     np.testing.assert_allclose(y.sum(axis=1), 1.0, atol=1e-5)
-    assert 0.1 < (y.max(axis=1) < 1.0).mean() < 0.9  # about half the images are mixed
+    assert 0.03 < (y.max(axis=1) < 1.0).mean() < 0.25  # LabelMix mixes about a tenth of the images
     _, y_val = _epoch(splits.val)
     np.testing.assert_array_equal(y_val, np.eye(10, dtype=np.float32)[splits.labels("val")])
     with pytest.raises(ValueError, match="mixes labels.*use one of none, light, digits, standard, noisy"):
