@@ -160,11 +160,12 @@ class Augmenter:
             k = None if keys is None else keys[i]
             if isinstance(layer, KeyedAugmentation):
                 images = layer(images, training=True, key=k)
-            elif k is not None and _core(layer):
+            elif k is not None and _core(layer):  # core layers compute in float
+                images = tf.cast(images, tf.float32)
                 change = layer.get_random_transformation(images, training=True, seed=KeyedSeed(k))
                 images = layer.transform_images(images, change, training=True)
             else:
-                images = layer(images, training=True)
+                images = layer(tf.cast(images, tf.float32) if _core(layer) else images, training=True)
         images = tf.clip_by_value(tf.cast(images, tf.float32), 0.0, 255.0)
         return tf.cast(tf.round(images) if dtype.is_integer else images, dtype)
 
