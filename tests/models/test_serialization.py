@@ -76,7 +76,8 @@ EXAMPLES = {
 def _mix_model():
     images, labels = keras.Input((8, 8, 1)), keras.Input((3,))
     mixed = layers.LabelMix(mixup_alpha=0.3, probability=0.7)({"images": images, "labels": labels})
-    return keras.Model([images, labels], [mixed["images"], mixed["labels"]])
+    return keras.Model([images, labels], keras.layers.Concatenate()([keras.layers.Flatten()(mixed["images"]),
+                                                                     mixed["labels"]]))
 
 
 def _arcface_model():
