@@ -23,6 +23,7 @@ Usage:
     python -m apps.lenet_train                       # digits, app defaults
     python -m apps.lenet_train --dataset keras:mnist --image-size 32 --epochs 20
     python -m apps.lenet_train --dataset dir:/data/letters --quantize float32,float16,int8
+    python -m apps.lenet_train --augment strong       # robust to corruptions (see apps.augment_preview)
 """
 
 from __future__ import annotations
