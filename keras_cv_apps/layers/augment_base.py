@@ -126,6 +126,7 @@ class KeyedAugmentation(keras.layers.Layer):
     mixes_labels = False
 
     def __init__(self, *, probability: float = 1.0, seed=None, **kwargs):
+        kwargs.setdefault("autocast", False)  # keep the input dtype (Keras would cast float64/float16 to float32)
         super().__init__(**kwargs)
         self.probability = check_range(probability, f"{type(self).__name__} probability", 0.0, 1.0, pair=False)
         self.seed = seed
@@ -143,7 +144,12 @@ class KeyedAugmentation(keras.layers.Layer):
             images = images[None]
         if key is None:
             key = keras.random.randint((2,), 0, 2**31 - 1, dtype="int32", seed=self.seed_generator)
+        dtype = images.dtype
+        if dtype not in (tf.uint8, tf.float32):  # OpenCV's kernels take uint8 and float32
+            images = tf.cast(images, tf.float32)
         out = self.augment(images, tf.cast(key, tf.int32))
+        if dtype != out.dtype:
+            out = tf.cast(tf.round(out) if dtype.is_integer else out, dtype)
         return out if batched else out[0]
 
     def augment(self, images, key):

@@ -32,6 +32,7 @@ class LabelMix(keras.layers.Layer):
 
     def __init__(self, *, mixup_alpha: float = 0.2, cutmix_alpha: float = 1.0, probability: float = 0.5,
                  cutmix_share: float = 0.5, seed=None, **kwargs):
+        kwargs.setdefault("autocast", False)  # keep the images' dtype
         super().__init__(**kwargs)
         self.mixup_alpha = check_range(mixup_alpha, "LabelMix mixup_alpha", 0.0, 100.0, pair=False)
         self.cutmix_alpha = check_range(cutmix_alpha, "LabelMix cutmix_alpha", 0.0, 1.0, pair=False)

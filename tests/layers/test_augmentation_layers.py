@@ -57,6 +57,27 @@ def test_keyed_output_keeps_shape_dtype_range_and_depends_on_the_key_only(name, 
     assert single.shape == x[0].shape
 
 
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_photos_of_odd_sizes_in_any_dtype_one_image_per_batch(name):
+    """Inputs the layers were not tuned on: scikit-image photos of odd sizes, a batch of one, in
+    uint8, float32, float64, float16 and int32, and in a tf.data map whose image size is unknown."""
+    data = pytest.importorskip("skimage.data")
+    photo, gray = data.chelsea()[::4, ::3], data.camera()[:97:2, :131:2, None]  # 75 x 151 x 3, 49 x 66 x 1
+    layer = LAYERS[name]()
+    for image in (photo, gray):
+        reference = np.asarray(layer(image[None].astype(np.float32), training=True, key=[7, 8]))
+        for dtype in (np.uint8, np.float64, np.float16, np.int32):
+            out = np.asarray(layer(image[None].astype(dtype), training=True, key=[7, 8]))
+            assert out.shape == (1,) + image.shape and out.dtype == dtype
+            assert out.min() >= 0 and out.max() <= 255
+            if dtype != np.uint8:  # the same draws; only rounding differs (uint8 goes through OpenCV's uint8 code)
+                np.testing.assert_allclose(out.astype(np.float64), reference, atol=1.0)
+    sizes = tf.data.Dataset.from_generator(lambda: iter([photo, data.coffee()[:33, :47]]),
+                                           output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
+    shapes = [tuple(b.shape) for b in sizes.batch(1).map(lambda b: layer(b, training=True, key=[1, 2]))]
+    assert shapes == [(1,) + photo.shape, (1, 33, 47, 3)]
+
+
 @pytest.mark.parametrize("layer", [
     L.RandomAffine(rotation=0, translation=0, zoom=0, shear=0), L.RandomElastic(displacement=0.0),
     L.RandAugment(num_ops=4, magnitude=0.0), L.RandomResizedCrop(scale=(1.0, 1.0), ratio=(1.0, 1.0)),
