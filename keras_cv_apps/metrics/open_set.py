@@ -335,16 +335,16 @@ def evaluate(embeddings, labels, *, gallery_classes, stranger_classes, threshold
     }
 
 
-def plot_dir_far(curves: dict, path, *, points=None, title="Open-set identification: DIR vs FAR"):
-    """Save DIR-vs-FAR curves (``{name: roc dict}``, log FAR axis) and optional marked
-    ``points`` (``{label: (far, dir)}``) as a PNG."""
-    fig = new_figure((6, 4.5))
+def plot_dir_far(curves: dict, path, *, points=None, styles=None, title="Open-set identification: DIR vs FAR"):
+    """Save DIR-vs-FAR curves (``{name: roc dict}``, log FAR axis, optional matplotlib ``styles``
+    per name) and optional marked ``points`` (``{label: (far, dir)}``) as a PNG."""
+    fig = new_figure((7, 5))
     ax = fig.subplots()
     for name, roc in curves.items():
         far = np.maximum(np.asarray(roc["far"]), 1e-5)
-        ax.step(far, roc["dir"], where="post", label=name)
+        ax.step(far, roc["dir"], where="post", label=name, **(styles or {}).get(name, {}))
     for label, (far, dir_) in (points or {}).items():
-        ax.plot([max(far, 1e-5)], [dir_], "o")
+        ax.plot([max(far, 1e-5)], [dir_], "o", color="black", markersize=4)
         ax.annotate(label, (max(far, 1e-5), dir_), textcoords="offset points", xytext=(4, -10), fontsize=7)
     ax.set_xscale("log")
     ax.set_xlim(1e-4, 1.0)
