@@ -231,7 +231,7 @@ def plot_preview(path, images, outputs, *, labels=None, mixed=None, class_names=
 
     n, columns = len(images), 1 + len(outputs)
     names = [str(c) for c in class_names] if class_names is not None else None
-    fig = new_figure((1.25 * columns + 0.4, 1.35 * n + 0.5))
+    fig = new_figure((1.25 * columns + 0.4, 1.5 * n + 0.5))
     axes = np.asarray(fig.subplots(n, columns, squeeze=False))
     for r in range(n):
         for c in range(columns):
@@ -246,7 +246,7 @@ def plot_preview(path, images, outputs, *, labels=None, mixed=None, class_names=
             elif c > 0 and mixed is not None:
                 row = mixed[c - 1][r]
                 top = np.argsort(-row)[:2]
-                caption = " ".join(f"{names[k] if names else k}:{row[k]:.2f}" for k in top if row[k] > 0.005)
+                caption = "\n".join(f"{names[k] if names else k}:{row[k]:.2f}" for k in top if row[k] > 0.005)
             if caption:
                 ax.set_title(caption, fontsize=7)
     axes[0, 0].set_xlabel("original", fontsize=8)
