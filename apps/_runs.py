@@ -31,6 +31,19 @@ def check_image_size(cfg, size: int, model_kwargs: dict) -> int:
     return size
 
 
+def check_model_kwargs(cfg, model_kwargs: dict, app: str) -> None:
+    """Refuse a model that does not take the app's architecture settings (a tiny build), before
+    any data is loaded."""
+    from keras_cv_apps import models
+
+    try:
+        models.create(cfg.name, image_shape=cfg.test_image_shape, num_classes=2, **model_kwargs)
+    except TypeError:
+        raise ValueError(f"{app} builds its model with {', '.join(sorted(model_kwargs))}, which {cfg.name} does "
+                         f"not take; choose a model of its family or train {cfg.name} in your own code "
+                         "(models.create).") from None
+
+
 def train_classifier(args, *, app: str, model_kwargs: dict, fit_kwargs: dict, augment: str) -> tuple:
     """data.load -> models.create -> training.fit -> evaluation -> export + verify -> run folder.
     Returns ``(metrics, run folder)``."""
@@ -40,6 +53,7 @@ def train_classifier(args, *, app: str, model_kwargs: dict, fit_kwargs: dict, au
 
     cfg = check_model(args.model, ("classifier",), app=app)
     size = check_image_size(cfg, args.image_size or cfg.image_shape[0], model_kwargs)
+    check_model_kwargs(cfg, model_kwargs, app)
     data.build_augmenter(augment)  # an unknown preset fails before anything is written
     if args.balance == "focal" and data.augment.mixes_labels(augment):
         raise ValueError(f"--balance focal trains with a focal loss on integer labels, which cannot take the soft "
