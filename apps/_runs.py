@@ -31,17 +31,30 @@ def check_image_size(cfg, size: int, model_kwargs: dict) -> int:
     return size
 
 
+def _builds(name: str, model_kwargs: dict) -> bool:
+    """Whether ``name`` takes ``model_kwargs`` (a tiny build, no data)."""
+    from keras_cv_apps import models
+    from keras_cv_apps.models._registry import get_cfg
+
+    cfg = get_cfg(name)
+    try:
+        models.create(name, image_shape=cfg.test_image_shape, num_classes=2, **model_kwargs)
+    except TypeError:
+        return False
+    return True
+
+
 def check_model_kwargs(cfg, model_kwargs: dict, app: str) -> None:
-    """Refuse a model that does not take the app's architecture settings (a tiny build), before
-    any data is loaded."""
+    """Refuse a model that does not take the app's architecture settings, naming those that do,
+    before any data is loaded."""
     from keras_cv_apps import models
 
-    try:
-        models.create(cfg.name, image_shape=cfg.test_image_shape, num_classes=2, **model_kwargs)
-    except TypeError:
-        raise ValueError(f"{app} builds its model with {', '.join(sorted(model_kwargs))}, which {cfg.name} does "
-                         f"not take; choose a model of its family or train {cfg.name} in your own code "
-                         "(models.create).") from None
+    if _builds(cfg.name, model_kwargs):
+        return
+    fits = [n for n in models.list_models(task=cfg.task, include_test=False) if _builds(n, model_kwargs)]
+    raise ValueError(f"{app} builds its model with {', '.join(sorted(model_kwargs))}, which {cfg.name} does not "
+                     f"take; models {app} can train: {', '.join(fits)} (or train {cfg.name} in your own code "
+                     "with models.create).")
 
 
 def train_classifier(args, *, app: str, model_kwargs: dict, fit_kwargs: dict, augment: str) -> tuple:

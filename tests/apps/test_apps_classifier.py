@@ -48,7 +48,8 @@ def test_alexnet_app_runs_with_lrn(tmp_path):
         (["--dataset", "digitz"], "digitz"),
         (["--image-size", "8"], "at least 10 px"),
         (["--model", "mobilenetv2"], "lenet_train builds its model with activation, batch_norm, dropout, padding, "
-                                     "pooling, which mobilenetv2 does not take"),
+                                     "pooling, which mobilenetv2 does not take; models lenet_train can train: "
+                                     "lenet5 (or train mobilenetv2"),
     ],
 )
 def test_bad_input_fails_fast_with_one_sentence(tmp_path, capsys, extra, message):
