@@ -19,8 +19,10 @@ _SUBMODULES = (
     "enhance",
     "features",
     "hashing",
+    "keep",
     "outliers",
     "quality",
+    "verify",
 )
 
 __all__ = list(_SUBMODULES)
