@@ -248,6 +248,7 @@ class QualityResult:
         duplicate_groups: lists of paths with identical decoded pixels (2+ files each).
         unreadable: ``(path, reason)`` for files that could not be decoded.
         features: ``[N, D]`` classical embeddings when asked for, else None.
+        notes: ``(path, note)`` for unusual files that were read (see `image.io.ImageRecord`).
     """
 
     paths: list
@@ -257,6 +258,7 @@ class QualityResult:
     duplicate_groups: list
     unreadable: list
     features: Optional[np.ndarray] = None
+    notes: list = dataclasses.field(default_factory=list)
 
     def flags(self, issue) -> np.ndarray:
         """Boolean array: which images are flagged for ``issue``."""
@@ -277,7 +279,8 @@ class QualityResult:
 
 
 def assess(paths, *, thresholds=None, max_side=MAX_SIDE, features=False, workers=None,
-           progress=True, on_image: Optional[Callable] = None) -> QualityResult:
+           progress=True, on_image: Optional[Callable] = None, collectors=(),
+           max_pixels: Optional[int] = None) -> QualityResult:
     """Run every quality check over ``paths`` in one streaming pass.
 
     Args:
@@ -289,6 +292,10 @@ def assess(paths, *, thresholds=None, max_side=MAX_SIDE, features=False, workers
         progress: show a progress bar.
         on_image: called as ``on_image(index, path, image)`` for each readable image, e.g. to
             keep a few thumbnails; ``index`` is its row in the result.
+        collectors: objects that measure more in the same pass (e.g. `dedup.Collector`):
+            ``measure(record)`` runs in the decoding threads and ``add(index, record, value)`` in
+            input order (``index`` is None for unreadable files).
+        max_pixels: refuse files whose header announces more pixels (`image.io.MAX_PIXELS`).
 
     Returns:
         a `QualityResult`; images are never all held in memory.
@@ -307,19 +314,26 @@ def assess(paths, *, thresholds=None, max_side=MAX_SIDE, features=False, workers
         from keras_cv_apps.vision.features import classical_embedding as embed
 
     def measure(record):  # runs in worker threads: OpenCV and hashlib release the GIL
+        extra = [c.measure(record) for c in collectors]
         if record.image is None:
-            return record, None, None, None
+            return record, None, None, None, extra
         feature = embed(record.image) if embed is not None else None
-        return record, image_stats(record.image, record.shape), pixel_hash(record.image), feature
+        return record, image_stats(record.image, record.shape), pixel_hash(record.image), feature, extra
 
-    ok_paths, rows, scores, feats, unreadable, by_hash = [], [], [], [], [], {}
+    from keras_cv_apps.image.io import MAX_PIXELS
+
+    ok_paths, rows, scores, feats, unreadable, notes, by_hash = [], [], [], [], [], [], {}
     records = iter_images(paths, max_side=max_side, workers=workers, progress=progress,
-                          desc="quality")
-    for record, stats, digest, feature in _ordered_map(measure, records, workers):
+                          desc="quality", max_pixels=max_pixels or MAX_PIXELS)
+    for record, stats, digest, feature, extra in _ordered_map(measure, records, workers):
+        index = None if stats is None else len(ok_paths)
+        for collector, value in zip(collectors, extra):
+            collector.add(index, record, value)
         if stats is None:
             unreadable.append((str(record.path), record.error))
             continue
-        index = len(ok_paths)
+        if record.note:
+            notes.append((str(record.path), record.note))
         ok_paths.append(str(record.path))
         rows.append(stats)
         scores.append(issue_scores(stats))
@@ -346,5 +360,23 @@ def assess(paths, *, thresholds=None, max_side=MAX_SIDE, features=False, workers
         paths=ok_paths, stats=stats, scores={k: score_arrays[k] for k in ISSUES},
         thresholds=limits, duplicate_groups=[[ok_paths[i] for i in idx] for idx in groups],
         unreadable=unreadable,
-        features=matrix,
+        features=matrix, notes=notes,
     )
+
+
+def rules(thresholds=None) -> dict:
+    """``{issue: when it is flagged}`` in words, for reports (with the thresholds in use)."""
+    t = {**THRESHOLDS, **(thresholds or {})}
+    return {
+        "dark": f"95% of pixels are darker than {255 * (1 - t['dark']):.0f}/255 (score >= {t['dark']})",
+        "light": f"95% of pixels are brighter than {255 * t['light']:.0f}/255 (score >= {t['light']})",
+        "blurry": f"blur score >= {t['blurry']}: the finest detail is weak for the image's size and contrast",
+        "low_information": f"the histogram holds under {8 * (1 - t['low_information']):.1f} bits (score >= "
+                           f"{t['low_information']})",
+        "odd_aspect_ratio": f"the long side is over {1 / (1 - t['odd_aspect_ratio']):.1f}x the short side",
+        "odd_size": f"the area is far from the dataset's usual size (robust z >= "
+                    f"{ODD_SIZE_Z_SCALE * t['odd_size']:.1f})",
+        "grayscale": f"99% of pixels have channels within {GRAY_REF * (1 - t['grayscale']):.0f} grey levels",
+        "noisy": f"estimated noise >= {NOISE_REF * t['noisy']:.0f} grey levels (score >= {t['noisy']})",
+        "exact_duplicate": "the decoded pixels equal an earlier file's",
+    }

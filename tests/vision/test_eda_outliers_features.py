@@ -175,7 +175,7 @@ def test_eda_report_writes_html_and_json(tmp_path, crops_with_outlier, embedding
     page = (tmp_path / "out" / "report.html").read_text()
     assert page.count("data:image/jpeg;base64,") >= 3 + 3 + 4  # samples, worst dark examples
     assert page.count("data:image/png;base64,") == 4  # counts, sizes, per-class stats, map
-    assert "bad.png" in page and "<h3>dark</h3>" in page
+    assert "bad.png" in page and "<h3 id='issue-dark'>dark: 4 files</h3>" in page
     assert len(samples.samples["cats"]) == 3
 
 
