@@ -96,15 +96,23 @@ def _audit(root, listing, args, autoencoder):
     methods = ["zscore", "iforest"] + (["autoencoder"] if errors is not None else [])
     out = outliers.find_outliers(q.paths, features=q.features, stats=q.stats, errors=errors,
                                  methods=methods, seed=args.seed)
-    flags = [(p, issue, s) for p, issue, s in q.flagged()]
-    flags += [(p, "corrupt", 1.0) for p, _ in q.unreadable]
-    exact = {str(p) for p, s in zip(q.paths, q.scores["exact_duplicate"]) if s >= 1}
+    flags = [(p, issue, s, "") for p, issue, s in q.flagged() if issue != "exact_duplicate"]
+    flags += [(p, "corrupt", 1.0, reason) for p, reason in q.unreadable]
+    kept = {str(f): g.representative for g in dups.groups for f in g.files}
+    exact = set()
+    for same in q.duplicate_groups:  # identical pixels: flag every file but the one dedup keeps
+        keeper = str(kept.get(same[0], same[0]))
+        keeper = keeper if keeper in same else same[0]
+        for p in same:
+            if p != keeper:
+                exact.add(p)
+                flags.append((p, "exact_duplicate", 1.0, f"same pixels as {rel(keeper)}"))
     for g in dups.groups:
         for f, score in zip(g.files, g.scores):
             if f != g.representative and str(f) not in exact:
-                flags.append((f, "near_duplicate", score))
-    flags += [(p, "outlier", s) for p, s in out.flagged()]
-    counts = {issue: sum(1 for _, i, _ in flags if i == issue) for issue in FLAG_ISSUES}
+                flags.append((f, "near_duplicate", score, f"copy of {rel(g.representative)}"))
+    flags += [(p, "outlier", s, "") for p, s in out.flagged()]
+    counts = {issue: sum(1 for f in flags if f[1] == issue) for issue in FLAG_ISSUES}
     rules = {**quality.rules(q.thresholds), "corrupt": "the file cannot be read (reason in skipped.csv)",
              "near_duplicate": f"a {args.method} match confirmed by SSIM >= {dedup.DEFAULT_MIN_SSIM}, not the "
                                "copy its group keeps",
@@ -116,7 +124,8 @@ def _audit(root, listing, args, autoencoder):
         out_dir, q, root, samples=samples, outliers=out, issue_counts=counts, duplicates=dups.groups,
         embedding=None if args.embedding == "none" else args.embedding, seed=args.seed, flags=flags,
         rules=rules, files={**FILES, "eda.json": "statistics per class"}, keep_text=keep_text)
-    write_csv(out_dir / "flags.csv", ("file", "issue", "score"), [(rel(p), i, f"{s:.4f}") for p, i, s in flags])
+    write_csv(out_dir / "flags.csv", ("file", "issue", "score", "detail"),
+              [(rel(p), i, f"{s:.4f}", d) for p, i, s, d in flags])
     dedup.write_groups_csv(dups, out_dir / "duplicates.csv", root)
     write_csv(out_dir / "skipped.csv", ("file", "reason"), [(rel(p), r) for p, r in q.unreadable])
     order = np.argsort(-out.score, kind="stable")

@@ -210,8 +210,8 @@ def write_report(out_dir, quality, root, *, samples=None, duplicates=None, outli
         issue_counts: ``{issue: flagged}`` to show instead of the quality counts (e.g. with
             duplicates, corrupt files and outliers added).
         embedding: ``"pca"``, ``"tsne"`` or None (no map).
-        flags: ``[(path, issue, score)]`` of every flag (default: the quality flags), for the
-            examples of each issue.
+        flags: ``[(path, issue, score)]`` or ``[(path, issue, score, detail)]`` of every flag
+            (default: the quality flags), for the examples of each issue.
         skipped: ``[(path, reason)]`` of files that could not be read (default: quality's).
         rules: ``{issue: "when it is flagged"}`` shown beside each issue (default: thresholds).
         files: ``{file name: what it holds}`` of the CSV/JSON files to link from the top.
@@ -239,8 +239,8 @@ def write_report(out_dir, quality, root, *, samples=None, duplicates=None, outli
     parts = report.header(title, summary, root, files or {"eda.json": "statistics"})
     parts += report.issue_table(summary["issue_counts"], rules, summary["num_files"])
     by_issue = {}
-    for path, issue, score in flags:
-        by_issue.setdefault(issue, []).append((path, float(score)))
+    for path, issue, score, *detail in flags:
+        by_issue.setdefault(issue, []).append((path, float(score), detail[0] if detail else ""))
     if by_issue:
         parts.append("<h2>Examples of each issue</h2>")
     for issue, n in summary["issue_counts"].items():
@@ -283,7 +283,7 @@ def write_report(out_dir, quality, root, *, samples=None, duplicates=None, outli
         for c in shown:
             kept = samples.samples.get(c, [])
             parts.append(f"<h4>{html.escape(c)}</h4><div class='grid'>"
-                         + "".join(report.figure(uri, [Path(p).name]) for p, uri in kept) + "</div>")
+                         + "".join(report.figure(uri, [relative(p, root)]) for p, uri in kept) + "</div>")
     write_text(out_dir / "report.html", report.page(title, parts))
     write_json(out_dir / "eda.json", summary)
     logger.info("report written to %s", out_dir / "report.html")

@@ -79,7 +79,7 @@ def _day(t: float) -> str:
 # (name, key: larger is better, sentence "why the kept file won" given (kept, other))
 _CRITERIA = {
     "file": (lambda f: not f.is_link,
-             lambda k, o: "a real file, not a symlink to one"),
+             lambda k, o: "a real file over a symlink"),
     "lossless": (lambda f: f.lossless,
                  lambda k, o: f"lossless {k.format} over lossy {o.format}"),
     "depth": (lambda f: f.bit_depth,
@@ -139,13 +139,13 @@ def choose(facts: list, rule: str = "quality") -> tuple:
             continue
         reasons.append((i, _why(kept, other, keys[best], keys[i], order, pattern)))
     runner_up = max((i for i in range(len(facts)) if i != best), key=keys.__getitem__, default=None)
-    head = f"kept ({rule}): {kept.label()}"
+    head = f"kept ({'best copy' if rule == 'quality' else rule})"
     if runner_up is not None:
-        head += "; " + _why(kept, facts[runner_up], keys[best], keys[runner_up], order, pattern)
+        head += ": " + _why(kept, facts[runner_up], keys[best], keys[runner_up], order, pattern)
     out = [""] * len(facts)
     out[best] = head
     for i, why in reasons:
-        out[i] = f"duplicate of the kept file: {why}"
+        out[i] = f"copy; the kept file wins on {why}"
     return best, out
 
 

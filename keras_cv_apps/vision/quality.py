@@ -9,11 +9,16 @@ issue              score
 =================  ==========================================================================
 dark               ``1 - p95(luma) / 255``: even the brighter pixels are dark.
 light              ``p5(luma) / 255``: even the darker pixels are bright (washed out).
-blurry             ``1 - sharpness`` (clipped), ``sharpness`` the geometric mean of
-                   ``std(Laplacian) / std(gray) / 0.5`` and ``p99(|Sobel|) / range / 2``, both
-                   measured after resizing to ``NORMALISED_AREA`` pixels, so the score does
-                   not depend on image size or contrast. Images with (almost) no contrast
-                   are reported as low information instead (score 0).
+blurry             ``1 - detail / DETAIL_REF`` (clipped), ``detail`` the fine-to-coarse detail
+                   ratio of `detail_ratio`, measured at the image's own resolution (never
+                   resampled up): how much gradient energy the band between Gaussian scales
+                   1 and 2 px holds against the band between 2 and 4 px, in the direction
+                   where it is weakest (so motion blur counts too). Natural photos have
+                   nearly the same ratio at every size and for any content (their spectrum
+                   falls off as a power of frequency), while blur of sigma px removes the
+                   fine band first, so one threshold serves thumbnails and full-size photos.
+                   Images with (almost) no contrast, or under `MIN_BLUR_SIDE` px, are not
+                   judged (score 0).
 low_information    ``1 - entropy(luma histogram) / 8 bits``.
 odd_aspect_ratio   ``1 - short_side / long_side`` of the original image.
 odd_size           ``min(1, z / 7)``, ``z`` the robust z-score of log(area) against the
@@ -48,7 +53,7 @@ logger = logging.getLogger(__name__)
 
 DARK_THRESHOLD = 0.65  # p95 luma below ~89
 LIGHT_THRESHOLD = 0.65  # p5 luma above ~166
-BLURRY_THRESHOLD = 0.4  # sharpness below 0.6
+BLURRY_THRESHOLD = 0.4  # detail ratio below 0.6 * DETAIL_REF = 0.96
 LOW_INFORMATION_THRESHOLD = 0.65  # entropy below 2.8 bits
 ODD_ASPECT_RATIO_THRESHOLD = 0.6  # long side at least 2.5x the short side
 ODD_SIZE_THRESHOLD = 0.5  # robust z of log(area) >= 3.5 (>= 5.8x off when sizes agree)
@@ -68,26 +73,50 @@ THRESHOLDS = {
 }
 ISSUES = tuple(THRESHOLDS)
 
-NORMALISED_AREA = 256 * 256  # images are resized to this many pixels for blur/edge/colour stats
+NORMALISED_AREA = 256 * 256  # larger images are shrunk to this many pixels for edge/colour stats
 MAX_SIDE = 1024  # images are decoded at most this large for the audit
 MIN_CONTRAST = 0.02  # std of luma (in [0, 1]) below which blur is not judged
-LAPLACIAN_REF = 0.5
-EDGE_REF = 2.0
+MIN_BLUR_SIDE = 32  # smaller images are not judged for blur
+DETAIL_REF = 1.6  # typical detail ratio of a sharp photo (calibrated: benchmarks/calibrate_quality.py)
 GRAY_REF = 16.0
 NOISE_REF = 20.0
 ODD_SIZE_Z_SCALE = 7.0
 ODD_SIZE_MIN_SCALE = 0.5
 
 
-def _normalised(image, area=NORMALISED_AREA):
-    """Resize so that H*W is about ``area`` (aspect kept; area interpolation)."""
+def _shrunk(image, area=NORMALISED_AREA):
+    """Shrink (area interpolation, aspect kept) so that H*W is about ``area``; never enlarge:
+    upsampling would blur a small image and invent statistics it does not have."""
     import cv2
 
     h, w = image.shape[:2]
     scale = math.sqrt(area / float(h * w))
+    if scale >= 1:
+        return image
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    return cv2.resize(image, size, interpolation=interp)
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def detail_ratio(gray) -> float:
+    """Fine-to-coarse detail of a gray image at its own resolution (about 1.1-2.3 for sharp photos,
+    under 0.9 once blurred by a Gaussian of sigma 2 px).
+
+    With ``b_s`` the image smoothed by a Gaussian of sigma ``s``, the bands ``b_1 - b_2`` and
+    ``b_2 - b_4`` hold the detail of one octave each. For each of four directions (0, 45, 90, 135
+    degrees) the ratio of the standard deviations of the bands' directional derivatives is taken;
+    the result is the smallest, so blur along one direction (motion) is caught as well.
+    """
+    import cv2
+
+    g = np.asarray(gray, np.float32)
+    b1, b2, b4 = (cv2.GaussianBlur(g, (0, 0), s, borderType=cv2.BORDER_REFLECT) for s in (1.0, 2.0, 4.0))
+    energies = []
+    for band in (b1 - b2, b2 - b4):
+        gx = cv2.Sobel(band, cv2.CV_32F, 1, 0)
+        gy = cv2.Sobel(band, cv2.CV_32F, 0, 1)
+        energies.append(np.array([gx.std(), gy.std(), (gx + gy).std() / math.sqrt(2),
+                                  (gx - gy).std() / math.sqrt(2)]))
+    return float((energies[0] / (energies[1] + 1e-3)).min())
 
 
 def _luma(image):
@@ -115,7 +144,7 @@ def noise_sigma(gray) -> float:
 
 
 def sharpness(gray_small) -> tuple:
-    """(laplacian ratio, edge strength) of a normalised-size uint8 gray image.
+    """(laplacian ratio, edge strength) of a uint8 gray image (for the outlier statistics).
 
     Both are divided by a contrast measure, so darkening an image does not make it "blurry".
     """
@@ -150,7 +179,10 @@ def image_stats(image, shape=None) -> dict:
     ``shape`` is the original ``(H, W, C)`` when ``image`` was downscaled on reading.
     Returns floats: height, width, channels, brightness, contrast, p05, p95 (luma in [0, 1]),
     mean_r/g/b, saturation (in [0, 1]), entropy (bits), lap_ratio, edge_strength,
-    edge_density (Canny edge fraction), noise_sigma (grey levels), chroma (grey levels).
+    edge_density (Canny edge fraction), noise_sigma (grey levels), chroma (grey levels),
+    detail (`detail_ratio`). Blur and noise are measured on the image as given (the audit decodes
+    at most `MAX_SIDE` px); edge and colour statistics on a copy shrunk to `NORMALISED_AREA`
+    pixels when larger. Nothing is enlarged.
     """
     import cv2
 
@@ -165,7 +197,7 @@ def image_stats(image, shape=None) -> dict:
     cdf = np.cumsum(prob)
     mean = float(prob @ levels)
     nz = prob[prob > 0]
-    small = _normalised(rgb)
+    small = _shrunk(rgb)
     small_gray = _luma(small)
     lap_ratio, edge = sharpness(small_gray)
     spread = cv2.subtract(np.maximum(np.maximum(small[..., 0], small[..., 1]), small[..., 2]),
@@ -186,13 +218,13 @@ def image_stats(image, shape=None) -> dict:
         "edge_density": float((cv2.Canny(small_gray, 50, 150) > 0).mean()),
         "noise_sigma": noise_sigma(gray),
         "chroma": _percentile_u8(spread, 0.99),
+        "detail": detail_ratio(gray) if min(gray.shape) >= MIN_BLUR_SIDE else float(DETAIL_REF),
     }
 
 
 def issue_scores(stats: dict) -> dict:
     """Per-image issue scores in [0, 1] from `image_stats` (no dataset-relative issues)."""
-    sharp = math.sqrt(max(stats["lap_ratio"], 0.0) / LAPLACIAN_REF
-                      * max(stats["edge_strength"], 0.0) / EDGE_REF)
+    sharp = max(stats["detail"], 0.0) / DETAIL_REF
     h, w = stats["height"], stats["width"]
     return {
         "dark": 1.0 - stats["p95"],
@@ -370,7 +402,8 @@ def rules(thresholds=None) -> dict:
     return {
         "dark": f"95% of pixels are darker than {255 * (1 - t['dark']):.0f}/255 (score >= {t['dark']})",
         "light": f"95% of pixels are brighter than {255 * t['light']:.0f}/255 (score >= {t['light']})",
-        "blurry": f"blur score >= {t['blurry']}: the finest detail is weak for the image's size and contrast",
+        "blurry": f"the finest detail (1-2 px) is under {DETAIL_REF * (1 - t['blurry']):.2f}x the next octave's in "
+                  f"some direction (sharp photos: 1.1-2.3; score >= {t['blurry']})",
         "low_information": f"the histogram holds under {8 * (1 - t['low_information']):.1f} bits (score >= "
                            f"{t['low_information']})",
         "odd_aspect_ratio": f"the long side is over {1 / (1 - t['odd_aspect_ratio']):.1f}x the short side",

@@ -28,7 +28,7 @@ td.n{text-align:right}tr.zero td{color:#999}
 .grid{display:flex;flex-wrap:wrap;gap:10px;margin:.4em 0 1em}
 figure{margin:0;width:150px;border:3px solid #eee;border-radius:4px;padding:3px;background:#fafafa}
 figure img{display:block;max-width:140px;max-height:120px;margin:auto}
-figcaption{font-size:11px;word-break:break-all;line-height:1.3}
+figcaption{font-size:11px;line-height:1.3}.name{word-break:break-all}
 figure.keep{border-color:#2a9d3a;background:#effaf0}figure.drop{border-color:#d08a2a}
 .badge{display:inline-block;font-weight:bold;font-size:11px;padding:0 4px;border-radius:3px;color:#fff}
 .keep .badge{background:#2a9d3a}.drop .badge{background:#d08a2a}
@@ -36,13 +36,15 @@ figure.keep{border-color:#2a9d3a;background:#effaf0}figure.drop{border-color:#d0
 
 
 def _esc(text) -> str:
-    return html.escape(str(text))
+    """HTML-escaped text; bytes of file names that are not UTF-8 become ``\\xNN``."""
+    return html.escape(str(text).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
 
 
 def figure(uri, lines, css_class="", badge=None) -> str:
     """A thumbnail with caption lines (the first is the file name)."""
     head = f"<span class='badge'>{_esc(badge)}</span> " if badge else ""
-    caption = "<br>".join(_esc(line) for line in lines)
+    caption = "<br>".join([f"<span class='name'>{_esc(lines[0])}</span>"]
+                          + [_esc(line) for line in lines[1:] if line])
     return (f"<figure class='{css_class}'><img src='{uri}' alt='{_esc(lines[0])}'>"
             f"<figcaption>{head}{caption}</figcaption></figure>")
 
@@ -71,18 +73,26 @@ def issue_table(counts: dict, rules: dict, total: int) -> list:
 
 
 def issue_section(issue, count, rule, examples, root, thumb) -> list:
-    """``examples``: ``[(path, score)]`` worst first."""
+    """``examples``: ``[(path, score, detail)]`` worst first; files without a thumbnail (unreadable)
+    are listed with their detail instead."""
     from keras_cv_apps.image.io import relative_name
 
-    figs = []
-    for path, score in examples[:MAX_EXAMPLES]:
+    figs, rows = [], []
+    for path, score, detail in examples[:MAX_EXAMPLES]:
         uri = thumb(path)
         if uri:
-            figs.append(figure(uri, [relative_name(path, root), f"score {score:.2f}"]))
-    more = f" The other {count - len(figs)} are in flags.csv." if count > len(figs) else ""
-    return [f"<h3 id='issue-{issue}'>{issue}: {count} file{'s' if count != 1 else ''}</h3>",
-            f"<p class='small'>Flagged when {_esc(rule)}. Worst first.{more}</p>",
-            "<div class='grid'>" + "".join(figs) + "</div>"]
+            figs.append(figure(uri, [relative_name(path, root), f"score {score:.2f}", detail]))
+        else:
+            rows.append(f"<tr><td><code>{_esc(relative_name(path, root))}</code></td><td>{_esc(detail)}</td></tr>")
+    shown = len(figs) + len(rows)
+    more = f" The other {count - shown} are in flags.csv." if count > shown else ""
+    out = [f"<h3 id='issue-{issue}'>{issue}: {count} file{'s' if count != 1 else ''}</h3>",
+           f"<p class='small'>Flagged when {_esc(rule)}. Worst first.{more}</p>"]
+    if figs:
+        out.append("<div class='grid'>" + "".join(figs) + "</div>")
+    if rows:
+        out.append(f"<table><tr><th>file</th><th>why</th></tr>{''.join(rows)}</table>")
+    return out
 
 
 def duplicate_section(groups, root, thumb, keep_text) -> list:

@@ -145,7 +145,7 @@ def test_groups_csv(folder, tmp_path):
     assert {r["file"] for r in rows} == set(PLANTED) | set(PLANTED.values())
     assert all(r["representative"] == PLANTED.get(r["file"], r["file"]) for r in rows)
     assert all((r["kept"] == "yes") == (r["file"] == r["representative"]) for r in rows)
-    assert all(r["reason"].startswith("kept" if r["kept"] == "yes" else "duplicate of") for r in rows)
+    assert all(r["reason"].startswith("kept" if r["kept"] == "yes" else "copy; the kept file wins on") for r in rows)
 
 
 def _copy_folder(src, dst):

@@ -202,7 +202,7 @@ def test_dataset_audit_app_end_to_end(tmp_path):
     subprocess.run([sys.executable, "-c", code], check=True, timeout=300, capture_output=True)
     with open(out / "flags.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["file", "issue", "score"]
+    assert list(rows[0]) == ["file", "issue", "score", "detail"]
     flags = {(r["file"], r["issue"]) for r in rows}
     assert {("b/dark.png", "dark"), ("b/blurry.png", "blurry"), ("b/broken.jpg", "corrupt"),
             ("a/coffee_copy.png", "exact_duplicate"),
