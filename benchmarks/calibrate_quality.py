@@ -103,7 +103,7 @@ def sharp_crops(rng, per_size: int, sizes=SIZES) -> list:
                     out.append((name, str(size), crop, colour))
                     found += 1
         # thumbnails: the whole photo shrunk (area), as a product-image folder would hold it
-        for side in (96, 128, 192, 256):
+        for side in (96, 128, 192, 256) if max(h, w) <= 1.5 * min(h, w) else ():
             scale = side / max(h, w)
             small = cv2.resize(photo, (max(1, round(w * scale)), max(1, round(h * scale))),
                                interpolation=cv2.INTER_AREA)

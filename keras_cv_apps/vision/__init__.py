@@ -16,12 +16,15 @@ _SUBMODULES = (
     "demo",
     "dedup",
     "eda",
+    "embeddings",
     "enhance",
     "features",
+    "fingerprint",
     "hashing",
     "keep",
     "outliers",
     "quality",
+    "report",
     "verify",
 )
 

@@ -38,10 +38,7 @@ The hash path imports NumPy, OpenCV and Pillow only (no scipy, scikit-image or T
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import itertools
 import logging
-import os
 from pathlib import Path
 from typing import Optional
 
@@ -49,9 +46,14 @@ import numpy as np
 
 from keras_cv_apps._validate import check_choice, check_int, check_number
 from keras_cv_apps.artifacts import write_csv
-from keras_cv_apps.image.io import MAX_PIXELS, ImageRecord, display_path, iter_images, relative_name, scan_folder
-from keras_cv_apps.vision import hashing, keep, verify
+from keras_cv_apps.image.io import MAX_PIXELS, ImageRecord, display_path, relative_name, scan_folder
+from keras_cv_apps.vision import embeddings, fingerprint, hashing, keep, verify
+from keras_cv_apps.vision.fingerprint import REGIONS, Scan
 from keras_cv_apps.vision.hashing import HASH_METHODS
+
+# the scan pass and the CNN search live in their own modules; these names stay reachable here
+Collector, summarise, WORK_SIDE = fingerprint.Collector, fingerprint.summarise, fingerprint.WORK_SIDE
+cosine_pairs, _variant_hashes = embeddings.cosine_pairs, fingerprint.variant_hashes
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +62,7 @@ METHODS = HASH_METHODS + ("cnn",)
 DEFAULT_THRESHOLDS = {"phash": 10, "dhash": 10, "ahash": 8, "whash": 8, "cnn": 0.9}
 DEFAULT_MIN_SSIM = 0.6
 DEFAULT_CNN_MODEL = "lenet5"
-WORK_SIDE = 128  # images are decoded to at most this many pixels per side
 SHIFT_DISTANCE = 0  # whole-image hash matches farther apart than this get ECC alignment
-_AXIS = ((0.0, 1.0), (0.07, 1.0), (0.0, 0.93), (0.07, 0.93))
-REGIONS = tuple((y0, y1, x0, x1) for (y0, y1), (x0, x1) in itertools.product(_AXIS, _AXIS))
 CSV_COLUMNS = ("group", "file", "representative", "score", "kept", "reason", "format", "link_target")
 
 
@@ -112,100 +111,6 @@ def check_threshold(method: str, threshold) -> float:
     return check_int(threshold, f"The {method} threshold (a Hamming distance)", minimum=0, maximum=64)
 
 
-def _gray_work(image: np.ndarray) -> np.ndarray:
-    """Any uint8 image -> gray with at most WORK_SIDE pixels per side."""
-    import cv2
-
-    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
-    scale = WORK_SIDE / max(gray.shape)
-    if scale < 1:
-        size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
-        gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
-    return gray
-
-
-def _variant_hashes(gray: np.ndarray, method: str) -> np.ndarray:
-    """[whole, mirrored whole, region 1, ..., region 15] hashes of one image."""
-    small = hashing.shrink_regions(gray, method, REGIONS)
-    small = np.concatenate([small[:1], small[:1, :, ::-1], small[1:]])  # mirror the shrunk whole
-    return hashing.stack_hashes(small, method)
-
-
-def _sharpness(gray: np.ndarray) -> float:
-    """Variance of the Laplacian of a WORK_SIDE gray image (higher is sharper)."""
-    import cv2
-
-    return float(cv2.Laplacian(gray, cv2.CV_32F).var())
-
-
-def summarise(image: np.ndarray, method: str = "phash") -> tuple:
-    """What dedup keeps of one decoded image: ``(hashes (17,), pixel digest, 64x64 gray square,
-    sharpness)``. Runs in decoding threads (OpenCV and hashlib release the GIL)."""
-    import cv2
-
-    gray = _gray_work(image)
-    digest = hashlib.blake2b(np.ascontiguousarray(gray).data, digest_size=16)
-    digest.update(repr(gray.shape).encode())
-    square = cv2.resize(gray, (verify.THUMB, verify.THUMB), interpolation=cv2.INTER_AREA)
-    return _variant_hashes(gray, method), digest.digest(), square, _sharpness(gray)
-
-
-class Scan:
-    """Everything dedup needs from a pass over the files, built one record at a time (`add`)."""
-
-    def __init__(self, method: str = "phash", *, root=None, links=None):
-        self.method = method
-        self.root = Path(root) if root is not None else None
-        self.links = dict(links or {})
-        self.paths, self.rows, self.keys, self.facts = [], [], [], []
-        self.thumbs = verify.ThumbStore()
-        self.unreadable, self.notes = [], []
-
-    def add(self, record: ImageRecord, summary: Optional[tuple]) -> None:
-        """Add a decoded record with its `summarise` result, or an unreadable one (summary None)."""
-        if record.error is not None or summary is None:
-            self.unreadable.append((record.path, record.error))
-            return
-        hashes, digest, square, sharp = summary
-        info = record.info
-        try:
-            mtime = os.stat(record.path).st_mtime
-        except OSError:
-            mtime = 0.0
-        name = relative_name(record.path, self.root) if self.root else display_path(record.path)
-        self.paths.append(record.path)
-        self.rows.append(hashes)
-        self.keys.append((digest, record.shape))
-        self.thumbs.append(square)
-        self.facts.append(keep.Facts(
-            name=name, is_link=record.path in self.links or os.path.islink(record.path),
-            format=info.format if info else "UNKNOWN", lossless=bool(info and info.lossless),
-            bit_depth=(info.bit_depth or 8) if info else 8, height=int(record.shape[0]),
-            width=int(record.shape[1]), nbytes=int(record.nbytes),
-            quality=info.quality if info else None, sharpness=float(sharp), mtime=mtime))
-        if record.note:
-            self.notes.append((record.path, record.note))
-
-    @property
-    def hashes(self) -> np.ndarray:
-        return np.array(self.rows, np.uint64).reshape(-1, 2 + len(REGIONS) - 1)
-
-
-class Collector:
-    """Feeds `Scan` from another pass over the images (e.g. `quality.assess`'s ``collectors``):
-    ``measure(record)`` runs in the decoding threads, ``add(index, record, value)`` in order."""
-
-    def __init__(self, method: str = "phash", *, root=None, links=None):
-        hashing.check_method(method)
-        self.scan = Scan(method, root=root, links=links)
-
-    def measure(self, record: ImageRecord):
-        return summarise(record.image, self.scan.method) if record.image is not None else None
-
-    def add(self, index, record: ImageRecord, value) -> None:
-        self.scan.add(record, value)
-
-
 def _listing(paths, root, links):
     """(files, root, links, skipped) from a folder or a list of paths."""
     if isinstance(paths, (str, Path)) and Path(paths).is_dir():
@@ -222,15 +127,6 @@ def _listing(paths, root, links):
     return [Path(p) for p in paths], root, dict(links or {}), []
 
 
-def _scan_paths(files, method, workers, progress, max_pixels, root, links) -> Scan:
-    scan = Scan(method, root=root, links=links)
-    for rec in iter_images(files, mode="gray", max_side=WORK_SIDE, workers=workers, progress=progress,
-                           desc=f"hashing ({method})", max_pixels=max_pixels,
-                           postprocess=lambda image: summarise(image, method)):
-        scan.add(rec, rec.image)
-    return scan
-
-
 def compute_hashes(paths_or_records, method: str = "phash", *, workers=None, progress=True):
     """Whole-image 64-bit hashes: ``(paths, uint64 array)`` for the readable images.
 
@@ -245,7 +141,7 @@ def compute_hashes(paths_or_records, method: str = "phash", *, workers=None, pro
             scan.add(rec, summarise(rec.image, method) if rec.error is None else None)
     else:
         files, root, links, _ = _listing(items, None, None)
-        scan = _scan_paths(files, method, workers, progress, MAX_PIXELS, root, links)
+        scan = fingerprint.scan_paths(files, method, workers, progress, MAX_PIXELS, root, links)
     for path, error in scan.unreadable:
         log.warning("%s", error)
     return scan.paths, scan.hashes[:, 0].copy()
@@ -313,73 +209,6 @@ class _UnionFind:
         for x in range(len(self.parent)):
             comps.setdefault(self.find(x), []).append(x)
         return [c for c in comps.values() if len(c) > 1]
-
-
-def _embed(files, model, workers, progress, scan: Scan, max_pixels=MAX_PIXELS, preprocessing=None):
-    """Embeddings of the readable images and of their mirror images, centred and L2-normalised;
-    every record also goes into ``scan`` (thumbnails and facts for verification and keeping).
-
-    ``model`` is a registered name or a ``keras.Model``; a registry model is cut at its cfg's
-    feature layer (`models.feature_extractor`) and fed with its cfg's scaling, or with
-    ``preprocessing`` ({``scale``, ``mean``, ``std``}, e.g. a run's ``config.json`` dataset entry)
-    when given. Subtracting the dataset's mean embedding removes what all images share (for an
-    untrained network mostly overall brightness), so cosine similarity reflects content.
-    """
-    import cv2
-
-    from keras_cv_apps import models
-    from keras_cv_apps.image import ops
-
-    if isinstance(model, str):
-        model = models.create(model)
-    cfg = models.cfg_of(model)
-    if cfg is not None and cfg.feature_layer:
-        model = models.feature_extractor(model)
-    height, width, channels = model.input_shape[1:4]
-    p = dict(preprocessing or {"scale": cfg.scale if cfg else "unit"})
-    ops.scale_params(p["scale"], p.get("mean"), p.get("std"))  # a bad mode or missing stats: fail now
-    batch, out = [], []
-
-    def flush():
-        x = np.stack(batch + [b[:, ::-1] for b in batch]).reshape(-1, height, width, channels)
-        y = np.asarray(model.predict(ops.scale(x, p["scale"], p.get("mean"), p.get("std")), verbose=0))
-        out.append(y.reshape(2, len(batch), -1))
-        batch.clear()
-
-    for rec in iter_images(files, mode="gray" if channels == 1 else "rgb",
-                           max_side=max(WORK_SIDE, height, width), workers=workers,
-                           progress=progress, desc="embedding", max_pixels=max_pixels):
-        scan.add(rec, summarise(rec.image, "phash") if rec.error is None else None)
-        if rec.error is None:
-            batch.append(cv2.resize(rec.image, (width, height), interpolation=cv2.INTER_AREA))
-            if len(batch) == 128:
-                flush()
-    if batch:
-        flush()
-    emb = np.concatenate(out, axis=1) if out else np.zeros((2, 0, 1), np.float32)
-    emb -= emb[0].mean(axis=0) if len(scan.paths) > 1 else 0.0
-    emb /= np.linalg.norm(emb, axis=2, keepdims=True) + 1e-12
-    return emb[0], emb[1]
-
-
-def cosine_pairs(emb: np.ndarray, threshold: float, mirrored: Optional[np.ndarray] = None,
-                 chunk: int = 2048) -> dict:
-    """{(i, j): similarity} for i < j with cosine similarity >= threshold, in row chunks.
-
-    With ``mirrored`` (embeddings of the mirror images), a pair's similarity is the larger of
-    image-to-image and image-to-mirror, so horizontal flips match too.
-    """
-    pairs = {}
-    for start in range(0, len(emb), chunk):
-        sims = emb[start : start + chunk] @ emb.T
-        if mirrored is not None:
-            sims = np.maximum(sims, emb[start : start + chunk] @ mirrored.T)
-        rows, cols = np.nonzero(sims >= threshold)
-        keep_ = cols > rows + start
-        rows, cols = rows[keep_], cols[keep_]
-        for i, j, s in zip((rows + start).tolist(), cols.tolist(), sims[rows, cols].tolist()):
-            pairs[(i, j)] = float(min(s, 1.0))
-    return pairs
 
 
 def _exact_and_buckets(scan: Scan, uf: _UnionFind, pairs: dict, verify_ssim: bool, min_ssim: float) -> list:
@@ -491,17 +320,17 @@ def find_duplicates(paths=None, *, method: str = "phash", threshold=None, verify
         files, root, links, skipped = _listing(paths, root, links)
         scan = Scan(method if method != "cnn" else "phash", root=root, links=links)
         if method != "cnn":
-            scan = _scan_paths(files, method, workers, progress, max_pixels, root, links)
+            scan = fingerprint.scan_paths(files, method, workers, progress, max_pixels, root, links)
     elif method != "cnn" and scan.method != method:
         raise ValueError(f"The scan holds {scan.method} hashes, not {method}.")
     uf = _UnionFind(0)
     pairs = {}
     cnn_sim = None
     if method == "cnn":
-        emb, mirrored = _embed(files, model or DEFAULT_CNN_MODEL, workers, progress, scan, max_pixels)
+        emb, mirrored = embeddings.embed(files, model or DEFAULT_CNN_MODEL, workers, progress, scan, max_pixels)
         uf = _UnionFind(len(scan.paths))
         heads = _exact_and_buckets(scan, uf, pairs, verify_ssim, min_ssim)
-        similar = cosine_pairs(emb[heads], threshold, mirrored[heads])
+        similar = embeddings.cosine_pairs(emb[heads], threshold, mirrored[heads])
         # line pairs up for SSIM: mirrored when the mirror embedding matched better
         candidates = {}
         for (a, b), sim in similar.items():

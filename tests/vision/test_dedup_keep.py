@@ -91,7 +91,7 @@ def test_symlinks_keep_their_own_name_and_dangling_links_are_reported(copies, tm
     rows = {r["file"]: r for r in csv.DictReader(out.open())}
     assert rows["link_camera.png"]["link_target"] == "camera.png"
     assert rows["camera.png"]["kept"] == "yes"  # the real file, not the link
-    assert "not a symlink" in rows["camera.png"]["reason"]
+    assert "a real file over a symlink" in rows["camera.png"]["reason"]
     skipped = list(csv.DictReader((tmp_path / "d_skipped.csv").open()))
     assert skipped == [{"file": "dangling.png", "reason": "dangling symlink to missing.png"}]
     assert (copies / "camera.png").is_file() and not os.path.lexists(copies / "link_camera.png")
