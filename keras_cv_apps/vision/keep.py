@@ -9,8 +9,9 @@ the first one that differs decides:
 4. more pixels (the original beats a downscaled copy);
 5. less compression: a higher estimated JPEG quality (from the file's quantisation table), else
    more bytes per pixel for lossy files;
-6. sharper (variance of the Laplacian of the 128 px gray image the hashes came from, compared in
-   steps of `SHARPNESS_STEP`, so a blurred copy loses but a watermark's few added edges do not win);
+6. sharper (variance of the Laplacian of the 128 px gray image the hashes came from; copies within
+   `SHARPNESS_STEP` of the group's sharpest tie, so a blurred copy loses but a watermark's few
+   added edges do not win);
 7. older (modification time: the first copy was probably the original);
 8. shorter path, then alphabetical order (so the choice is always the same).
 
@@ -25,12 +26,11 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import math
 import time
 from typing import Optional
 
 RULES = ("quality", "newest", "oldest", "largest", "pattern:GLOB")
-SHARPNESS_STEP = 1.3  # sharpness is compared in steps of 30%: a watermark's few edges do not count
+SHARPNESS_STEP = 1.3  # copies within 30% of the group's sharpest count as equally sharp
 
 
 @dataclasses.dataclass
@@ -48,6 +48,7 @@ class Facts:
     quality: Optional[int]  # estimated JPEG quality
     sharpness: float
     mtime: float
+    group_sharpest: float = 0.0  # set by `choose`: the sharpest copy in the group
 
     @property
     def pixels(self) -> int:
@@ -73,7 +74,7 @@ def check_rule(rule: str) -> str:
 
 
 def _day(t: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
 
 
 # (name, key: larger is better, sentence "why the kept file won" given (kept, other))
@@ -91,7 +92,7 @@ _CRITERIA = {
                                   if k.quality is not None and o.quality is not None and k.quality != o.quality
                                   else f"less compressed ({k.bytes_per_pixel:.2f} over {o.bytes_per_pixel:.2f} "
                                        "bytes/pixel)")),
-    "sharpness": (lambda f: round(math.log(max(f.sharpness, 1e-6)) / math.log(SHARPNESS_STEP)),
+    "sharpness": (lambda f: f.sharpness * SHARPNESS_STEP >= f.group_sharpest,
                   lambda k, o: f"sharper (Laplacian variance {k.sharpness:.0f} over {o.sharpness:.0f})"),
     "older": (lambda f: -round(f.mtime),
               lambda k, o: f"older (modified {_day(k.mtime)}, the other {_day(o.mtime)})"),
@@ -130,6 +131,8 @@ def choose(facts: list, rule: str = "quality") -> tuple:
     check_rule(rule)
     pattern = rule[len("pattern:"):] if rule.startswith("pattern:") else None
     order = _order(rule)
+    top = max((f.sharpness for f in facts), default=0.0)
+    facts = [dataclasses.replace(f, group_sharpest=top) for f in facts]
     keys = [_key(f, order, pattern) for f in facts]
     best = max(range(len(facts)), key=keys.__getitem__)
     kept = facts[best]

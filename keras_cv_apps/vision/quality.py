@@ -80,6 +80,8 @@ MIN_BLUR_SIDE = 32  # smaller images are not judged for blur
 DETAIL_REF = 1.6  # typical detail ratio of a sharp photo (calibrated: benchmarks/calibrate_quality.py)
 GRAY_REF = 16.0
 NOISE_REF = 20.0
+NOISE_SCALE_GROWTH = 2.7  # how much fine texture grows from one scale to the next (calibrated)
+NOISE_GAIN = 1.55  # makes pure Gaussian noise read its sigma (the kept patches are the quietest)
 ODD_SIZE_Z_SCALE = 7.0
 ODD_SIZE_MIN_SCALE = 0.5
 
@@ -133,14 +135,53 @@ def pixel_hash(image) -> str:
     return digest.hexdigest()
 
 
-def noise_sigma(gray) -> float:
-    """Noise standard deviation (grey levels) from the finest diagonal Haar band (robust MAD)."""
-    g = gray.astype(np.float32)
-    g = g[: g.shape[0] // 2 * 2, : g.shape[1] // 2 * 2]
-    if g.size == 0:
+def _weakest_direction(gray, patch=6, samples=2000) -> float:
+    """Standard deviation along the least-used direction of the image's patch space.
+
+    ``samples`` patches of ``patch`` x ``patch`` pixels (fixed pseudo-random positions, so the
+    result is deterministic) are taken; the least textured half and then quarter are kept, and the
+    square root of the smallest eigenvalue of their covariance is returned. Image structure is
+    correlated across neighbouring pixels and leaves that direction nearly empty; noise, being
+    independent per pixel, fills every direction equally.
+    """
+    h, w = gray.shape
+    if min(h, w) < patch + 2:
         return 0.0
-    hh = (g[0::2, 0::2] - g[0::2, 1::2] - g[1::2, 0::2] + g[1::2, 1::2]) / 2.0
-    return float(np.median(np.abs(hh)) / 0.6745)
+    windows = np.lib.stride_tricks.sliding_window_view(gray, (patch, patch))
+    rng = np.random.default_rng(0)
+    ys = rng.integers(0, windows.shape[0], samples)
+    xs = rng.integers(0, windows.shape[1], samples)
+    x = windows[ys, xs].reshape(samples, patch * patch).astype(np.float64)
+    var = x.var(axis=1)
+    sigma = 0.0
+    for keep in (0.5, 0.25):
+        chosen = x[var <= np.quantile(var, keep)]
+        if len(chosen) < 4 * patch * patch:
+            break
+        sigma = float(np.sqrt(max(np.linalg.eigvalsh(np.cov(chosen, rowvar=False))[0], 0.0)))
+    return sigma
+
+
+def noise_sigma(gray) -> float:
+    """Noise standard deviation in grey levels, with fine texture (fur, foliage, gravel) and JPEG
+    artefacts discounted.
+
+    ``a`` is `_weakest_direction` of the image and ``b`` twice that of the image averaged over
+    2 x 2 blocks. Independent noise has the same size in both (averaging four pixels halves it),
+    while image structure grows with scale, by a factor ``k = NOISE_SCALE_GROWTH`` for fine
+    textures. With ``a^2 = n^2 + t^2`` and ``b^2 = n^2 + k^2 t^2`` the noise is
+    ``n = sqrt((k^2 a^2 - b^2) / (k^2 - 1))``, scaled by `NOISE_GAIN` so that pure Gaussian noise
+    of sigma s reads s. Images under 32 px use ``a`` alone.
+    """
+    g = np.asarray(gray, np.float32)
+    a = _weakest_direction(g)
+    if min(g.shape) < 32:
+        return NOISE_GAIN * a
+    g = g[: g.shape[0] // 2 * 2, : g.shape[1] // 2 * 2]
+    half = (g[0::2, 0::2] + g[1::2, 0::2] + g[0::2, 1::2] + g[1::2, 1::2]) / 4.0
+    b = 2.0 * _weakest_direction(half)
+    k2 = NOISE_SCALE_GROWTH**2
+    return NOISE_GAIN * float(np.sqrt(max(k2 * a * a - b * b, 0.0) / (k2 - 1.0)))
 
 
 def sharpness(gray_small) -> tuple:

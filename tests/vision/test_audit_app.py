@@ -118,3 +118,24 @@ def test_whole_run_errors(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("error:") == 1 and words in err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.large
+def test_report_renders_in_headless_chromium(tmp_path):
+    """The report opens in a real browser (skipped where Debian's chromium is not installed)."""
+    from benchmarks.render_report import chromium, screenshot
+
+    if chromium() is None:
+        pytest.skip("chromium is not installed")
+    from apps import dataset_audit
+
+    root = tmp_path / "data"
+    root.mkdir()
+    for name in ("astronaut", "coffee", "chelsea"):
+        cv2.imwrite(str(root / f"{name}.png"), cv2.cvtColor(getattr(skdata, name)(), cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(root / "coffee_q40.jpg"), cv2.cvtColor(skdata.coffee(), cv2.COLOR_RGB2BGR),
+                [cv2.IMWRITE_JPEG_QUALITY, 40])
+    assert dataset_audit.main([str(root), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    shot = screenshot(tmp_path / "out" / "report.html", tmp_path / "shot.png", height=1200)
+    image = cv2.imread(str(tmp_path / "shot.png"))
+    assert shot is not None and image.shape == (1200, 1280, 3) and image.std() > 10  # not a blank page
