@@ -38,6 +38,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+PARTS = ("accuracy", "speed", "end_to_end", "others", "large", "search")
 TRANSFORMS = ("resize", "jpeg", "brightness_contrast", "crop", "rotation", "noise", "watermark",
               "grayscale", "flip", "exact_copy", "resave")
 
@@ -366,16 +367,17 @@ def _print_table(report) -> None:
     print(f"{'method':18s} {'P':>5s} {'R':>5s} {'F1':>5s} {'s':>6s} "
           + " ".join(f"{t[:6]:>6s}" for t in TRANSFORMS))
     rows = [(f"ours {m}", r) for m, r in report["methods"].items()]
-    for tool, res in report["others"].items():
+    for tool, res in report.get("others", {}).items():
         if isinstance(res, dict):
             rows += [(f"{tool} {m}", r) for m, r in res.items()]
     for name, r in rows:
         a = r["all"]
         print(f"{name:18s} {a['precision']:5.2f} {a['recall']:5.2f} {a['f1']:5.2f} "
               f"{r['seconds']:6.1f} " + " ".join(f"{r[t]['f1']:6.2f}" for t in TRANSFORMS))
-    s = report["speed"]
-    print(f"decode-only {s['decode_only_img_s']} img/s, hashing {s['hashing_img_s']} img/s "
-          f"(ratio {s['ratio']})")
+    s = report.get("speed", {})
+    if s:
+        print(f"decode-only {s['decode_only_img_s']} img/s, hashing {s['hashing_img_s']} img/s "
+              f"(ratio {s['ratio']})")
     e = report.get("end_to_end")
     if e:
         print(f"end to end on {e['images']} files: apps.dedup {e['dedup_app_s']} s, decode-only process "
@@ -390,10 +392,10 @@ def _print_table(report) -> None:
         print(f"{h['copies']} copies + {h['copies']} distinct: {h['copies_plus_distinct_s']} s vs "
               f"{2 * h['copies']} distinct: {h['distinct_s']} s (ratio {h['ratio']}); largest group in the "
               f"CSV: {h['largest_group_in_csv']} files")
-    for n, r in report["search"].items():
+    for n, r in report.get("search", {}).items():
         print(f"search {n} random hashes: {r['seconds']} s, peak {r['peak_mb']} MB, "
               f"{r['pairs']} pairs")
-    missing = [k for k, v in report["others"].items() if not isinstance(v, dict)]
+    missing = [k for k, v in report.get("others", {}).items() if not isinstance(v, dict)]
     if missing:
         print("not compared (not installed):", ", ".join(missing))
 
@@ -408,31 +410,42 @@ def main(argv=None) -> int:
     parser.add_argument("--large", type=int, default=None,
                         help="generated photos for the throughput and huge-group runs (default 10000, "
                              "1000 with --quick; 0 skips them)")
+    parser.add_argument("--parts", default="accuracy,speed,end_to_end,others,large,search",
+                        help="comma-separated parts to run; the others keep their figures from --out")
     parser.add_argument("--out", type=Path,
                         default=Path(__file__).parent / "results" / "dedup.json")
     args = parser.parse_args(argv)
     methods = (args.methods or "phash,dhash,ahash,whash" + ("" if args.quick else ",cnn"))
+    parts = set(args.parts.split(","))
+    report = json.loads(args.out.read_text()) if args.out.exists() and parts != set(PARTS) else {}
     with tempfile.TemporaryDirectory(prefix="bench_dedup_") as tmp:
         root = Path(tmp)
         truth, transform_of = build_set(root, args.quick)
         paths = sorted(root.iterdir())
-        report = {"machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores",
-                  "images": len(paths), "true_pairs": len(_pairs(truth)), "methods": {}}
-        for method, (groups, elapsed) in run_ours(methods.split(","), paths).items():
-            report["methods"][method] = {"seconds": round(elapsed, 2),
-                                         **score(groups, truth, transform_of)}
-        report["speed"] = speed(paths)
-        report["end_to_end"] = end_to_end(root)
-        report["others"] = others(root, truth, transform_of)
+        report.update({"machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores",
+                       "images": len(paths), "true_pairs": len(_pairs(truth))})
+        report.setdefault("measured", {}).update({part: time.strftime("%Y-%m-%d %H:%M") for part in parts})
+        if "accuracy" in parts:
+            report.setdefault("methods", {})
+            for method, (groups, elapsed) in run_ours(methods.split(","), paths).items():
+                report["methods"][method] = {"seconds": round(elapsed, 2),
+                                             **score(groups, truth, transform_of)}
+        if "speed" in parts:
+            report["speed"] = speed(paths)
+        if "end_to_end" in parts:
+            report["end_to_end"] = end_to_end(root)
+        if "others" in parts:
+            report["others"] = others(root, truth, transform_of)
     large = args.large if args.large is not None else (1000 if args.quick else 10_000)
-    if large:
+    if large and "large" in parts:
         report["large_throughput"] = large_throughput(large)
         report["huge_groups"] = huge_groups(large)
-    sizes = (10_000, 100_000) if args.quick else (100_000, 1_000_000)
-    report["search"] = {}
-    for t in (int(v) for v in args.thresholds.split(",")):
-        for n, r in search_scaling(sizes, threshold=t).items():
-            report["search"][f"{n} T={t}"] = r
+    if "search" in parts:
+        sizes = (10_000, 100_000) if args.quick else (100_000, 1_000_000)
+        report["search"] = {}
+        for t in (int(v) for v in args.thresholds.split(",")):
+            for n, r in search_scaling(sizes, threshold=t).items():
+                report["search"][f"{n} T={t}"] = r
     _print_table(report)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
