@@ -162,7 +162,8 @@ _HARMLESS = re.compile(
     rb"absl::InitializeLog|oneDNN custom operations|Could not find cuda drivers|failed call to cuInit|"
     rb"cpu_feature_guard|rebuild TensorFlow with the appropriate compiler flags|"
     rb"Unable to register cu(DNN|FFT|BLAS) factory|computation placer already registered|"
-    rb"Created TensorFlow Lite XNNPACK delegate|^fully_quantize: |^(W|I)0000 .*(saved_model|tf_tfl_flatbuffer|"
+    rb"Created TensorFlow Lite XNNPACK delegate|use_unbounded_threadpool which is not in the op definition|"
+    rb"^fully_quantize: |^(W|I)0000 .*(saved_model|tf_tfl_flatbuffer|"
     rb"flatbuffer_export|loader\.cc|reader\.cc|tf_tfl_translate)")
 
 
