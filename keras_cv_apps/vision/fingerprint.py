@@ -46,10 +46,13 @@ def variant_hashes(gray: np.ndarray, method: str) -> np.ndarray:
 
 
 def sharpness(gray: np.ndarray) -> float:
-    """Variance of the Laplacian of a WORK_SIDE gray image (higher is sharper)."""
+    """Variance of the Laplacian of a WORK_SIDE gray image over the image's own variance (higher is
+    sharper). Dividing by the variance makes it blind to contrast: a copy with stretched contrast
+    is not "sharper" than its original, while a blurred copy still scores lower."""
     import cv2
 
-    return float(cv2.Laplacian(gray, cv2.CV_32F).var())
+    g = gray.astype(np.float32)
+    return float(cv2.Laplacian(g, cv2.CV_32F).var() / (g.var() + 1.0))
 
 
 def summarise(image: np.ndarray, method: str = "phash") -> tuple:

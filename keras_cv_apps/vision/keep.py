@@ -9,7 +9,8 @@ the first one that differs decides:
 4. more pixels (the original beats a downscaled copy);
 5. less compression: a higher estimated JPEG quality (from the file's quantisation table), else
    more bytes per pixel for lossy files;
-6. sharper (variance of the Laplacian of the 128 px gray image the hashes came from; copies within
+6. sharper (variance of the Laplacian over the image's variance, on the 128 px gray image the hashes
+   came from, so stretching the contrast does not make a copy "sharper"; copies within
    `SHARPNESS_STEP` of the group's sharpest tie, so a blurred copy loses but a watermark's few
    added edges do not win);
 7. older (modification time: the first copy was probably the original);
@@ -93,7 +94,7 @@ _CRITERIA = {
                                   else f"less compressed ({k.bytes_per_pixel:.2f} over {o.bytes_per_pixel:.2f} "
                                        "bytes/pixel)")),
     "sharpness": (lambda f: f.sharpness * SHARPNESS_STEP >= f.group_sharpest,
-                  lambda k, o: f"sharper (Laplacian variance {k.sharpness:.0f} over {o.sharpness:.0f})"),
+                  lambda k, o: f"sharper (Laplacian-to-image variance {k.sharpness:.2f} over {o.sharpness:.2f})"),
     "older": (lambda f: -round(f.mtime),
               lambda k, o: f"older (modified {_day(k.mtime)}, the other {_day(o.mtime)})"),
     "newer": (lambda f: round(f.mtime),

@@ -81,6 +81,30 @@ def test_keep_rules(copies):
     assert best == 1 and "JPEG quality ~90 over ~40" in reasons[0]
 
 
+def test_sharpness_ignores_contrast_but_sees_blur(tmp_path):
+    """Same size, same format: a contrast-stretched copy does not beat its original, a blurred one loses."""
+    from keras_cv_apps.vision import fingerprint
+
+    coffee = skdata.coffee()
+    gray = cv2.resize(cv2.cvtColor(coffee, cv2.COLOR_RGB2GRAY), (128, 128), interpolation=cv2.INTER_AREA)
+    base = fingerprint.sharpness(gray)
+    stretched = fingerprint.sharpness(cv2.convertScaleAbs(gray, alpha=1.3, beta=-20))
+    assert base / keep.SHARPNESS_STEP < stretched < base * keep.SHARPNESS_STEP  # a tie (clipping moves it a bit)
+    assert fingerprint.sharpness(cv2.GaussianBlur(gray, (0, 0), 1.5)) < base / 2
+    root = tmp_path / "s"
+    root.mkdir()
+    cv2.imwrite(str(root / "original.png"), _bgr(coffee))
+    cv2.imwrite(str(root / "a_brighter.png"), _bgr(cv2.convertScaleAbs(coffee, alpha=1.3, beta=-20)))
+    cv2.imwrite(str(root / "a_blurred.png"), _bgr(cv2.GaussianBlur(coffee, (0, 0), 2)))
+    now = 1_700_000_000
+    for k, name in enumerate(("original.png", "a_brighter.png", "a_blurred.png")):
+        os.utime(root / name, (now + 10 * k, now + 10 * k))
+    (group,) = dedup.find_duplicates(root, progress=False).groups
+    assert group.representative.name == "original.png"
+    why = dict(zip((f.name for f in group.files), group.reasons))
+    assert "sharper" in why["a_blurred.png"] and "older" in why["a_brighter.png"]
+
+
 def test_symlinks_keep_their_own_name_and_dangling_links_are_reported(copies, tmp_path, capsys):
     from apps import dedup as app
 
