@@ -210,3 +210,18 @@ def test_app_whole_run_errors(tmp_path, capsys):
     assert app.main([str(tmp_path / "text"), "--keep", "biggest"]) == 2
     assert "pattern:GLOB" in capsys.readouterr().err
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_the_hash_path_imports_no_scipy_scikit_image_or_tensorflow(copies, tmp_path):
+    """apps.dedup in a fresh process: OpenCV SSIM, so scipy / scikit-image / TensorFlow stay unloaded."""
+    import subprocess
+
+    out = tmp_path / "d.csv"
+    code = ("import sys; from apps.dedup import main;"
+            f"assert main([{str(copies)!r}, '--out', {str(out)!r}]) == 0;"
+            "bad = [m for m in ('scipy', 'skimage', 'sklearn', 'tensorflow') if m in sys.modules];"
+            "assert not bad, bad")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sum(1 for row in csv.DictReader(out.open()) if row["kept"] == "yes") == 2
