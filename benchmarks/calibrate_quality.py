@@ -26,7 +26,7 @@ Targets checked: at most 3% of sharp photos flagged for any per-image issue at e
 96 px up (grayscale counts only for colour photos); blurry recall >= 0.95 for Gaussian/defocus
 sigma >= 2 at 128 px and up, precision >= 0.9; noisy precision >= 0.9.
 
-    python -m benchmarks.calibrate_quality [--quick] [--per-size 3]
+    python -m benchmarks.calibrate_quality [--quick] [--per-size 3] [--sizes 64,96,128,...,full]
 
 Prints the tables, writes benchmarks/results/quality_calibration.json and the figures
 benchmarks/results/quality_calibration_*.png.
@@ -182,7 +182,10 @@ def run(seed=0, per_size=3, sizes=SIZES):
     """One row per measured image: metadata, truth and scores."""
     rng = np.random.default_rng(seed)
     rows = []
-    for name, size, crop, colour in sharp_crops(rng, per_size, sizes):
+    crops = sharp_crops(rng, per_size, sizes)
+    for k, (name, size, crop, colour) in enumerate(crops):
+        if k % 25 == 0:
+            print(f"  crop {k} / {len(crops)}", flush=True)
         for kind, strength, image, blurry, noisy in variants(crop, rng):
             rows.append({"source": name, "size": size, "side": min(image.shape[:2]), "colour": colour,
                          "kind": kind, "strength": strength, "blurry": blurry, "noisy": noisy,
@@ -286,9 +289,12 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="one crop per size")
     parser.add_argument("--per-size", type=int, default=3, help="crops per photo and size")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)),
+                        help="crop sides (px, or 'full') to measure (default: %(default)s)")
     args = parser.parse_args(argv)
+    sizes = tuple(v if v == "full" else int(v) for v in args.sizes.split(","))
     start = time.perf_counter()
-    rows = run(args.seed, 1 if args.quick else args.per_size)
+    rows = run(args.seed, 1 if args.quick else args.per_size, sizes)
     elapsed = time.perf_counter() - start
     thresholds = dict(quality.THRESHOLDS)
     result = report(rows, thresholds)
@@ -301,7 +307,7 @@ def main(argv=None) -> int:
     print("noise:", result["noise"])
     name = "quality_calibration" + ("_quick" if args.quick else "")
     result["figures"] = [str(p) for p in figures(rows, thresholds, str(RESULTS / name))]
-    result.update(images=len(rows), seconds=round(elapsed, 1), thresholds=thresholds)
+    result.update(images=len(rows), seconds=round(elapsed, 1), thresholds=thresholds, sizes=list(map(str, sizes)))
     print(f"results: {write_result(name, result)}")
     return 0
 
