@@ -10,9 +10,11 @@ the first one that differs decides:
 5. less compression: a higher estimated JPEG quality (from the file's quantisation table), else
    more bytes per pixel for lossy files;
 6. sharper (variance of the Laplacian over the image's variance, on the 128 px gray image the hashes
-   came from, so stretching the contrast does not make a copy "sharper"; copies within
-   `SHARPNESS_STEP` of the group's sharpest tie, so a blurred copy loses but a watermark's few
-   added edges do not win);
+   came from, so stretching the contrast does not make a copy "sharper"). Copies at or above the
+   group's typical sharpness divided by `SHARPNESS_STEP` tie: a blurred copy falls below and
+   loses, while the edges that noise or a watermark add cannot make a copy win. The typical
+   sharpness is the lower median of the group (for two copies their geometric mean), not the
+   sharpest copy's;
 7. older (modification time: the first copy was probably the original);
 8. shorter path, then alphabetical order (so the choice is always the same).
 
@@ -27,11 +29,13 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import math
+import statistics
 import time
 from typing import Optional
 
 RULES = ("quality", "newest", "oldest", "largest", "pattern:GLOB")
-SHARPNESS_STEP = 1.3  # copies within 30% of the group's sharpest count as equally sharp
+SHARPNESS_STEP = 1.3  # copies within 30% of the group's typical sharpness (or above it) count as equally sharp
 
 
 @dataclasses.dataclass
@@ -49,7 +53,7 @@ class Facts:
     quality: Optional[int]  # estimated JPEG quality
     sharpness: float
     mtime: float
-    group_sharpest: float = 0.0  # set by `choose`: the sharpest copy in the group
+    group_sharpness: float = 0.0  # set by `choose`: the group's typical sharpness (`_typical_sharpness`)
 
     @property
     def pixels(self) -> int:
@@ -93,7 +97,7 @@ _CRITERIA = {
                                   if k.quality is not None and o.quality is not None and k.quality != o.quality
                                   else f"less compressed ({k.bytes_per_pixel:.2f} over {o.bytes_per_pixel:.2f} "
                                        "bytes/pixel)")),
-    "sharpness": (lambda f: f.sharpness * SHARPNESS_STEP >= f.group_sharpest,
+    "sharpness": (lambda f: f.sharpness * SHARPNESS_STEP >= f.group_sharpness,
                   lambda k, o: f"sharper (Laplacian-to-image variance {k.sharpness:.2f} over {o.sharpness:.2f})"),
     "older": (lambda f: -round(f.mtime),
               lambda k, o: f"older (modified {_day(k.mtime)}, the other {_day(o.mtime)})"),
@@ -123,6 +127,14 @@ def _key(facts: Facts, order, pattern):
     return ((fnmatch.fnmatch(facts.name, pattern),) + keys) if pattern else keys
 
 
+def _typical_sharpness(facts: list) -> float:
+    """The group's lower median sharpness; for two copies their geometric mean."""
+    values = [max(f.sharpness, 0.0) for f in facts]
+    if len(values) == 2:
+        return math.sqrt(values[0] * values[1])
+    return float(statistics.median_low(values)) if values else 0.0
+
+
 def choose(facts: list, rule: str = "quality") -> tuple:
     """The index of the file to keep among ``facts`` and one reason per file.
 
@@ -132,8 +144,7 @@ def choose(facts: list, rule: str = "quality") -> tuple:
     check_rule(rule)
     pattern = rule[len("pattern:"):] if rule.startswith("pattern:") else None
     order = _order(rule)
-    top = max((f.sharpness for f in facts), default=0.0)
-    facts = [dataclasses.replace(f, group_sharpest=top) for f in facts]
+    facts = [dataclasses.replace(f, group_sharpness=_typical_sharpness(facts)) for f in facts]
     keys = [_key(f, order, pattern) for f in facts]
     best = max(range(len(facts)), key=keys.__getitem__)
     kept = facts[best]

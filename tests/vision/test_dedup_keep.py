@@ -105,6 +105,19 @@ def test_sharpness_ignores_contrast_but_sees_blur(tmp_path):
     assert "sharper" in why["a_blurred.png"] and "older" in why["a_brighter.png"]
 
 
+def test_noise_or_a_watermark_does_not_make_a_copy_win():
+    """Sharpness is judged against the group's median: extra edges tie, blur loses."""
+    def png(name, sharp):
+        return keep.Facts(name, False, "PNG", True, 8, 100, 100, 20000, None, sharp, 1_700_000_000.0)
+
+    facts = [png("b__noise.png", 2.6), png("b__watermark.png", 1.7), png("b.png", 1.0), png("b__blur.png", 0.3)]
+    best, reasons = keep.choose(facts)
+    assert best == 2, reasons
+    assert "sharper" in reasons[3] and "shorter" in reasons[0] and "shorter" in reasons[1]
+    best, reasons = keep.choose([png("c.png", 1.0), png("c__blur.png", 0.4)])
+    assert best == 0 and "sharper" in reasons[1]
+
+
 def test_symlinks_keep_their_own_name_and_dangling_links_are_reported(copies, tmp_path, capsys):
     from apps import dedup as app
 
