@@ -177,7 +177,27 @@ def run_ours(methods, paths):
         res = dedup.find_duplicates(paths, method=method, verify_ssim=verify, progress=False)
         elapsed = time.perf_counter() - t0
         results[label] = ([[p.name for p in g.files] for g in res.groups], elapsed)
+        if label == "phash":
+            results["keep"] = keep_report(res)
     return results
+
+
+def keep_report(result) -> dict:
+    """Which copy the default keep rule chose, for every found group that holds a source photo.
+
+    Every source is written first as a lossless PNG (``name.png``); its copies are resized, lossy,
+    cropped, noisier, brighter, grey, flipped ... so the source is the copy to keep.
+    """
+    groups = [g for g in result.groups if any("__" not in f.name for f in g.files)]
+    lost = [(g.representative.name, g.reasons[g.files.index(g.representative)]) for g in groups
+            if "__" in g.representative.name]
+    by_transform = {}
+    for name, _ in lost:
+        t = name.split("__")[1].split(".")[0]
+        by_transform[t] = by_transform.get(t, 0) + 1
+    return {"groups_with_original": len(groups), "original_kept": len(groups) - len(lost),
+            "rate": round((len(groups) - len(lost)) / max(len(groups), 1), 4),
+            "kept_instead_by_transform": by_transform, "examples": lost[:5]}
 
 
 def speed(paths, rounds: int = 3) -> dict:
@@ -378,6 +398,10 @@ def _print_table(report) -> None:
     if s:
         print(f"decode-only {s['decode_only_img_s']} img/s, hashing {s['hashing_img_s']} img/s "
               f"(ratio {s['ratio']})")
+    k = report.get("keep")
+    if k:
+        print(f"keep the best copy: the lossless original kept in {k['original_kept']} / "
+              f"{k['groups_with_original']} groups; instead: {k['kept_instead_by_transform']}")
     e = report.get("end_to_end")
     if e:
         print(f"end to end on {e['images']} files: apps.dedup {e['dedup_app_s']} s, decode-only process "
@@ -427,7 +451,10 @@ def main(argv=None) -> int:
         report.setdefault("measured", {}).update({part: time.strftime("%Y-%m-%d %H:%M") for part in parts})
         if "accuracy" in parts:
             report.setdefault("methods", {})
-            for method, (groups, elapsed) in run_ours(methods.split(","), paths).items():
+            found = run_ours(methods.split(","), paths)
+            if "keep" in found:
+                report["keep"] = found.pop("keep")
+            for method, (groups, elapsed) in found.items():
                 report["methods"][method] = {"seconds": round(elapsed, 2),
                                              **score(groups, truth, transform_of)}
         if "speed" in parts:
