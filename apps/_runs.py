@@ -41,6 +41,9 @@ def train_classifier(args, *, app: str, model_kwargs: dict, fit_kwargs: dict, au
     cfg = check_model(args.model, ("classifier",), app=app)
     size = check_image_size(cfg, args.image_size or cfg.image_shape[0], model_kwargs)
     data.build_augmenter(augment)  # an unknown preset fails before anything is written
+    if args.balance == "focal" and data.augment.mixes_labels(augment):
+        raise ValueError(f"--balance focal trains with a focal loss on integer labels, which cannot take the soft "
+                         f"labels of --augment {augment} (MixUp/CutMix); choose another --balance or --augment.")
     with open_run(args, app) as run:
         training.set_seed(args.seed)
         splits = data.load(args.dataset, image_size=size, channels=cfg.image_shape[2], scale=cfg.scale,
@@ -118,7 +121,7 @@ def train_reconstruction(args, *, app: str, model_name: str, target: str, model_
     with open_run(args, app, name=getattr(args, "variant", None) or model_name) as run:
         training.set_seed(args.seed)
         splits = data.load(args.dataset, image_size=size, channels=cfg.image_shape[2], scale=cfg.scale,
-                           seed=args.seed, batch_size=args.batch_size, min_classes=1)
+                           seed=args.seed, batch_size=args.batch_size, min_classes=1, augment=args.augment)
         k = args.anomaly_class
         if k is not None and not (splits.num_classes > 1 and 0 <= k < splits.num_classes):
             raise ValueError(f"--anomaly-class {k} is not a class index of this dataset; choose 0.."
@@ -178,7 +181,7 @@ def train_reconstruction(args, *, app: str, model_name: str, target: str, model_
             exports.update(export.export_all(part, run.path, args.quantize, samples=samples[stem][0],
                                              representative=samples[stem][1], stem=stem))
         options = {key: getattr(args, key) for key in ("variant", "anomaly_class", "noise_stddev", "salt_pepper",
-                                                       "beta", "quantize") if hasattr(args, key)}
+                                                       "beta", "augment", "quantize") if hasattr(args, key)}
         built = {k: v for k, v in model.get_config().items() if k not in ("name", "trainable")}
         run.write_config(model=model_name, model_kwargs=built, dataset=splits.describe(),
                          seed=args.seed, training=training_record(args), options=options)

@@ -83,13 +83,13 @@ def _parser():
                    help="images per class in a P x K batch, at least 2 (default: %(default)s)")
     g.add_argument("--held-out", default=None, help="comma list of class names kept out of training "
                                                     "(default: the last 30%% of classes; digits: 7,8,9)")
-    g.add_argument("--augment", default="light", help="augmentation preset (default: %(default)s)")
     g.add_argument("--calibration-strangers", default=None,
                    help="comma list of training classes that play the strangers when the identification "
                         "thresholds are set (default: the last 30%% of the training classes; digits: 5,6)")
     g.add_argument("--episodes", type=_cli.positive_int, default=1000,
                    help="seeded one-shot episodes (default: %(default)s)")
     g.add_argument("--tsne", action="store_true", help="also save a t-SNE plot of the test embeddings")
+    _cli.add_augment(p, default="light", labels=False)
     _cli.add_export(p)
     _cli.add_output(p, APP)
     return p
