@@ -12,7 +12,7 @@ import re
 import sys
 from pathlib import Path
 
-from keras_cv_apps.choices import BALANCE_MODES, QUANTIZATIONS, STRATEGIES
+from keras_cv_apps.choices import AUGMENT_PRESETS, BALANCE_MODES, LABEL_MIXING_PRESETS, QUANTIZATIONS, STRATEGIES
 
 # ------------------------------------------------------------------------- argument types
 
@@ -140,6 +140,16 @@ def add_balance(p) -> None:
                    help="class-imbalance handling (default: %(default)s)")
 
 
+def add_augment(p, *, default: str = "none", labels: bool = True) -> None:
+    """``--augment PRESET``: the augmentation of the train pipeline. ``labels=False`` (no class
+    labels to mix, e.g. autoencoders, metric learning) leaves out the presets that mix labels."""
+    presets = tuple(name for name in AUGMENT_PRESETS if labels or name not in LABEL_MIXING_PRESETS)
+    g = p.add_argument_group("augmentation")
+    g.add_argument("--augment", choices=presets, default=default,
+                   help=f"augmentation preset of the train pipeline: {', '.join(presets)} (see them with python -m "
+                        "apps.augment_preview --augment PRESET; default: %(default)s)")
+
+
 def add_reconstruction(p, *, app: str, model_help: str, variants=None, epochs: int = 40) -> None:
     """The flags the autoencoder and VAE apps share."""
     if variants:
@@ -147,6 +157,7 @@ def add_reconstruction(p, *, app: str, model_help: str, variants=None, epochs: i
     p.add_argument("--model", default=None, help=f"registered autoencoder or VAE model (default: {model_help})")
     add_data(p, image_size=28, batch_size=32)
     add_training(p, epochs=epochs, learning_rate=1e-3)
+    add_augment(p, labels=False)
     g = p.add_argument_group("autoencoder")
     g.add_argument("--latent-dim", type=positive_int, default=None,
                    help="size of the code (default: the model's)")
@@ -162,7 +173,8 @@ _HARMLESS = re.compile(
     rb"absl::InitializeLog|oneDNN custom operations|Could not find cuda drivers|failed call to cuInit|"
     rb"cpu_feature_guard|rebuild TensorFlow with the appropriate compiler flags|"
     rb"Unable to register cu(DNN|FFT|BLAS) factory|computation placer already registered|"
-    rb"Created TensorFlow Lite XNNPACK delegate|^fully_quantize: |^(W|I)0000 .*(saved_model|tf_tfl_flatbuffer|"
+    rb"Created TensorFlow Lite XNNPACK delegate|use_unbounded_threadpool which is not in the op definition|"
+    rb"^fully_quantize: |^(W|I)0000 .*(saved_model|tf_tfl_flatbuffer|"
     rb"flatbuffer_export|loader\.cc|reader\.cc|tf_tfl_translate)")
 
 

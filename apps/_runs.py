@@ -31,6 +31,32 @@ def check_image_size(cfg, size: int, model_kwargs: dict) -> int:
     return size
 
 
+def _builds(name: str, model_kwargs: dict) -> bool:
+    """Whether ``name`` takes ``model_kwargs`` (a tiny build, no data)."""
+    from keras_cv_apps import models
+    from keras_cv_apps.models._registry import get_cfg
+
+    cfg = get_cfg(name)
+    try:
+        models.create(name, image_shape=cfg.test_image_shape, num_classes=2, **model_kwargs)
+    except TypeError:
+        return False
+    return True
+
+
+def check_model_kwargs(cfg, model_kwargs: dict, app: str) -> None:
+    """Refuse a model that does not take the app's architecture settings, naming those that do,
+    before any data is loaded."""
+    from keras_cv_apps import models
+
+    if _builds(cfg.name, model_kwargs):
+        return
+    fits = [n for n in models.list_models(task=cfg.task, include_test=False) if _builds(n, model_kwargs)]
+    raise ValueError(f"{app} builds its model with {', '.join(sorted(model_kwargs))}, which {cfg.name} does not "
+                     f"take; models {app} can train: {', '.join(fits)} (or train {cfg.name} in your own code "
+                     "with models.create).")
+
+
 def train_classifier(args, *, app: str, model_kwargs: dict, fit_kwargs: dict, augment: str) -> tuple:
     """data.load -> models.create -> training.fit -> evaluation -> export + verify -> run folder.
     Returns ``(metrics, run folder)``."""
@@ -40,7 +66,11 @@ def train_classifier(args, *, app: str, model_kwargs: dict, fit_kwargs: dict, au
 
     cfg = check_model(args.model, ("classifier",), app=app)
     size = check_image_size(cfg, args.image_size or cfg.image_shape[0], model_kwargs)
+    check_model_kwargs(cfg, model_kwargs, app)
     data.build_augmenter(augment)  # an unknown preset fails before anything is written
+    if args.balance == "focal" and data.augment.mixes_labels(augment):
+        raise ValueError(f"--balance focal trains with a focal loss on integer labels, which cannot take the soft "
+                         f"labels of --augment {augment} (MixUp/CutMix); choose another --balance or --augment.")
     with open_run(args, app) as run:
         training.set_seed(args.seed)
         splits = data.load(args.dataset, image_size=size, channels=cfg.image_shape[2], scale=cfg.scale,
@@ -118,7 +148,7 @@ def train_reconstruction(args, *, app: str, model_name: str, target: str, model_
     with open_run(args, app, name=getattr(args, "variant", None) or model_name) as run:
         training.set_seed(args.seed)
         splits = data.load(args.dataset, image_size=size, channels=cfg.image_shape[2], scale=cfg.scale,
-                           seed=args.seed, batch_size=args.batch_size, min_classes=1)
+                           seed=args.seed, batch_size=args.batch_size, min_classes=1, augment=args.augment)
         k = args.anomaly_class
         if k is not None and not (splits.num_classes > 1 and 0 <= k < splits.num_classes):
             raise ValueError(f"--anomaly-class {k} is not a class index of this dataset; choose 0.."
@@ -178,7 +208,7 @@ def train_reconstruction(args, *, app: str, model_name: str, target: str, model_
             exports.update(export.export_all(part, run.path, args.quantize, samples=samples[stem][0],
                                              representative=samples[stem][1], stem=stem))
         options = {key: getattr(args, key) for key in ("variant", "anomaly_class", "noise_stddev", "salt_pepper",
-                                                       "beta", "quantize") if hasattr(args, key)}
+                                                       "beta", "augment", "quantize") if hasattr(args, key)}
         built = {k: v for k, v in model.get_config().items() if k not in ("name", "trainable")}
         run.write_config(model=model_name, model_kwargs=built, dataset=splits.describe(),
                          seed=args.seed, training=training_record(args), options=options)

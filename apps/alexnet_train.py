@@ -27,7 +27,6 @@ from keras_cv_apps.choices import ALEXNET_NORMS
 
 APP = "alexnet_train"
 FIT_KWARGS = {"optimizer": "adamw", "schedule": "onecycle", "patience": 1000}
-AUGMENT = "light"
 
 
 def _parser():
@@ -40,6 +39,7 @@ def _parser():
                    help="normalisation after the convolutions (default: %(default)s)")
     g.add_argument("--dropout", type=_cli.fraction, default=0.5,
                    help="dropout before the dense layers, in [0, 1) (default: %(default)s)")
+    _cli.add_augment(p, default="light")
     _cli.add_balance(p)
     _cli.add_export(p)
     _cli.add_output(p, APP)
@@ -54,7 +54,7 @@ def _main(args) -> int:
     if args.dropout >= 1:
         raise ValueError(f"--dropout must be below 1, got {args.dropout}.")
     metrics, run = _runs.train_classifier(args, app=APP, model_kwargs={"norm": args.norm, "dropout": args.dropout},
-                                          fit_kwargs=FIT_KWARGS, augment=AUGMENT)
+                                          fit_kwargs=FIT_KWARGS, augment=args.augment)
     _runs.print_classifier_summary("AlexNet", metrics, run)
     return 0
 

@@ -23,6 +23,7 @@ Usage:
     python -m apps.lenet_train                       # digits, app defaults
     python -m apps.lenet_train --dataset keras:mnist --image-size 32 --epochs 20
     python -m apps.lenet_train --dataset dir:/data/letters --quantize float32,float16,int8
+    python -m apps.lenet_train --augment strong       # robust to corruptions (see apps.augment_preview)
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from apps import _cli, _runs
 APP = "lenet_train"
 MODEL_KWARGS = {"activation": "relu", "pooling": "max", "padding": "same", "batch_norm": True, "dropout": 0.2}
 FIT_KWARGS = {"optimizer": "adam", "schedule": "cosine", "label_smoothing": 0.1, "patience": 1000}
-AUGMENT = "digits"
 
 
 def _parser():
@@ -40,6 +40,7 @@ def _parser():
     _cli.add_model(p, default="lenet5", tasks=("classifier",), app=APP)
     _cli.add_data(p, batch_size=64)
     _cli.add_training(p, epochs=40, learning_rate=2e-3)
+    _cli.add_augment(p, default="digits")
     _cli.add_balance(p)
     _cli.add_export(p)
     _cli.add_output(p, APP)
@@ -52,7 +53,7 @@ def parse_args(argv=None):
 
 def _main(args) -> int:
     metrics, run = _runs.train_classifier(args, app=APP, model_kwargs=MODEL_KWARGS, fit_kwargs=FIT_KWARGS,
-                                          augment=AUGMENT)
+                                          augment=args.augment)
     _runs.print_classifier_summary("LeNet-5", metrics, run)
     return 0
 

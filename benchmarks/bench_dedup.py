@@ -11,9 +11,15 @@ Measures, on one machine in one run:
   predicted group vs inside a true group) and per transform (pairs touching that transform);
 - images/s of hashing (`dedup.compute_hashes`) vs decode-only (`io.iter_images`, full size);
 - `hashing.hamming_search` time and peak traced memory on 100,000 and 1,000,000 random hashes;
+- end to end: wall time of ``python -m apps.dedup SET --out FILE`` against a process that only
+  decodes the same files (our parallel `io.iter_images`, and a plain ``cv2.imread`` loop);
+- on ``--large`` (10,000) generated photos (crops of the shipped photos, resized, re-encoded):
+  `dedup.find_duplicates` images/s against decode-only images/s;
+- huge groups: 10,000 copies of one photo plus 10,000 distinct photos against 20,000 distinct
+  photos (`find_duplicates` wall time), and the size of the largest group in the CSV;
 - the same accuracy/speed figures for imagededup / cleanvision when they are importable.
 
-Usage: python benchmarks/bench_dedup.py [--quick] [--methods phash,cnn] [--thresholds 6,10]
+Usage: python -m benchmarks.bench_dedup [--quick] [--methods phash,cnn] [--thresholds 6,10] [--large 10000]
 Prints a table and writes benchmarks/results/dedup.json.
 """
 
@@ -32,6 +38,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+PARTS = ("accuracy", "speed", "end_to_end", "others", "large", "search")
 TRANSFORMS = ("resize", "jpeg", "brightness_contrast", "crop", "rotation", "noise", "watermark",
               "grayscale", "flip", "exact_copy", "resave")
 
@@ -170,7 +177,27 @@ def run_ours(methods, paths):
         res = dedup.find_duplicates(paths, method=method, verify_ssim=verify, progress=False)
         elapsed = time.perf_counter() - t0
         results[label] = ([[p.name for p in g.files] for g in res.groups], elapsed)
+        if label == "phash":
+            results["keep"] = keep_report(res)
     return results
+
+
+def keep_report(result) -> dict:
+    """Which copy the default keep rule chose, for every found group that holds a source photo.
+
+    Every source is written first as a lossless PNG (``name.png``); its copies are resized, lossy,
+    cropped, noisier, brighter, grey, flipped ... so the source is the copy to keep.
+    """
+    groups = [g for g in result.groups if any("__" not in f.name for f in g.files)]
+    lost = [(g.representative.name, g.reasons[g.files.index(g.representative)]) for g in groups
+            if "__" in g.representative.name]
+    by_transform = {}
+    for name, _ in lost:
+        t = name.split("__")[1].split(".")[0]
+        by_transform[t] = by_transform.get(t, 0) + 1
+    return {"groups_with_original": len(groups), "original_kept": len(groups) - len(lost),
+            "rate": round((len(groups) - len(lost)) / max(len(groups), 1), 4),
+            "kept_instead_by_transform": by_transform, "examples": lost[:5]}
 
 
 def speed(paths, rounds: int = 3) -> dict:
@@ -200,6 +227,98 @@ def speed(paths, rounds: int = 3) -> dict:
     best_decode, best_hash = max(decode_rates), max(hash_rates)
     return {"decode_only_img_s": round(best_decode, 1), "hashing_img_s": round(best_hash, 1),
             "ratio": round(best_hash / best_decode, 2)}
+
+
+_DECODE_IO = ("import sys; from keras_cv_apps.image import io\n"
+              "for r in io.iter_images(io.list_images(sys.argv[1]), progress=False): pass")
+_DECODE_CV2 = ("import os, sys, cv2\nfor n in sorted(os.listdir(sys.argv[1])):\n"
+               "    cv2.imread(os.path.join(sys.argv[1], n), cv2.IMREAD_UNCHANGED)")
+
+
+def end_to_end(root: Path, rounds: int = 3) -> dict:
+    """Best-of-``rounds`` wall seconds of three processes on ``root``, run alternately."""
+    import subprocess
+    import sys
+
+    def timed(cmd):
+        t0 = time.perf_counter()
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"{cmd} failed: {done.stderr[-1000:]}")
+        return time.perf_counter() - t0
+
+    out = {"decode_io_s": [], "decode_cv2_s": [], "dedup_app_s": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(rounds):
+            out["decode_io_s"].append(timed([sys.executable, "-c", _DECODE_IO, str(root)]))
+            out["decode_cv2_s"].append(timed([sys.executable, "-c", _DECODE_CV2, str(root)]))
+            out["dedup_app_s"].append(timed([sys.executable, "-m", "apps.dedup", str(root), "--out",
+                                             f"{tmp}/d.csv"]))
+    best = {k: round(min(v), 2) for k, v in out.items()}
+    best["ratio_vs_decode_io"] = round(best["dedup_app_s"] / best["decode_io_s"], 2)
+    best["ratio_vs_decode_cv2"] = round(best["dedup_app_s"] / best["decode_cv2_s"], 2)
+    best["images"] = len(list(root.iterdir()))
+    return best
+
+
+def large_throughput(n: int) -> dict:
+    """images/s of `find_duplicates` (whole pipeline) vs decode-only on ``n`` generated photos."""
+    from benchmarks._photos import write_distinct
+    from keras_cv_apps.image import io
+    from keras_cv_apps.vision import dedup
+
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = write_distinct(tmp, n, seed=1)
+        rates = {"decode": [], "dedup": []}
+        for _ in range(2):
+            t0 = time.perf_counter()
+            for _rec in io.iter_images(paths, progress=False):
+                pass
+            rates["decode"].append(n / (time.perf_counter() - t0))
+            t0 = time.perf_counter()
+            result = dedup.find_duplicates(paths, progress=False)
+            rates["dedup"].append(n / (time.perf_counter() - t0))
+    best = {k: round(max(v), 1) for k, v in rates.items()}
+    return {"images": n, "decode_img_s": best["decode"], "dedup_img_s": best["dedup"],
+            "ratio": round(best["dedup"] / best["decode"], 2), "groups_found": len(result.groups)}
+
+
+def huge_groups(n: int) -> dict:
+    """``n`` copies of one photo + ``n`` distinct photos against ``2n`` distinct photos."""
+    import csv
+    import shutil
+
+    from benchmarks._photos import write_distinct
+    from keras_cv_apps.vision import dedup
+
+    with tempfile.TemporaryDirectory() as tmp:
+        distinct = Path(tmp) / "distinct"
+        mixed = Path(tmp) / "mixed"
+        files = write_distinct(distinct, 2 * n, seed=2)
+        mixed.mkdir()
+        for f in files[:n]:
+            os.link(f, mixed / f.name)
+        source = Path(tmp) / "source.jpg"  # a photo none of the distinct files is cut from
+        import skimage.data
+
+        cv2.imwrite(str(source), cv2.resize(skimage.data.colorwheel()[..., ::-1], (128, 128)))
+        for k in range(n):
+            shutil.copyfile(source, mixed / f"copy{k:06d}{source.suffix}")
+        times = {"distinct": [], "mixed": []}
+        for _ in range(2):
+            for name, root in (("distinct", distinct), ("mixed", mixed)):
+                t0 = time.perf_counter()
+                result = dedup.find_duplicates(root, progress=False)
+                times[name].append(time.perf_counter() - t0)
+                if name == "mixed":
+                    dedup.write_groups_csv(result, Path(tmp) / "mixed.csv", root)
+        with open(Path(tmp) / "mixed.csv", newline="") as f:
+            sizes = {}
+            for row in csv.DictReader(f):
+                sizes[row["group"]] = sizes.get(row["group"], 0) + 1
+    best = {k: round(min(v), 2) for k, v in times.items()}
+    return {"copies": n, "distinct_s": best["distinct"], "copies_plus_distinct_s": best["mixed"],
+            "ratio": round(best["mixed"] / best["distinct"], 2), "largest_group_in_csv": max(sizes.values())}
 
 
 def search_scaling(sizes, threshold) -> dict:
@@ -268,20 +387,39 @@ def _print_table(report) -> None:
     print(f"{'method':18s} {'P':>5s} {'R':>5s} {'F1':>5s} {'s':>6s} "
           + " ".join(f"{t[:6]:>6s}" for t in TRANSFORMS))
     rows = [(f"ours {m}", r) for m, r in report["methods"].items()]
-    for tool, res in report["others"].items():
+    for tool, res in report.get("others", {}).items():
         if isinstance(res, dict):
             rows += [(f"{tool} {m}", r) for m, r in res.items()]
     for name, r in rows:
         a = r["all"]
         print(f"{name:18s} {a['precision']:5.2f} {a['recall']:5.2f} {a['f1']:5.2f} "
               f"{r['seconds']:6.1f} " + " ".join(f"{r[t]['f1']:6.2f}" for t in TRANSFORMS))
-    s = report["speed"]
-    print(f"decode-only {s['decode_only_img_s']} img/s, hashing {s['hashing_img_s']} img/s "
-          f"(ratio {s['ratio']})")
-    for n, r in report["search"].items():
+    s = report.get("speed", {})
+    if s:
+        print(f"decode-only {s['decode_only_img_s']} img/s, hashing {s['hashing_img_s']} img/s "
+              f"(ratio {s['ratio']})")
+    k = report.get("keep")
+    if k:
+        print(f"keep the best copy: the lossless original kept in {k['original_kept']} / "
+              f"{k['groups_with_original']} groups; instead: {k['kept_instead_by_transform']}")
+    e = report.get("end_to_end")
+    if e:
+        print(f"end to end on {e['images']} files: apps.dedup {e['dedup_app_s']} s, decode-only process "
+              f"{e['decode_io_s']} s (io.iter_images, ratio {e['ratio_vs_decode_io']}) / {e['decode_cv2_s']} s "
+              f"(cv2.imread loop, ratio {e['ratio_vs_decode_cv2']})")
+    t = report.get("large_throughput")
+    if t:
+        print(f"{t['images']} generated photos: find_duplicates {t['dedup_img_s']} img/s, decode-only "
+              f"{t['decode_img_s']} img/s (ratio {t['ratio']})")
+    h = report.get("huge_groups")
+    if h:
+        print(f"{h['copies']} copies + {h['copies']} distinct: {h['copies_plus_distinct_s']} s vs "
+              f"{2 * h['copies']} distinct: {h['distinct_s']} s (ratio {h['ratio']}); largest group in the "
+              f"CSV: {h['largest_group_in_csv']} files")
+    for n, r in report.get("search", {}).items():
         print(f"search {n} random hashes: {r['seconds']} s, peak {r['peak_mb']} MB, "
               f"{r['pairs']} pairs")
-    missing = [k for k, v in report["others"].items() if not isinstance(v, dict)]
+    missing = [k for k, v in report.get("others", {}).items() if not isinstance(v, dict)]
     if missing:
         print("not compared (not installed):", ", ".join(missing))
 
@@ -293,26 +431,48 @@ def main(argv=None) -> int:
                         help="comma-separated (default: the four hashes, plus cnn unless --quick)")
     parser.add_argument("--thresholds", default="6,10",
                         help="Hamming thresholds for the random-hash search timing")
+    parser.add_argument("--large", type=int, default=None,
+                        help="generated photos for the throughput and huge-group runs (default 10000, "
+                             "1000 with --quick; 0 skips them)")
+    parser.add_argument("--parts", default="accuracy,speed,end_to_end,others,large,search",
+                        help="comma-separated parts to run; the others keep their figures from --out")
     parser.add_argument("--out", type=Path,
                         default=Path(__file__).parent / "results" / "dedup.json")
     args = parser.parse_args(argv)
     methods = (args.methods or "phash,dhash,ahash,whash" + ("" if args.quick else ",cnn"))
+    parts = set(args.parts.split(","))
+    report = json.loads(args.out.read_text()) if args.out.exists() and parts != set(PARTS) else {}
     with tempfile.TemporaryDirectory(prefix="bench_dedup_") as tmp:
         root = Path(tmp)
         truth, transform_of = build_set(root, args.quick)
         paths = sorted(root.iterdir())
-        report = {"machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores",
-                  "images": len(paths), "true_pairs": len(_pairs(truth)), "methods": {}}
-        for method, (groups, elapsed) in run_ours(methods.split(","), paths).items():
-            report["methods"][method] = {"seconds": round(elapsed, 2),
-                                         **score(groups, truth, transform_of)}
-        report["speed"] = speed(paths)
-        report["others"] = others(root, truth, transform_of)
-    sizes = (10_000, 100_000) if args.quick else (100_000, 1_000_000)
-    report["search"] = {}
-    for t in (int(v) for v in args.thresholds.split(",")):
-        for n, r in search_scaling(sizes, threshold=t).items():
-            report["search"][f"{n} T={t}"] = r
+        report.update({"machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores",
+                       "images": len(paths), "true_pairs": len(_pairs(truth))})
+        report.setdefault("measured", {}).update({part: time.strftime("%Y-%m-%d %H:%M") for part in parts})
+        if "accuracy" in parts:
+            report.setdefault("methods", {})
+            found = run_ours(methods.split(","), paths)
+            if "keep" in found:
+                report["keep"] = found.pop("keep")
+            for method, (groups, elapsed) in found.items():
+                report["methods"][method] = {"seconds": round(elapsed, 2),
+                                             **score(groups, truth, transform_of)}
+        if "speed" in parts:
+            report["speed"] = speed(paths)
+        if "end_to_end" in parts:
+            report["end_to_end"] = end_to_end(root)
+        if "others" in parts:
+            report["others"] = others(root, truth, transform_of)
+    large = args.large if args.large is not None else (1000 if args.quick else 10_000)
+    if large and "large" in parts:
+        report["large_throughput"] = large_throughput(large)
+        report["huge_groups"] = huge_groups(large)
+    if "search" in parts:
+        sizes = (10_000, 100_000) if args.quick else (100_000, 1_000_000)
+        report["search"] = {}
+        for t in (int(v) for v in args.thresholds.split(",")):
+            for n, r in search_scaling(sizes, threshold=t).items():
+                report["search"][f"{n} T={t}"] = r
     _print_table(report)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))

@@ -14,3 +14,6 @@ BALANCE_MODES = ("none", "weights", "oversample", "undersample", "focal")
 ALEXNET_NORMS = ("batchnorm", "lrn", "none")
 TRIPLET_MININGS = ("batch_all", "batch_hard", "semi_hard")
 METRIC_LOSSES = ("supcon", "triplet", "contrastive")
+# data.augment.PRESETS; the last one mixes labels (MixUp/CutMix) and needs a loss for soft labels
+AUGMENT_PRESETS = ("none", "light", "digits", "standard", "noisy", "strong")
+LABEL_MIXING_PRESETS = ("strong",)

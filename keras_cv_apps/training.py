@@ -41,6 +41,7 @@ __all__ = [
     "FitResult",
     "TrainingDivergedError",
     "build_optimizer",
+    "check_soft_label_loss",
     "fit",
     "get_strategy",
     "learning_rate_schedule",
@@ -196,15 +197,40 @@ def _model_in_scope(model_or_builder, strategy):
     return clone
 
 
-def _wants_classifier_loss(model, train):
-    """True when the default classifier loss fits: the dataset yields integer labels and the
-    model does not compute its loss itself (custom train_step / compute_loss, add_loss)."""
+def _label_kind(train):
+    """``sparse`` (integer class ids), ``soft`` (float rows over the classes: one-hot, or mixed
+    by MixUp/CutMix) or None, from the training dataset's element spec."""
     spec = train.element_spec
     labels = spec[1] if isinstance(spec, tuple) and len(spec) >= 2 else None
+    if not isinstance(labels, tf.TensorSpec):
+        return None
+    if labels.dtype.is_integer:
+        return "sparse"
+    return "soft" if labels.dtype.is_floating and labels.shape.rank == 2 else None
+
+
+def _wants_classifier_loss(model, train):
+    """True when the default classifier loss fits: the dataset yields class labels (integer or
+    soft) and the model does not compute its loss itself (custom train_step / compute_loss,
+    add_loss)."""
     cls = type(model)
-    return (isinstance(labels, tf.TensorSpec) and labels.dtype.is_integer
-            and cls.train_step is keras.Model.train_step
+    return (_label_kind(train) is not None and cls.train_step is keras.Model.train_step
             and cls.compute_loss is keras.Model.compute_loss and not model.losses)
+
+
+def check_soft_label_loss(loss):
+    """Raise ``ValueError`` when ``loss`` takes integer class ids only (sparse cross-entropy, the
+    focal loss), so it cannot train on the soft labels MixUp/CutMix make."""
+    from keras_cv_apps.losses.focal import FocalLoss
+
+    name = loss if isinstance(loss, str) else getattr(loss, "name", None) or getattr(loss, "__name__", "")
+    sparse = (isinstance(loss, (keras.losses.SparseCategoricalCrossentropy, FocalLoss,
+                                SparseCategoricalCrossentropyWithSmoothing))
+              or "sparse" in str(name).lower())
+    if sparse:
+        raise ValueError(f"The training labels are soft (MixUp/CutMix mix them), but the loss {name!r} takes integer "
+                         "class ids; train with categorical cross-entropy (the default loss) or an augmentation "
+                         "that does not mix labels.")
 
 
 def _find(callbacks, cls):
@@ -249,7 +275,10 @@ def fit(model_or_builder, splits, *, run_dir, epochs=20, learning_rate=1e-3, opt
     default loss - sparse categorical cross-entropy on softmax outputs, smoothed by
     ``label_smoothing``, with an accuracy metric - is used only when the data yields integer
     labels and the model does not compute its own loss (custom ``train_step`` /
-    ``compute_loss``, ``add_loss``); otherwise no loss is added. A compiled model is trained
+    ``compute_loss``, ``add_loss``); otherwise no loss is added. When the data yields soft
+    labels (float rows ``[B, classes]``, as a MixUp/CutMix augmentation makes them) the default
+    is categorical cross-entropy with a categorical accuracy, and a loss that takes integer ids
+    only (sparse cross-entropy, focal) is refused before training. A compiled model is trained
     as it is.
     ``monitor`` (default ``val_loss``, or ``loss`` without validation data) drives early
     stopping after ``patience`` stalled epochs, the checkpoint and the plateau schedule.
@@ -273,10 +302,17 @@ def fit(model_or_builder, splits, *, run_dir, epochs=20, learning_rate=1e-3, opt
         train = train.repeat()  # epochs of `steps` batches walk on through the data
 
     model = _model_in_scope(model_or_builder, strategy)
+    soft = _label_kind(train) == "soft"
+    if soft and (loss is not None or model.compiled):
+        check_soft_label_loss(loss if loss is not None else model.loss)
     if _wants_classifier_loss(model, train):
         _check_classes(model, splits)
     if not model.compiled:
-        if loss is None and _wants_classifier_loss(model, train):
+        if loss is None and _wants_classifier_loss(model, train) and soft:
+            loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
+            if metrics is None:
+                metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
+        elif loss is None and _wants_classifier_loss(model, train):
             loss = (SparseCategoricalCrossentropyWithSmoothing(label_smoothing=label_smoothing)
                     if label_smoothing else keras.losses.SparseCategoricalCrossentropy())
             if metrics is None:

@@ -8,6 +8,12 @@ The images stay uint8 in memory until the last moment. Train pipeline::
 Batching *before* the map makes augmentation and scaling vectorised over the whole batch
 (one op per batch instead of per image), which is faster (``benchmarks/bench_pipeline.py``).
 val/test: ``batch -> map(scale) -> cache -> prefetch``, never shuffled or augmented.
+
+Reproducible epochs: each train batch is zipped with a key from
+``Dataset.random(seed, rerandomize_each_iteration=True)`` (a fixed sequence of keys per epoch,
+a new one every epoch) and the augmenter takes all its randomness from that key, so a seeded
+augmented epoch is bit-identical between runs whatever the parallelism of the ``map``. A preset
+that mixes labels (MixUp/CutMix) turns the labels of every split into one-hot float32 rows.
 """
 
 from __future__ import annotations
@@ -139,6 +145,11 @@ class Splits:
         return len(self.class_names)
 
     @property
+    def mixes_labels(self) -> bool:
+        """True when the augmentation mixes labels: every split then yields one-hot float labels."""
+        return self.augmenter is not None and self.augmenter.mixes_labels
+
+    @property
     def image_shape(self) -> tuple:
         return tuple(int(v) for v in self._images.shape[1:])
 
@@ -195,13 +206,16 @@ class Splits:
                 ``max_count`` / ``min_count`` examples of every class each epoch, in a seeded
                 random order, from each class's own reshuffled stream.
             target: what follows the images: ``label`` -> ``(x, y)``, ``image`` -> ``(x, x)``,
-                ``none`` -> ``x``.
+                ``none`` -> ``x``. With a label-mixing augmentation ``y`` is one-hot float32
+                (mixed in the train split), else int32.
         """
         import tensorflow as tf
 
         check_choice(balance, ("none", "oversample", "undersample"), "sampling")
         check_choice(target, TARGETS, "target")
         training = split == "train"
+        if training and target != "label" and self.mixes_labels:
+            augment_lib.check_preset(self.augmenter.layers, labels=False)
         idx = self._select(split, exclude)
         if not len(idx):
             raise ValueError(f"The {split} split has no images left after leaving out classes {list(exclude)}.")
@@ -218,15 +232,26 @@ class Splits:
             ds = self._resampled(x, y, balance)
         ds = ds.batch(self.batch_size)
         augmenter = self.augmenter if training else None
+        one_hot = self.mixes_labels and target == "label"
+        if augmenter is not None:  # one key per batch: the seed, the epoch and the batch's place in it
+            ds = tf.data.Dataset.zip(ds, tf.data.Dataset.random(seed=self.seed, rerandomize_each_iteration=True))
 
-        def prepare(images, labels):
+        def prepare(images, labels, key=None):
             images = tf.cast(images, tf.float32)
+            if one_hot:
+                labels = tf.one_hot(labels, self.num_classes, dtype=tf.float32)
             if augmenter is not None:
-                images = augmenter(images)
+                keys = tf.random.experimental.stateless_split(tf.bitcast(key, tf.int32), 2)
+                images = augmenter(images, keys[0])
+                if one_hot:
+                    images, labels = augmenter.mix(images, labels, keys[1])
             images = self._scale(images)
             return {"label": (images, labels), "image": (images, images), "none": images}[target]
 
-        ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+        if augmenter is not None:
+            ds = ds.map(lambda batch, key: prepare(*batch, key), num_parallel_calls=tf.data.AUTOTUNE)
+        else:
+            ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
         if self.cache and not training:
             ds = ds.cache()
         return ds.prefetch(tf.data.AUTOTUNE)

@@ -6,6 +6,8 @@ requested channels), ``labels`` int32 ``[N]`` in ``0..len(class_names)-1``, ``cl
 ``skipped`` (files that could not be decoded). Specs:
 
 - ``digits``: scikit-learn's 1,797 real 8x8 handwritten digits (offline).
+- ``digits-c[:CORRUPTION[:SEVERITY]]``: the digits test split under seven corruptions at five
+  severities (`corruptions`), built offline; for robustness evaluation.
 - ``shapes[:num_classes[:per_class]]``: procedural, seeded coloured shapes on noisy backgrounds.
 - ``shapes_target[:num_classes[:per_class]]``: one target shape (its class) at a random place
   among distractor shapes of other kinds; `shapes_with_masks` also returns the target's mask.
@@ -32,7 +34,8 @@ from keras_cv_apps.image.ops import fit, fit_many, to_uint8
 logger = logging.getLogger(__name__)
 
 NAMED_SPECS = ("digits", "shapes", "shapes_target", "lfw_subset", "photos")
-PREFIX_SPECS = ("dir:PATH", "tfds:NAME[:split]", "keras:mnist|fashion_mnist|cifar10")
+PREFIX_SPECS = ("digits-c[:CORRUPTION[:SEVERITY]]", "dir:PATH", "tfds:NAME[:split]",
+                "keras:mnist|fashion_mnist|cifar10")
 SHAPE_CLASSES = ("circle", "square", "triangle", "star", "cross", "hexagon", "ring", "ellipse")
 TARGET_CLASSES = ("circle", "square", "triangle", "star")  # shapes_target: the classes ...
 DISTRACTORS = ("cross", "ring", "ellipse")  # ... and the kinds of the other objects
@@ -104,6 +107,10 @@ def _resolve(spec):
             raise ValueError(f"Bad spec {spec!r}; use shapes_target, shapes_target:NUM_CLASSES or "
                              "shapes_target:NUM_CLASSES:PER_CLASS.")
         return _shapes_target, (), dict(zip(("num_classes", "per_class"), map(int, parts)))
+    if head == "digits-c":
+        from keras_cv_apps.data.corruptions import parse_spec
+
+        return _digits_c, (), parse_spec(rest)
     if head == "dir" and rest:
         return _from_dir, (rest,), {}
     if head == "tfds" and rest:
@@ -124,6 +131,19 @@ def _digits(*, size, channels, seed):
     raw = np.rint(bunch.images * 255.0 / 16.0).astype(np.uint8)
     names = [str(int(t)) for t in bunch.target_names]
     return SourceData(fit_many(raw, size, channels), bunch.target.astype(np.int32), names, [])
+
+
+def _digits_c(*, size, channels, seed, corruptions=None, severities=None):
+    """The digits test split of ``seed`` under ``corruptions`` x ``severities`` (all by default),
+    one block after the other (`corruptions.digits_c`); at 32x32 unless ``size`` says otherwise."""
+    from keras_cv_apps.data import corruptions as c
+
+    sets = c.digits_c(image_size=size or (32, 32), channels=channels, seed=seed,
+                      corruptions=corruptions or c.CORRUPTIONS, severities=severities or c.SEVERITIES)
+    del sets[("clean", 0)]
+    images = np.concatenate([x for x, _ in sets.values()])
+    labels = np.concatenate([y for _, y in sets.values()]).astype(np.int32)
+    return SourceData(images, labels, [str(i) for i in range(10)], [])
 
 
 def _lfw_subset(*, size, channels, seed):

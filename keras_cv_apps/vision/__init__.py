@@ -16,11 +16,16 @@ _SUBMODULES = (
     "demo",
     "dedup",
     "eda",
+    "embeddings",
     "enhance",
     "features",
+    "fingerprint",
     "hashing",
+    "keep",
     "outliers",
     "quality",
+    "report",
+    "verify",
 )
 
 __all__ = list(_SUBMODULES)

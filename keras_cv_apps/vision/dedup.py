@@ -1,21 +1,27 @@
-"""Near-duplicate images: perceptual hashes or CNN embeddings, verified, grouped.
+"""Near-duplicate images: perceptual hashes or CNN embeddings, verified, grouped, best copy kept.
 
 How `find_duplicates` works with a hash method (``phash`` by default):
 
-1. Each image is decoded once at 128 px (in parallel, streamed) and hashed several ways: the
-   whole image, its mirror image, and 15 sub-regions that drop about 7% on some sides. The
-   mirror hash catches horizontal flips and the region hashes catch small crops, which every
-   whole-image 64-bit hash misses.
-2. Whole-image and mirror hashes are searched against whole-image and region hashes with
-   `hashing.hamming_search` (multi-index, no N x N matrix). A hit gives a candidate pair and
-   how the two images line up (mirrored or not, which region).
-3. With ``verify_ssim`` each candidate pair is re-read, lined up, shrunk to 64x64 gray,
-   histogram-equalised (so brightness and contrast edits do not count), its alignment refined
-   by an ECC affine fit, and kept only if its structural similarity (SSIM) reaches
-   ``min_ssim``. This rejects distinct images whose hashes collide, such as neighbouring crops
-   of one photo.
-4. Kept pairs are edges; groups are the connected components. Each group's representative is
-   the largest image (pixels), then the sharpest (variance of the Laplacian), then the first path.
+1. Each image is decoded once at 128 px (in parallel, streamed) and summarised: a digest of its
+   pixels, its 64x64 gray thumbnail (kept in a `verify.ThumbStore`, which spills to a temporary
+   file for big folders) and hashes of the whole image, its mirror image and 15 sub-regions that
+   drop about 7% on some sides. The mirror hash catches horizontal flips and the region hashes
+   catch small crops, which every whole-image 64-bit hash misses.
+2. Files with identical pixels are joined at once (union-find on the digest), and images whose 17
+   hashes are all equal are checked against one of them, so k copies of one photo cost k - 1
+   cheap steps instead of k^2 / 2 verified pairs.
+3. The whole-image and mirror hashes of what is left are searched against the whole-image and
+   region hashes with `hashing.hamming_search` (multi-index, no N x N matrix). A hit gives a
+   candidate pair and how the two images line up (mirrored or not, which region).
+4. With ``verify_ssim`` each candidate pair, closest first, is skipped if it is already in one
+   group, else its lined-up thumbnails are histogram-equalised (brightness and contrast edits do
+   not count) and compared by SSIM (`verify.ssim`, OpenCV only); pairs the hashes call shifted
+   (a region match, or a whole match more than `SHIFT_DISTANCE` bits apart) that fall short get
+   an affine ECC alignment first. A pair is kept if its SSIM reaches ``min_ssim``; this rejects
+   distinct images whose hashes collide, such as neighbouring crops of one photo.
+5. Kept pairs join groups; each group keeps one file chosen by `keep.choose` (by default the best
+   copy: lossless over lossy, higher bit depth, more pixels, less compression, sharper, older,
+   shorter path) and says why, per file. Every file's score is its SSIM with the kept file.
 
 With ``method="cnn"`` images and their mirror images are embedded by a registered model used
 as a feature extractor (its last hidden layer for classifiers), centred on the dataset mean,
@@ -25,12 +31,13 @@ is imported on this path only. The default model is ``lenet5`` with untrained we
 convolutional features still rank re-encoded and resized copies above distinct images, but
 they are far weaker than the hashes on crops and edits (see the benchmark); pass a trained
 model for semantic near-duplicates.
+
+The hash path imports NumPy, OpenCV and Pillow only (no scipy, scikit-image or TensorFlow).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import logging
 from pathlib import Path
 from typing import Optional
@@ -39,9 +46,14 @@ import numpy as np
 
 from keras_cv_apps._validate import check_choice, check_int, check_number
 from keras_cv_apps.artifacts import write_csv
-from keras_cv_apps.image.io import ImageRecord, iter_images, list_images
-from keras_cv_apps.vision import hashing
+from keras_cv_apps.image.io import MAX_PIXELS, ImageRecord, display_path, relative_name, scan_folder
+from keras_cv_apps.vision import embeddings, fingerprint, hashing, keep, verify
+from keras_cv_apps.vision.fingerprint import REGIONS, Scan
 from keras_cv_apps.vision.hashing import HASH_METHODS
+
+# the scan pass and the CNN search live in their own modules; these names stay reachable here
+Collector, summarise, WORK_SIDE = fingerprint.Collector, fingerprint.summarise, fingerprint.WORK_SIDE
+cosine_pairs, _variant_hashes = embeddings.cosine_pairs, fingerprint.variant_hashes
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +62,8 @@ METHODS = HASH_METHODS + ("cnn",)
 DEFAULT_THRESHOLDS = {"phash": 10, "dhash": 10, "ahash": 8, "whash": 8, "cnn": 0.9}
 DEFAULT_MIN_SSIM = 0.6
 DEFAULT_CNN_MODEL = "lenet5"
-WORK_SIDE = 128  # images are decoded to at most this many pixels per side
-_AXIS = ((0.0, 1.0), (0.07, 1.0), (0.0, 0.93), (0.07, 0.93))
-REGIONS = tuple((y0, y1, x0, x1) for (y0, y1), (x0, x1) in itertools.product(_AXIS, _AXIS))
+SHIFT_DISTANCE = 0  # whole-image hash matches farther apart than this get ECC alignment
+CSV_COLUMNS = ("group", "file", "representative", "score", "kept", "reason", "format", "link_target")
 
 
 @dataclasses.dataclass
@@ -60,24 +71,33 @@ class DupGroup:
     """Images that are near-duplicates of each other.
 
     ``scores[k]`` is the similarity of ``files[k]`` to ``representative`` in [0, 1] (SSIM of
-    the lined-up pair when verified, else ``1 - distance / 64`` or the cosine similarity).
+    the lined-up pair when verified, else ``1 - distance / 64`` or the cosine similarity);
+    ``reasons[k]`` says why the representative was kept, or why it was preferred to ``files[k]``;
+    ``labels[k]`` is the file's format and size (e.g. ``JPEG q~40 512x512``).
     """
 
     id: int
     files: list
     representative: Path
     scores: list
+    reasons: list = dataclasses.field(default_factory=list)
+    labels: list = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
 class DedupResult:
-    """Groups (largest first), the accepted pairs ``(a, b, similarity)``, unreadable files."""
+    """Groups (largest first), the accepted pairs ``(a, b, similarity)``, files that could not be
+    used ``(path, reason)``, the keep rule, ``links`` (symlink -> target) and ``notes``
+    ``(path, note)`` for unusual files that were read (animations, CMYK, 16-bit, odd names)."""
 
     groups: list
     pairs: list
     unreadable: list
     method: str
     threshold: float
+    keep: str = "quality"
+    links: dict = dataclasses.field(default_factory=dict)
+    notes: list = dataclasses.field(default_factory=list)
 
 
 def check_threshold(method: str, threshold) -> float:
@@ -91,68 +111,20 @@ def check_threshold(method: str, threshold) -> float:
     return check_int(threshold, f"The {method} threshold (a Hamming distance)", minimum=0, maximum=64)
 
 
-def _as_paths(paths) -> list:
+def _listing(paths, root, links):
+    """(files, root, links, skipped) from a folder or a list of paths."""
+    if isinstance(paths, (str, Path)) and Path(paths).is_dir():
+        listing = scan_folder(paths)
+        if not listing.files:
+            from keras_cv_apps.image.io import list_images
+
+            list_images(paths)  # raises the one-sentence "no images" error
+        return listing.files, Path(paths), {**listing.links, **(links or {})}, list(listing.skipped)
     if isinstance(paths, (str, Path)):
-        return list_images(paths)
-    return [Path(p) for p in paths]
+        from keras_cv_apps.image.io import list_images
 
-
-def _gray_work(image: np.ndarray) -> np.ndarray:
-    """Any uint8 image -> gray with at most WORK_SIDE pixels per side."""
-    import cv2
-
-    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
-    scale = WORK_SIDE / max(gray.shape)
-    if scale < 1:
-        size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
-        gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
-    return gray
-
-
-def _variant_hashes(gray: np.ndarray, method: str) -> np.ndarray:
-    """[whole, mirrored whole, region 1, ..., region 15] hashes of one image."""
-    small = hashing.shrink_regions(gray, method, REGIONS)
-    small = np.concatenate([small[:1], small[:1, :, ::-1], small[1:]])  # mirror the shrunk whole
-    return hashing.stack_hashes(small, method)
-
-
-def _sharpness(gray: np.ndarray) -> float:
-    """Variance of the Laplacian of a WORK_SIDE gray image (higher is sharper)."""
-    import cv2
-
-    return float(cv2.Laplacian(gray, cv2.CV_32F).var())
-
-
-def _scan(items, method, workers, progress):
-    """Hash every image: (paths, hashes (N, 17), pixels (N,), sharpness (N,), unreadable).
-
-    ``items`` are paths (decoded in parallel at WORK_SIDE, hashed in the decoding threads) or
-    `ImageRecord` objects with their images.
-    """
-
-    def summarise(image):
-        gray = _gray_work(image)
-        return _variant_hashes(gray, method), _sharpness(gray)
-
-    items = list(items)
-    if items and isinstance(items[0], ImageRecord):
-        records = (dataclasses.replace(r, image=summarise(r.image)) if r.error is None else r
-                   for r in items)
-    else:
-        records = iter_images([Path(p) for p in items], mode="gray", max_side=WORK_SIDE,
-                              workers=workers, progress=progress, desc=f"hashing ({method})",
-                              postprocess=summarise)
-    paths, rows, pixels, sharp, unreadable = [], [], [], [], []
-    for rec in records:
-        if rec.error is not None:
-            unreadable.append((rec.path, rec.error))
-            continue
-        paths.append(rec.path)
-        rows.append(rec.image[0])
-        sharp.append(rec.image[1])
-        pixels.append(rec.shape[0] * rec.shape[1])
-    hashes = np.array(rows, np.uint64).reshape(-1, 2 + len(REGIONS) - 1)
-    return paths, hashes, np.array(pixels, np.int64), np.array(sharp), unreadable
+        return list_images(paths), root, dict(links or {}), []
+    return [Path(p) for p in paths], root, dict(links or {}), []
 
 
 def compute_hashes(paths_or_records, method: str = "phash", *, workers=None, progress=True):
@@ -163,12 +135,16 @@ def compute_hashes(paths_or_records, method: str = "phash", *, workers=None, pro
     """
     hashing.check_method(method)
     items = paths_or_records
-    if not (isinstance(items, list) and items and isinstance(items[0], ImageRecord)):
-        items = _as_paths(items)
-    paths, hashes, _, _, unreadable = _scan(items, method, workers, progress)
-    for path, error in unreadable:
+    if isinstance(items, list) and items and isinstance(items[0], ImageRecord):
+        scan = Scan(method)
+        for rec in items:
+            scan.add(rec, summarise(rec.image, method) if rec.error is None else None)
+    else:
+        files, root, links, _ = _listing(items, None, None)
+        scan = fingerprint.scan_paths(files, method, workers, progress, MAX_PIXELS, root, links)
+    for path, error in scan.unreadable:
         log.warning("%s", error)
-    return paths, hashes[:, 0].copy()
+    return scan.paths, scan.hashes[:, 0].copy()
 
 
 def _hash_candidates(hashes: np.ndarray, threshold: int) -> dict:
@@ -180,182 +156,143 @@ def _hash_candidates(hashes: np.ndarray, threshold: int) -> dict:
     qi, ii, dist = hashing.hamming_search(queries, index, threshold=threshold)
     q_img, flip = qi % n, qi // n
     i_img, region = ii % n, ii // n
-    keep = q_img != i_img
+    keep_ = q_img != i_img
     best = {}
-    for a, fl, b, rg, d in zip(i_img[keep].tolist(), flip[keep].tolist(), q_img[keep].tolist(),
-                               region[keep].tolist(), dist[keep].tolist()):
+    for a, fl, b, rg, d in zip(i_img[keep_].tolist(), flip[keep_].tolist(), q_img[keep_].tolist(),
+                               region[keep_].tolist(), dist[keep_].tolist()):
         key = (min(a, b), max(a, b))
         if key not in best or d < best[key][0]:
             best[key] = (d, fl, rg, b)
     return best
 
 
-def _thumb(gray: np.ndarray, region) -> np.ndarray:
-    """``region`` of ``gray`` shrunk to 64x64 and histogram-equalised (brightness-proof)."""
-    import cv2
-
-    part = hashing.crop_region(gray, region)
-    return cv2.equalizeHist(cv2.resize(part, (64, 64), interpolation=cv2.INTER_AREA))
-
-
-def _aligned_ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """SSIM of two 64x64 thumbnails, after refining their alignment with ECC when that helps.
-
-    The hash match lines the pair up to within a few percent; an affine ECC fit absorbs the
-    rest (a crop between region steps, a small rotation). Fits that move far from identity
-    are ignored, so distinct images cannot be warped into agreement.
-    """
-    import cv2
-    from skimage.metrics import structural_similarity
-
-    def ssim(x, y):
-        return structural_similarity(x, y, data_range=255, gaussian_weights=True, sigma=1.5,
-                                     use_sample_covariance=False)
-
-    score = ssim(a, b)
-    warp = np.eye(2, 3, dtype=np.float32)
-    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-4)
-    try:
-        _, warp = cv2.findTransformECC(a.astype(np.float32), b.astype(np.float32), warp,
-                                       cv2.MOTION_AFFINE, criteria, None, 3)
-    except cv2.error:  # no convergence: keep the hash alignment
-        return score
-    if np.abs(warp[:, :2] - np.eye(2)).max() > 0.25 or np.abs(warp[:, 2]).max() > 10:
-        return score
-    moved = cv2.warpAffine(b, warp, (64, 64), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                           borderMode=cv2.BORDER_REPLICATE)
-    return max(score, ssim(a, moved))
+def _alignment(hashes: np.ndarray, a: int, b: int) -> tuple:
+    """(distance, flip, region, query) of the best hash alignment between images a and b."""
+    best = None
+    for query, other in ((a, b), (b, a)):
+        index = hashes[other, [0] + list(range(2, hashes.shape[1]))]
+        dist = hashing.popcount(hashes[query, :2, None] ^ index[None, :])  # (flip, region)
+        flip, region = np.unravel_index(int(np.argmin(dist)), dist.shape)
+        cand = (int(dist[flip, region]), int(flip), int(region), query)
+        if best is None or cand[0] < best[0]:
+            best = cand
+    return best
 
 
-def _ssim_verify(paths, candidates: dict, min_ssim: float, workers, progress) -> dict:
-    """SSIM of each lined-up candidate pair; returns {(i, j): ssim} for those >= min_ssim."""
-    needed = sorted({k for pair in candidates for k in pair})
-    grays = {}
-    for k, rec in zip(needed, iter_images([paths[k] for k in needed], mode="gray",
-                                          max_side=WORK_SIDE, workers=workers,
-                                          progress=progress, desc="verifying")):
-        if rec.image is not None:
-            grays[k] = _gray_work(rec.image)
-    kept = {}
-    for (i, j), (_, flip, region, query) in candidates.items():
-        if i not in grays or j not in grays:
-            continue
-        other = j if query == i else i  # the image whose region was matched
-        q = grays[query][:, ::-1] if flip else grays[query]
-        score = _aligned_ssim(_thumb(grays[other], REGIONS[region]), _thumb(q, REGIONS[0]))
-        log.debug("ssim %s %s %.3f", paths[i].name, paths[j].name, score)
-        if score >= min_ssim:
-            kept[(i, j)] = float(np.clip(score, 0.0, 1.0))
-    return kept
+def _pair_ssim(thumbs, i, j, flip, region, query, *, min_ssim, shifted) -> float:
+    other = j if query == i else i  # the image whose region was matched
+    q = thumbs[query][:, ::-1] if flip else thumbs[query]
+    return verify.aligned_ssim(verify.thumbnail(thumbs[other], REGIONS[region]), verify.thumbnail(q),
+                               shifted=shifted, min_ssim=min_ssim)
 
 
-def _embed(items, model, workers, progress, preprocessing=None):
-    """Embeddings of the readable images and of their mirror images, centred and L2-normalised,
-    with the pixel counts, sharpness and unreadable files as in `_scan`.
+class _UnionFind:
+    def __init__(self, n: int):
+        self.parent = list(range(n))
 
-    ``model`` is a registered name or a ``keras.Model``; a registry model is cut at its cfg's
-    feature layer (`models.feature_extractor`) and fed with its cfg's scaling, or with
-    ``preprocessing`` ({``scale``, ``mean``, ``std``}, e.g. a run's ``config.json`` dataset entry)
-    when given. Subtracting the dataset's mean embedding removes what all images share (for an
-    untrained network mostly overall brightness), so cosine similarity reflects content.
-    """
-    import cv2
-
-    from keras_cv_apps import models
-    from keras_cv_apps.image import ops
-
-    if isinstance(model, str):
-        model = models.create(model)
-    cfg = models.cfg_of(model)
-    if cfg is not None and cfg.feature_layer:
-        model = models.feature_extractor(model)
-    height, width, channels = model.input_shape[1:4]
-    p = dict(preprocessing or {"scale": cfg.scale if cfg else "unit"})
-    ops.scale_params(p["scale"], p.get("mean"), p.get("std"))  # a bad mode or missing stats: fail now
-    paths, unreadable, batch, out, pixels, sharp = [], [], [], [], [], []
-
-    def flush():
-        x = np.stack(batch + [b[:, ::-1] for b in batch]).reshape(-1, height, width, channels)
-        y = np.asarray(model.predict(ops.scale(x, p["scale"], p.get("mean"), p.get("std")), verbose=0))
-        out.append(y.reshape(2, len(batch), -1))
-        batch.clear()
-
-    for rec in iter_images(_as_paths(items), mode="gray" if channels == 1 else "rgb",
-                           max_side=max(WORK_SIDE, height, width), workers=workers,
-                           progress=progress, desc="embedding"):
-        if rec.error is not None:
-            unreadable.append((rec.path, rec.error))
-            continue
-        paths.append(rec.path)
-        pixels.append(rec.shape[0] * rec.shape[1])
-        sharp.append(_sharpness(_gray_work(rec.image)))
-        batch.append(cv2.resize(rec.image, (width, height), interpolation=cv2.INTER_AREA))
-        if len(batch) == 128:
-            flush()
-    if batch:
-        flush()
-    emb = np.concatenate(out, axis=1) if out else np.zeros((2, 0, 1), np.float32)
-    emb -= emb[0].mean(axis=0) if len(paths) > 1 else 0.0
-    emb /= np.linalg.norm(emb, axis=2, keepdims=True) + 1e-12
-    return paths, emb[0], emb[1], np.array(pixels, np.int64), np.array(sharp), unreadable
-
-
-def cosine_pairs(emb: np.ndarray, threshold: float, mirrored: Optional[np.ndarray] = None,
-                 chunk: int = 2048) -> dict:
-    """{(i, j): similarity} for i < j with cosine similarity >= threshold, in row chunks.
-
-    With ``mirrored`` (embeddings of the mirror images), a pair's similarity is the larger of
-    image-to-image and image-to-mirror, so horizontal flips match too.
-    """
-    pairs = {}
-    for start in range(0, len(emb), chunk):
-        sims = emb[start : start + chunk] @ emb.T
-        if mirrored is not None:
-            sims = np.maximum(sims, emb[start : start + chunk] @ mirrored.T)
-        rows, cols = np.nonzero(sims >= threshold)
-        keep = cols > rows + start
-        rows, cols = rows[keep], cols[keep]
-        for i, j, s in zip((rows + start).tolist(), cols.tolist(), sims[rows, cols].tolist()):
-            pairs[(i, j)] = float(min(s, 1.0))
-    return pairs
-
-
-def _components(n: int, edges) -> list:
-    """Connected components (lists of node ids, size >= 2) by union-find."""
-    parent = list(range(n))
-
-    def root(x):
+    def find(self, x: int) -> int:
+        parent = self.parent
         while parent[x] != x:
             parent[x] = parent[parent[x]]
             x = parent[x]
         return x
 
-    for i, j in edges:
-        parent[root(i)] = root(j)
-    comps = {}
-    for x in {v for e in edges for v in e}:
-        comps.setdefault(root(x), []).append(x)
-    return [sorted(c) for c in comps.values() if len(c) > 1]
+    def union(self, a: int, b: int) -> bool:
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return False
+        self.parent[max(ra, rb)] = min(ra, rb)
+        return True
+
+    def components(self) -> list:
+        comps = {}
+        for x in range(len(self.parent)):
+            comps.setdefault(self.find(x), []).append(x)
+        return [c for c in comps.values() if len(c) > 1]
 
 
-def _groups(paths, pairs: dict, pixels, sharp, fallback_score) -> list:
+def _exact_and_buckets(scan: Scan, uf: _UnionFind, pairs: dict, verify_ssim: bool, min_ssim: float) -> list:
+    """Join files with identical pixels, then files whose 17 hashes are all equal (checked by SSIM
+    against the first of them); returns the images left to search (one per joined set)."""
+    first = {}
+    for i, key in enumerate(scan.keys):
+        if key in first:
+            uf.union(first[key], i)
+            pairs[(first[key], i)] = 1.0
+        else:
+            first[key] = i
+    heads = np.array(sorted(first.values()), np.int64)
+    if len(heads) == 0:
+        return []
+    rows = scan.hashes[heads]
+    _, bucket_first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+    searched = []
+    for k, head in enumerate(heads.tolist()):
+        leader = int(heads[bucket_first[inverse[k]]])
+        if leader == head:
+            searched.append(head)
+            continue
+        score = verify.ssim(verify.thumbnail(scan.thumbs[leader]), verify.thumbnail(scan.thumbs[head])) \
+            if verify_ssim else 1.0
+        if score >= min_ssim:
+            uf.union(leader, head)
+            pairs[(leader, head)] = float(np.clip(score, 0.0, 1.0))
+        else:
+            searched.append(head)
+    return searched
+
+
+def _verify(scan, uf, candidates, pairs, min_ssim, progress) -> None:
+    """Check candidate pairs closest first, skipping pairs already in one group."""
+    from tqdm.auto import tqdm
+
+    order = sorted(candidates.items(), key=lambda kv: (kv[1][0], kv[0]))
+    for (i, j), (dist, flip, region, query, shifted) in tqdm(order, desc="verifying", unit="pair",
+                                                           disable=not progress or len(order) < 2000):
+        if uf.find(i) == uf.find(j):
+            continue
+        score = _pair_ssim(scan.thumbs, i, j, flip, region, query, min_ssim=min_ssim, shifted=shifted)
+        log.debug("ssim %s %s %.3f", scan.paths[i].name, scan.paths[j].name, score)
+        if score >= min_ssim:
+            uf.union(i, j)
+            pairs[(i, j)] = float(np.clip(score, 0.0, 1.0))
+
+
+def _score_to_kept(scan, hashes, pairs, k, rep, verified: bool, cnn_sim=None) -> float:
+    if k == rep or scan.keys[k] == scan.keys[rep]:
+        return 1.0
+    edge = (min(k, rep), max(k, rep))
+    if edge in pairs:
+        return pairs[edge]
+    if cnn_sim is not None and not verified:
+        return cnn_sim(k, rep)
+    dist, flip, region, query = _alignment(hashes, k, rep)
+    if not verified:
+        return 1.0 - dist / 64.0
+    score = _pair_ssim(scan.thumbs, k, rep, flip, region, query, min_ssim=1.0, shifted=False)
+    return float(np.clip(score, 0.0, 1.0))
+
+
+def _groups(scan: Scan, uf: _UnionFind, pairs: dict, rule: str, verified: bool, cnn_sim=None) -> list:
+    hashes = scan.hashes
     groups = []
-    for members in _components(len(paths), pairs):
-        rep = max(members, key=lambda k: (pixels[k], sharp[k], -k))
-        scores = []
-        for k in members:
-            edge = (min(k, rep), max(k, rep))
-            scores.append(1.0 if k == rep else pairs[edge] if edge in pairs
-                          else fallback_score(k, rep))
-        groups.append((members, rep, scores))
-    groups.sort(key=lambda g: (-len(g[0]), str(paths[g[1]])))
-    return [DupGroup(gid, [paths[k] for k in m], paths[rep], [round(s, 4) for s in sc])
-            for gid, (m, rep, sc) in enumerate(groups, start=1)]
+    for members in uf.components():
+        members.sort()
+        best, reasons = keep.choose([scan.facts[k] for k in members], rule)
+        rep = members[best]
+        scores = [round(_score_to_kept(scan, hashes, pairs, k, rep, verified, cnn_sim), 4) for k in members]
+        groups.append((members, rep, scores, reasons))
+    groups.sort(key=lambda g: (-len(g[0]), str(scan.paths[g[1]])))
+    return [DupGroup(gid, [scan.paths[k] for k in m], scan.paths[rep], sc, rs,
+                     [scan.facts[k].label() for k in m])
+            for gid, (m, rep, sc, rs) in enumerate(groups, start=1)]
 
 
-def find_duplicates(paths, *, method: str = "phash", threshold=None, verify_ssim: bool = True,
+def find_duplicates(paths=None, *, method: str = "phash", threshold=None, verify_ssim: bool = True,
                     min_ssim: float = DEFAULT_MIN_SSIM, workers: Optional[int] = None,
-                    progress: bool = True, model=None) -> DedupResult:
+                    progress: bool = True, model=None, keep_rule: str = "quality",
+                    max_pixels: int = MAX_PIXELS, root=None, links=None, scan: Optional[Scan] = None
+                    ) -> DedupResult:
     """Find groups of near-duplicate images among ``paths`` (a folder or a list of files).
 
     Args:
@@ -366,49 +303,83 @@ def find_duplicates(paths, *, method: str = "phash", threshold=None, verify_ssim
         min_ssim: SSIM a verified pair must reach.
         workers, progress: decoding threads and the tqdm bar, as in `io.iter_images`.
         model: cnn only; a registered model name or a ``keras.Model`` (default `DEFAULT_CNN_MODEL`).
+        keep_rule: which file each group keeps (`keep.RULES`; default the best copy).
+        max_pixels: files whose header announces more pixels are refused without decoding.
+        root: the folder paths are shown relative to (and ``pattern:`` rules match against);
+            defaults to ``paths`` when that is a folder.
+        links: ``{symlink: target}`` for listed symlinks (found automatically for a folder).
+        scan: a `Scan` already filled by another pass (`Collector`); ``paths`` is then ignored.
     """
     threshold = check_threshold(method, threshold)
+    keep.check_rule(keep_rule)
     if not 0.0 <= min_ssim <= 1.0:
         raise ValueError(f"min_ssim must be in [0, 1], got {min_ssim}.")
-    paths = _as_paths(paths)
+    check_int(max_pixels, "max_pixels", minimum=1)
+    skipped = []
+    if scan is None:
+        files, root, links, skipped = _listing(paths, root, links)
+        scan = Scan(method if method != "cnn" else "phash", root=root, links=links)
+        if method != "cnn":
+            scan = fingerprint.scan_paths(files, method, workers, progress, max_pixels, root, links)
+    elif method != "cnn" and scan.method != method:
+        raise ValueError(f"The scan holds {scan.method} hashes, not {method}.")
+    uf = _UnionFind(0)
+    pairs = {}
+    cnn_sim = None
     if method == "cnn":
-        paths, emb, mirrored, pixels, sharp, unreadable = _embed(
-            paths, model or DEFAULT_CNN_MODEL, workers, progress)
-        similar = cosine_pairs(emb, threshold, mirrored)
+        emb, mirrored = embeddings.embed(files, model or DEFAULT_CNN_MODEL, workers, progress, scan, max_pixels)
+        uf = _UnionFind(len(scan.paths))
+        heads = _exact_and_buckets(scan, uf, pairs, verify_ssim, min_ssim)
+        similar = embeddings.cosine_pairs(emb[heads], threshold, mirrored[heads])
         # line pairs up for SSIM: mirrored when the mirror embedding matched better
-        candidates = {(i, j): (s, int(emb[i] @ mirrored[j] > emb[i] @ emb[j]), 0, j)
-                      for (i, j), s in similar.items()}
+        candidates = {}
+        for (a, b), sim in similar.items():
+            i, j = heads[a], heads[b]
+            candidates[(i, j)] = (1.0 - sim, int(emb[i] @ mirrored[j] > emb[i] @ emb[j]), 0, j, True)
 
-        def fallback(k, rep):
+        def cnn_sim(k, rep):
             return float(max(emb[k] @ emb[rep], emb[k] @ mirrored[rep], 0.0))
     else:
-        paths, hashes, pixels, sharp, unreadable = _scan(paths, method, workers, progress)
-        candidates = _hash_candidates(hashes, threshold)
-        similar = {k: 1.0 - v[0] / 64.0 for k, v in candidates.items()}
-
-        def fallback(k, rep):  # best whole/mirror/region distance between two group members
-            d = min(int(hashing.popcount(hashes[k, :2, None] ^ hashes[rep, None, :]).min()),
-                    int(hashing.popcount(hashes[rep, :2, None] ^ hashes[k, None, :]).min()))
-            return 1.0 - d / 64.0
-
+        uf = _UnionFind(len(scan.paths))
+        heads = _exact_and_buckets(scan, uf, pairs, verify_ssim, min_ssim)
+        found = _hash_candidates(scan.hashes[heads], threshold)
+        candidates = {}
+        for (a, b), (dist, flip, region, query) in found.items():
+            i, j = heads[a], heads[b]
+            candidates[(i, j)] = (dist, flip, region, heads[query], region != 0 or dist > SHIFT_DISTANCE)
     if verify_ssim:
-        pairs = _ssim_verify(paths, candidates, min_ssim, workers, progress)
+        _verify(scan, uf, candidates, pairs, min_ssim, progress)
     else:
-        pairs = similar
-    groups = _groups(paths, pairs, pixels, sharp, fallback)
-    pair_list = [(paths[i], paths[j], round(s, 4)) for (i, j), s in sorted(pairs.items())]
-    return DedupResult(groups, pair_list, unreadable, method, threshold)
+        for (i, j), cand in candidates.items():
+            if uf.union(i, j):
+                pairs[(i, j)] = 1.0 - cand[0] / 64.0 if method != "cnn" else 1.0 - cand[0]
+    groups = _groups(scan, uf, pairs, keep_rule, verify_ssim, cnn_sim)
+    pair_list = [(scan.paths[i], scan.paths[j], round(s, 4)) for (i, j), s in sorted(pairs.items())]
+    result = DedupResult(groups, pair_list, skipped + scan.unreadable, method, threshold, keep_rule,
+                         dict(scan.links), list(scan.notes))
+    scan.thumbs.close()
+    return result
+
+
+def _rel(path, root) -> str:
+    return relative_name(path, root) if root is not None else display_path(path)
 
 
 def write_groups_csv(result: DedupResult, path, root=None) -> Path:
-    """Write ``group,file,representative,score`` rows (paths relative to ``root`` if given)."""
-    def rel(p):
-        if root is None:
-            return str(p)
-        try:
-            return Path(p).resolve().relative_to(Path(root).resolve()).as_posix()
-        except ValueError:
-            return str(p)
+    """Write one row per file of each group (paths relative to ``root`` if given, symlinks under
+    their own name with ``link_target`` filled): `CSV_COLUMNS`."""
+    rows = []
+    for g in result.groups:
+        reasons = g.reasons or [""] * len(g.files)
+        labels = g.labels or [""] * len(g.files)
+        for f, s, why, label in zip(g.files, g.scores, reasons, labels):
+            target = result.links.get(f)
+            rows.append([g.id, _rel(f, root), _rel(g.representative, root), f"{s:.4f}",
+                         "yes" if f == g.representative else "no", why, label,
+                         display_path(target) if target is not None else ""])
+    return write_csv(path, CSV_COLUMNS, rows)
 
-    rows = [[g.id, rel(f), rel(g.representative), f"{s:.4f}"] for g in result.groups for f, s in zip(g.files, g.scores)]
-    return write_csv(path, ["group", "file", "representative", "score"], rows)
+
+def write_skipped_csv(result: DedupResult, path, root=None) -> Path:
+    """Write ``file,reason`` for every file that could not be used."""
+    return write_csv(path, ("file", "reason"), [(_rel(p, root), r) for p, r in result.unreadable])

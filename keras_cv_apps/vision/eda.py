@@ -33,17 +33,20 @@ logger = logging.getLogger(__name__)
 THUMB_SIDE = 112
 SAMPLES_PER_CLASS = 8
 WORST_PER_ISSUE = 6
+MAX_CLASSES = 30  # classes plotted and sampled in the report (the largest); all are counted
 CLASS_STATS = ("brightness", "contrast", "saturation", "mean_r", "mean_g", "mean_b",
                "edge_density", "entropy")
 
 
 def class_of(path, root) -> str:
     """The class name of ``path``: its parent folder relative to ``root`` (``"."`` at the top)."""
+    from keras_cv_apps.image.io import display_path
+
     try:
         parent = Path(path).parent.relative_to(Path(root))
     except ValueError:
         parent = Path(Path(path).parent.name)
-    return parent.as_posix()
+    return display_path(parent.as_posix())
 
 
 def thumbnail_uri(image, side=THUMB_SIDE) -> str:
@@ -56,23 +59,28 @@ def thumbnail_uri(image, side=THUMB_SIDE) -> str:
                        interpolation=cv2.INTER_AREA)
     if small.ndim == 3:
         small = cv2.cvtColor(small, cv2.COLOR_RGB2BGR)
-    ok, buf = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    ok, buf = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 80])
     return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
 
 
 class SampleCollector:
     """An ``on_image`` callback for `quality.assess` that keeps the first few thumbnails per class.
 
-    Only ``per_class`` small JPEGs per class are kept, so memory stays bounded.
+    Only ``per_class`` small JPEGs for at most ``max_classes`` classes are kept, so memory stays
+    bounded however many images and folders there are.
     """
 
-    def __init__(self, root, per_class=SAMPLES_PER_CLASS):
+    def __init__(self, root, per_class=SAMPLES_PER_CLASS, max_classes=10 * MAX_CLASSES):
         self.root = Path(root)
         self.per_class = per_class
+        self.max_classes = max_classes
         self.samples = {}
 
     def __call__(self, index, path, image):
-        kept = self.samples.setdefault(class_of(path, self.root), [])
+        name = class_of(path, self.root)
+        if name not in self.samples and len(self.samples) >= self.max_classes:
+            return
+        kept = self.samples.setdefault(name, [])
         if len(kept) < self.per_class:
             kept.append((path, thumbnail_uri(image)))
 
@@ -164,27 +172,31 @@ def summarize(quality, root) -> dict:
     }
 
 
-def _img(uri, caption):
-    return (f'<figure><img src="{uri}"><figcaption>{html.escape(caption)}</figcaption>'
-            "</figure>")
-
-
 def relative(path, root) -> str:
-    """``path`` relative to ``root`` as a POSIX string (unchanged if it is outside ``root``)."""
-    try:
-        return Path(path).relative_to(root).as_posix()
-    except ValueError:
-        return str(path)
+    """``path`` relative to ``root`` as printable POSIX text (unchanged if it is outside ``root``)."""
+    from keras_cv_apps.image.io import relative_name
+
+    return relative_name(path, root)
 
 
 def _read_thumb(path):
-    from keras_cv_apps.image.io import read_image
+    from keras_cv_apps.image.io import ImageReadError, read_image
 
-    return thumbnail_uri(read_image(path, max_side=4 * THUMB_SIDE))
+    try:
+        return thumbnail_uri(read_image(path, max_side=4 * THUMB_SIDE))
+    except (ImageReadError, OSError):
+        return ""
+
+
+def _top_classes(summary) -> list:
+    """The classes plotted and sampled: the MAX_CLASSES largest (all of them when fewer)."""
+    ranked = sorted(summary["classes"].items(), key=lambda kv: (-kv[1], kv[0]))
+    return [c for c, _ in ranked[:MAX_CLASSES]]
 
 
 def write_report(out_dir, quality, root, *, samples=None, duplicates=None, outliers=None,
-                 issue_counts=None, embedding="pca", title="Dataset audit", seed=0) -> dict:
+                 issue_counts=None, embedding="pca", title="Dataset audit", seed=0, flags=None,
+                 skipped=None, rules=None, files=None, keep_text="as the best copy") -> dict:
     """Write ``report.html`` and ``eda.json`` into ``out_dir``; return the JSON summary.
 
     Args:
@@ -192,80 +204,89 @@ def write_report(out_dir, quality, root, *, samples=None, duplicates=None, outli
         quality: a `quality.QualityResult` (with ``features`` for the embedding map).
         root: the dataset root (classes are folders below it; paths are shown relative to it).
         samples: a `SampleCollector` that saw the images, for the per-class grids.
-        duplicates: ``[(group_id, [paths])]`` near/exact duplicate groups to show.
+        duplicates: `dedup.DupGroup` objects (or ``[(group_id, [paths])]``) to show, with the
+            file each group keeps and why.
         outliers: an `outliers.OutlierResult` to show the top of.
         issue_counts: ``{issue: flagged}`` to show instead of the quality counts (e.g. with
             duplicates, corrupt files and outliers added).
         embedding: ``"pca"``, ``"tsne"`` or None (no map).
+        flags: ``[(path, issue, score)]`` or ``[(path, issue, score, detail)]`` of every flag
+            (default: the quality flags), for the examples of each issue.
+        skipped: ``[(path, reason)]`` of files that could not be read (default: quality's).
+        rules: ``{issue: "when it is flagged"}`` shown beside each issue (default: thresholds).
+        files: ``{file name: what it holds}`` of the CSV/JSON files to link from the top.
+        keep_text: how duplicate groups chose the file they keep, for the reader.
     """
+    from keras_cv_apps.vision import report
+    from keras_cv_apps.vision.dedup import DupGroup
+
     out_dir, root = Path(out_dir), Path(root)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = summarize(quality, root)
+    skipped = list(quality.unreadable if skipped is None else skipped)
+    summary.update(num_unreadable=len(skipped), num_files=len(quality.paths) + len(skipped),
+                   unreadable=[{"file": relative(p, root), "reason": r} for p, r in skipped])
     if issue_counts is not None:
         summary["issue_counts"] = dict(issue_counts)
+    flags = list(quality.flagged() if flags is None else flags)
+    rules = rules or {k: f"score >= {v}" for k, v in quality.thresholds.items()}
+    shown = _top_classes(summary)
     labels = np.array([class_of(p, root) for p in quality.paths], dtype=object)
-    classes = list(summary["classes"])
     emb = None
     if embedding and quality.features is not None and len(quality.paths) >= 3:
         emb = embed_2d(quality.features, method=embedding, seed=seed)
-        summary["embedding"] = {"method": emb["method"],
-                                "explained_variance": emb["explained_variance"]}
-    parts = [f"<h1>{html.escape(title)}</h1>",
-             f"<p>{summary['num_images']} readable images in {len(classes)} classes under "
-             f"<code>{html.escape(str(root))}</code>; {summary['num_unreadable']} unreadable; "
-             f"imbalance ratio {summary['imbalance_ratio'] or 0:.2f}.</p>",
-             "<h2>Issues</h2><table><tr><th>issue</th><th>flagged</th><th>threshold</th></tr>"]
+        summary["embedding"] = {"method": emb["method"], "explained_variance": emb["explained_variance"]}
+    parts = report.header(title, summary, root, files or {"eda.json": "statistics"})
+    parts += report.issue_table(summary["issue_counts"], rules, summary["num_files"])
+    by_issue = {}
+    for path, issue, score, *detail in flags:
+        by_issue.setdefault(issue, []).append((path, float(score), detail[0] if detail else ""))
+    if by_issue:
+        parts.append("<h2>Examples of each issue</h2>")
     for issue, n in summary["issue_counts"].items():
-        limit = quality.thresholds.get(issue, "")
-        parts.append(f"<tr><td>{issue}</td><td>{n}</td><td>{limit}</td></tr>")
-    parts.append("</table>")
+        if n and issue in by_issue:
+            worst = sorted(by_issue[issue], key=lambda ps: -ps[1])
+            parts += report.issue_section(issue, n, rules.get(issue, ""), worst, root, _read_thumb)
+    if duplicates:
+        groups = [g if isinstance(g, DupGroup) else DupGroup(g[0], [Path(f) for f in g[1]], Path(g[1][0]),
+                                                               [1.0] * len(g[1])) for g in duplicates]
+        parts += report.duplicate_section(groups, root, _read_thumb, keep_text)
+    if outliers is not None and len(outliers.paths):
+        top = [(p, s) for p, s in outliers.ranked()[:WORST_PER_ISSUE * 2]]
+        parts.append("<h2 id='outliers'>Most unusual images</h2><p class='small'>Ranked by the mean outlier "
+                     f"score (flagged at {outliers.threshold}); all in outliers.csv.</p><div class='grid'>"
+                     + "".join(report.figure(_read_thumb(p) or "", [relative(p, root), f"score {s:.2f}"])
+                               for p, s in top) + "</div>")
+    parts += report.file_list("skipped", "Files that could not be read", skipped, root, "skipped.csv")
+    parts += report.file_list("notes", "Unusual files that were read", getattr(quality, "notes", []), root,
+                              "summary.json")
+    parts.append("<h2>Dataset overview</h2>")
+    if len(summary["classes"]) > len(shown):
+        parts.append(f"<p>{len(summary['classes'])} classes; the {len(shown)} largest are plotted and "
+                     "sampled, all are counted in eda.json.</p>")
     if len(quality.paths):
-        for name, uri in _plots(quality.stats, labels, classes,
-                                list(summary["classes"].values()), emb).items():
-            parts.append(f"<h2>{name}</h2><img src='{uri}'>")
-    parts.append("<h2>Per-class statistics</h2><table><tr><th>class</th>"
+        mask = np.isin(labels, shown)
+        plot_stats = {k: v[mask] for k, v in quality.stats.items()}
+        plot_emb = None if emb is None else {**emb, "points": emb["points"][mask]}
+        for name, uri in _plots(plot_stats, labels[mask], shown, [summary["classes"][c] for c in shown],
+                                plot_emb).items():
+            parts.append(f"<h3>{name}</h3><img src='{uri}'>")
+    parts.append("<h3>Per-class statistics</h3><table><tr><th>class</th><th>images</th>"
                  + "".join(f"<th>{k}</th>" for k in CLASS_STATS) + "</tr>")
-    for c, row in summary["per_class"].items():
-        parts.append(f"<tr><td>{html.escape(c)}</td>"
+    for c in shown:
+        row = summary["per_class"][c]
+        parts.append(f"<tr><td>{html.escape(c)}</td><td>{summary['classes'][c]}</td>"
                      + "".join(f"<td>{row[k]:.3f}</td>" for k in CLASS_STATS) + "</tr>")
     parts.append("</table>")
     if samples is not None:
-        parts.append("<h2>Samples per class</h2>")
-        for c, kept in sorted(samples.samples.items()):
-            parts.append(f"<h3>{html.escape(c)}</h3><div class='grid'>"
-                         + "".join(_img(uri, Path(p).name) for p, uri in kept) + "</div>")
-    parts.append("<h2>Worst examples per issue</h2>")
-    for issue in quality.scores:
-        idx = np.flatnonzero(quality.flags(issue))
-        idx = idx[np.argsort(-quality.scores[issue][idx], kind="stable")][:WORST_PER_ISSUE]
-        if len(idx):
-            parts.append(f"<h3>{issue}</h3><div class='grid'>" + "".join(
-                _img(_read_thumb(quality.paths[i]),
-                     f"{relative(quality.paths[i], root)} ({quality.scores[issue][i]:.2f})")
-                for i in idx) + "</div>")
-    if duplicates:
-        parts.append(f"<h2>Duplicate groups ({len(duplicates)})</h2>")
-        for gid, files in duplicates[:20]:
-            parts.append(f"<h3>group {gid}</h3><div class='grid'>" + "".join(
-                _img(_read_thumb(p), relative(p, root)) for p in files[:8]) + "</div>")
-    if outliers is not None and len(outliers.paths):
-        parts.append("<h2>Most unusual images</h2><div class='grid'>" + "".join(
-            _img(_read_thumb(p), f"{relative(p, root)} ({s:.2f})")
-            for p, s in outliers.ranked()[:WORST_PER_ISSUE * 2]) + "</div>")
-    if quality.unreadable:
-        parts.append("<h2>Unreadable files</h2><ul>" + "".join(
-            f"<li><code>{html.escape(relative(p, root))}</code>: {html.escape(r)}</li>"
-            for p, r in quality.unreadable) + "</ul>")
-    page = ("<!doctype html><html><head><meta charset='utf-8'><title>"
-            f"{html.escape(title)}</title><style>{_CSS}</style></head><body>"
-            + "\n".join(parts) + "</body></html>")
-    write_text(out_dir / "report.html", page)
+        parts.append("<h3>Samples per class</h3>")
+        for c in shown:
+            kept = samples.samples.get(c, [])
+            parts.append(f"<h4>{html.escape(c)}</h4><div class='grid'>"
+                         + "".join(report.figure(uri, [relative(p, root)]) for p, uri in kept) + "</div>")
+    write_text(out_dir / "report.html", report.page(title, parts))
     write_json(out_dir / "eda.json", summary)
     logger.info("report written to %s", out_dir / "report.html")
     return summary
 
 
-_CSS = """body{font-family:sans-serif;margin:2em;max-width:1200px}
-table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
-.grid{display:flex;flex-wrap:wrap;gap:8px}figure{margin:0;width:130px}
-figure img{max-width:120px;max-height:120px}figcaption{font-size:11px;word-break:break-all}"""

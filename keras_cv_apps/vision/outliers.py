@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -119,25 +121,111 @@ def reconstruction_scores(errors) -> np.ndarray:
     return _z_to_score(robust_z(errors))
 
 
-def autoencoder_errors(autoencoder, paths, *, batch_size=32, preprocessing=None) -> np.ndarray:
-    """Mean squared reconstruction error per image of a Keras autoencoder.
+class Reconstructor:
+    """An autoencoder as the audit uses it: ``reconstruct(x)`` on float inputs ``(N, H, W, C)``
+    scaled as the model was trained (``scale``/``mean``/``std``), returning the same shape."""
 
-    Images are read, fitted to the model's input size and channels, and scaled as its cfg says
+    def __init__(self, reconstruct, image_shape, preprocessing: dict, name: str):
+        self.reconstruct = reconstruct
+        self.image_shape = tuple(int(d) for d in image_shape)
+        self.preprocessing = dict(preprocessing)
+        self.name = name
+
+    @classmethod
+    def from_keras(cls, model, preprocessing=None) -> "Reconstructor":
+        from keras_cv_apps.models import cfg_of
+
+        cfg = cfg_of(model)
+        p = dict(preprocessing or {"scale": cfg.scale if cfg else "unit"})
+        return cls(lambda x: np.asarray(model.predict(x, verbose=0)), model.input_shape[1:4], p,
+                   getattr(model, "name", "model"))
+
+
+def _preprocessing_beside(path: Path) -> Optional[dict]:
+    from keras_cv_apps.artifacts import CONFIG, read_json
+
+    config = path.parent / CONFIG
+    data = read_json(config).get("dataset", {}) if config.is_file() else {}
+    return {k: data.get(k) for k in ("scale", "mean", "std")} if "scale" in data else None
+
+
+def load_autoencoder(path) -> Reconstructor:
+    """A trained autoencoder from ``path``, checked before any image is read.
+
+    ``.keras``: any Keras model whose output has its input's shape (the package's classes are
+    registered first, so its autoencoders and VAEs load). ``.tflite``: one model that maps images
+    to images, or an ``encoder*.tflite`` with the ``decoder*.tflite`` of the same run beside it
+    (what ``apps.autoencoder_train`` exports); a ``config.json`` beside it gives the scaling.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: another kind of file, or a model that does not reconstruct its input.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Autoencoder file {path} does not exist.")
+    if path.suffix not in (".keras", ".tflite"):
+        raise ValueError(f"--autoencoder takes a .keras or .tflite file, got {path.name!r}.")
+    if path.suffix == ".keras":
+        from keras_cv_apps import load_model
+
+        try:
+            model = load_model(path)
+        except Exception as err:  # noqa: BLE001 - any load failure: one sentence
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ValueError(f"Cannot load {path.name} as a Keras model ({first[:200]}).") from None
+        inputs, outputs = tuple(model.input_shape[1:]), tuple(np.shape(model.output)[1:]) \
+            if not isinstance(model.output, (list, tuple, dict)) else (None,)
+        if len(inputs) != 3 or inputs != outputs:
+            raise ValueError(f"{path.name} is not an autoencoder: it maps {inputs} to {outputs}, not an "
+                             "image to an image of the same shape.")
+        return Reconstructor.from_keras(model, _preprocessing_beside(path))
+    from keras_cv_apps.inference import TFLiteModel
+
+    first = TFLiteModel(path)
+    shape = first.input_shape
+    out_shape = tuple(int(d) for d in first.output["shape"][1:])
+    p = _preprocessing_beside(path) or {"scale": "unit"}
+    if len(shape) == 3 and out_shape == shape:
+        return Reconstructor(first, shape, p, path.name)
+    if path.name.startswith("decoder"):
+        raise ValueError(f"{path.name} is a decoder; pass the encoder .tflite of the same run (its decoder "
+                         "beside it is used).")
+    decoder = path.with_name(path.name.replace("encoder", "decoder", 1))
+    if not path.name.startswith("encoder") or not decoder.is_file():
+        raise ValueError(f"{path.name} maps {shape} to {out_shape}, not an image to an image; pass an "
+                         "autoencoder .tflite, or encoder.tflite with its decoder.tflite beside it.")
+    second = TFLiteModel(decoder)
+    if tuple(int(d) for d in second.output["shape"][1:]) != shape:
+        raise ValueError(f"{decoder.name} does not rebuild the {shape} images {path.name} takes.")
+
+    def chain(x):
+        code = first(x)
+        return second(code.reshape(-1, *second.input_shape))
+
+    return Reconstructor(chain, shape, p, f"{path.name} + {decoder.name}")
+
+
+def autoencoder_errors(autoencoder, paths, *, batch_size=32, preprocessing=None) -> np.ndarray:
+    """Mean squared reconstruction error per image of an autoencoder.
+
+    ``autoencoder`` is a Keras model or a `Reconstructor` (`load_autoencoder`). Images are read,
+    fitted to the model's input size and channels, and scaled as its cfg or run config says
     (``unit`` [0, 1] for the package's autoencoders) or as ``preprocessing`` ({``scale``,
     ``mean``, ``std``}) says. Unreadable images get an error of NaN.
     """
     from keras_cv_apps.image import ops
     from keras_cv_apps.image.io import iter_images
-    from keras_cv_apps.models import cfg_of
 
-    _, height, width, channels = autoencoder.input_shape
-    cfg = cfg_of(autoencoder)
-    p = dict(preprocessing or {"scale": cfg.scale if cfg else "unit"})
+    ae = autoencoder if isinstance(autoencoder, Reconstructor) else Reconstructor.from_keras(
+        autoencoder, preprocessing)
+    height, width, channels = ae.image_shape
+    p = dict(preprocessing or ae.preprocessing)
     errors, batch, valid = [], [], []
 
     def flush():
-        x = ops.scale(np.stack(batch), p["scale"], p.get("mean"), p.get("std"))
-        y = np.asarray(autoencoder.predict(x, verbose=0)).reshape(x.shape)
+        x = ops.scale(np.stack(batch), p["scale"], p.get("mean"), p.get("std")).astype(np.float32)
+        y = np.asarray(ae.reconstruct(x)).reshape(x.shape)
         per_image = ((x - y) ** 2).mean(axis=(1, 2, 3))
         errors.extend(np.where(valid, per_image, np.nan).tolist())
         batch.clear()

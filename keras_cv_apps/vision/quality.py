@@ -9,11 +9,16 @@ issue              score
 =================  ==========================================================================
 dark               ``1 - p95(luma) / 255``: even the brighter pixels are dark.
 light              ``p5(luma) / 255``: even the darker pixels are bright (washed out).
-blurry             ``1 - sharpness`` (clipped), ``sharpness`` the geometric mean of
-                   ``std(Laplacian) / std(gray) / 0.5`` and ``p99(|Sobel|) / range / 2``, both
-                   measured after resizing to ``NORMALISED_AREA`` pixels, so the score does
-                   not depend on image size or contrast. Images with (almost) no contrast
-                   are reported as low information instead (score 0).
+blurry             ``1 - detail / DETAIL_REF`` (clipped), ``detail`` the fine-to-coarse detail
+                   ratio of `detail_ratio`, measured at the image's own resolution (never
+                   resampled up): how much gradient energy the band between Gaussian scales
+                   1 and 2 px holds against the band between 2 and 4 px, in the direction
+                   where it is weakest (so motion blur counts too). Natural photos have
+                   nearly the same ratio at every size and for any content (their spectrum
+                   falls off as a power of frequency), while blur of sigma px removes the
+                   fine band first, so one threshold serves thumbnails and full-size photos.
+                   Images with (almost) no contrast, or under `MIN_BLUR_SIDE` px, are not
+                   judged (score 0).
 low_information    ``1 - entropy(luma histogram) / 8 bits``.
 odd_aspect_ratio   ``1 - short_side / long_side`` of the original image.
 odd_size           ``min(1, z / 7)``, ``z`` the robust z-score of log(area) against the
@@ -48,7 +53,7 @@ logger = logging.getLogger(__name__)
 
 DARK_THRESHOLD = 0.65  # p95 luma below ~89
 LIGHT_THRESHOLD = 0.65  # p5 luma above ~166
-BLURRY_THRESHOLD = 0.4  # sharpness below 0.6
+BLURRY_THRESHOLD = 0.4  # detail ratio below 0.6 * DETAIL_REF = 0.96
 LOW_INFORMATION_THRESHOLD = 0.65  # entropy below 2.8 bits
 ODD_ASPECT_RATIO_THRESHOLD = 0.6  # long side at least 2.5x the short side
 ODD_SIZE_THRESHOLD = 0.5  # robust z of log(area) >= 3.5 (>= 5.8x off when sizes agree)
@@ -68,26 +73,52 @@ THRESHOLDS = {
 }
 ISSUES = tuple(THRESHOLDS)
 
-NORMALISED_AREA = 256 * 256  # images are resized to this many pixels for blur/edge/colour stats
+NORMALISED_AREA = 256 * 256  # larger images are shrunk to this many pixels for edge/colour stats
 MAX_SIDE = 1024  # images are decoded at most this large for the audit
 MIN_CONTRAST = 0.02  # std of luma (in [0, 1]) below which blur is not judged
-LAPLACIAN_REF = 0.5
-EDGE_REF = 2.0
+MIN_BLUR_SIDE = 32  # smaller images are not judged for blur
+DETAIL_REF = 1.6  # typical detail ratio of a sharp photo (calibrated: benchmarks/calibrate_quality.py)
 GRAY_REF = 16.0
 NOISE_REF = 20.0
+NOISE_SCALE_GROWTH = 2.7  # how much fine texture grows from one scale to the next (calibrated)
+NOISE_GAIN = 1.55  # makes pure Gaussian noise read its sigma (the kept patches are the quietest)
 ODD_SIZE_Z_SCALE = 7.0
 ODD_SIZE_MIN_SCALE = 0.5
 
 
-def _normalised(image, area=NORMALISED_AREA):
-    """Resize so that H*W is about ``area`` (aspect kept; area interpolation)."""
+def _shrunk(image, area=NORMALISED_AREA):
+    """Shrink (area interpolation, aspect kept) so that H*W is about ``area``; never enlarge:
+    upsampling would blur a small image and invent statistics it does not have."""
     import cv2
 
     h, w = image.shape[:2]
     scale = math.sqrt(area / float(h * w))
+    if scale >= 1:
+        return image
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    return cv2.resize(image, size, interpolation=interp)
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def detail_ratio(gray) -> float:
+    """Fine-to-coarse detail of a gray image at its own resolution (about 1.1-2.3 for sharp photos,
+    under 0.9 once blurred by a Gaussian of sigma 2 px).
+
+    With ``b_s`` the image smoothed by a Gaussian of sigma ``s``, the bands ``b_1 - b_2`` and
+    ``b_2 - b_4`` hold the detail of one octave each. For each of four directions (0, 45, 90, 135
+    degrees) the ratio of the standard deviations of the bands' directional derivatives is taken;
+    the result is the smallest, so blur along one direction (motion) is caught as well.
+    """
+    import cv2
+
+    g = np.asarray(gray, np.float32)
+    b1, b2, b4 = (cv2.GaussianBlur(g, (0, 0), s, borderType=cv2.BORDER_REFLECT) for s in (1.0, 2.0, 4.0))
+    energies = []
+    for band in (b1 - b2, b2 - b4):
+        gx = cv2.Sobel(band, cv2.CV_32F, 1, 0)
+        gy = cv2.Sobel(band, cv2.CV_32F, 0, 1)
+        energies.append(np.array([gx.std(), gy.std(), (gx + gy).std() / math.sqrt(2),
+                                  (gx - gy).std() / math.sqrt(2)]))
+    return float((energies[0] / (energies[1] + 1e-3)).min())
 
 
 def _luma(image):
@@ -104,18 +135,61 @@ def pixel_hash(image) -> str:
     return digest.hexdigest()
 
 
-def noise_sigma(gray) -> float:
-    """Noise standard deviation (grey levels) from the finest diagonal Haar band (robust MAD)."""
-    g = gray.astype(np.float32)
-    g = g[: g.shape[0] // 2 * 2, : g.shape[1] // 2 * 2]
-    if g.size == 0:
+def _weakest_direction(gray, patch=6, samples=2000) -> float:
+    """Standard deviation along the least-used direction of the image's patch space.
+
+    ``samples`` patches of ``patch`` x ``patch`` pixels (fixed pseudo-random positions, so the
+    result is deterministic) are taken; the least textured half and then quarter are kept, and the
+    square root of the smallest eigenvalue of their covariance is returned. Image structure is
+    correlated across neighbouring pixels and leaves that direction nearly empty; noise, being
+    independent per pixel, fills every direction equally.
+    """
+    h, w = gray.shape
+    if min(h, w) < patch + 2:
         return 0.0
-    hh = (g[0::2, 0::2] - g[0::2, 1::2] - g[1::2, 0::2] + g[1::2, 1::2]) / 2.0
-    return float(np.median(np.abs(hh)) / 0.6745)
+    windows = np.lib.stride_tricks.sliding_window_view(gray, (patch, patch))
+    rng = np.random.default_rng(0)
+    ys = rng.integers(0, windows.shape[0], samples)
+    xs = rng.integers(0, windows.shape[1], samples)
+    x = windows[ys, xs].reshape(samples, patch * patch).astype(np.float64)
+    var = x.var(axis=1)
+    sigma = 0.0
+    for keep in (0.5, 0.25):
+        chosen = x[var <= np.quantile(var, keep)]
+        if len(chosen) < 4 * patch * patch:
+            break
+        centred = chosen - chosen.mean(axis=0)
+        # einsum, not np.cov: a BLAS product this small is dominated by BLAS thread start-up and,
+        # with the decoding threads running, by oversubscription (about 25x slower when cores are busy)
+        cov = np.einsum("ni,nj->ij", centred, centred) / (len(chosen) - 1)
+        sigma = float(np.sqrt(max(np.linalg.eigvalsh(cov)[0], 0.0)))
+    return sigma
+
+
+def noise_sigma(gray) -> float:
+    """Noise standard deviation in grey levels, with fine texture (fur, foliage, gravel) and JPEG
+    artefacts discounted.
+
+    ``a`` is `_weakest_direction` of the image and ``b`` twice that of the image averaged over
+    2 x 2 blocks. Independent noise has the same size in both (averaging four pixels halves it),
+    while image structure grows with scale, by a factor ``k = NOISE_SCALE_GROWTH`` for fine
+    textures. With ``a^2 = n^2 + t^2`` and ``b^2 = n^2 + k^2 t^2`` the noise is
+    ``n = sqrt((k^2 a^2 - b^2) / (k^2 - 1))``, scaled by `NOISE_GAIN` so that pure Gaussian noise
+    of sigma s reads s. Images under 32 px use ``a`` alone.
+    """
+    g = np.asarray(gray, np.float32)
+    a = _weakest_direction(g)
+    if min(g.shape) < 32:
+        return NOISE_GAIN * a
+    g = g[: g.shape[0] // 2 * 2, : g.shape[1] // 2 * 2]
+    half = (g[0::2, 0::2] + g[1::2, 0::2] + g[0::2, 1::2] + g[1::2, 1::2]) / 4.0
+    b = 2.0 * _weakest_direction(half)
+    k2 = NOISE_SCALE_GROWTH**2
+    return NOISE_GAIN * float(np.sqrt(max(k2 * a * a - b * b, 0.0) / (k2 - 1.0)))
 
 
 def sharpness(gray_small) -> tuple:
-    """(laplacian ratio, edge strength) of a normalised-size uint8 gray image.
+    """(laplacian ratio, edge strength) of a uint8 gray image (for the outlier statistics).
 
     Both are divided by a contrast measure, so darkening an image does not make it "blurry".
     """
@@ -150,7 +224,10 @@ def image_stats(image, shape=None) -> dict:
     ``shape`` is the original ``(H, W, C)`` when ``image`` was downscaled on reading.
     Returns floats: height, width, channels, brightness, contrast, p05, p95 (luma in [0, 1]),
     mean_r/g/b, saturation (in [0, 1]), entropy (bits), lap_ratio, edge_strength,
-    edge_density (Canny edge fraction), noise_sigma (grey levels), chroma (grey levels).
+    edge_density (Canny edge fraction), noise_sigma (grey levels), chroma (grey levels),
+    detail (`detail_ratio`). Blur and noise are measured on the image as given (the audit decodes
+    at most `MAX_SIDE` px); edge and colour statistics on a copy shrunk to `NORMALISED_AREA`
+    pixels when larger. Nothing is enlarged.
     """
     import cv2
 
@@ -165,7 +242,7 @@ def image_stats(image, shape=None) -> dict:
     cdf = np.cumsum(prob)
     mean = float(prob @ levels)
     nz = prob[prob > 0]
-    small = _normalised(rgb)
+    small = _shrunk(rgb)
     small_gray = _luma(small)
     lap_ratio, edge = sharpness(small_gray)
     spread = cv2.subtract(np.maximum(np.maximum(small[..., 0], small[..., 1]), small[..., 2]),
@@ -186,13 +263,13 @@ def image_stats(image, shape=None) -> dict:
         "edge_density": float((cv2.Canny(small_gray, 50, 150) > 0).mean()),
         "noise_sigma": noise_sigma(gray),
         "chroma": _percentile_u8(spread, 0.99),
+        "detail": detail_ratio(gray) if min(gray.shape) >= MIN_BLUR_SIDE else float(DETAIL_REF),
     }
 
 
 def issue_scores(stats: dict) -> dict:
     """Per-image issue scores in [0, 1] from `image_stats` (no dataset-relative issues)."""
-    sharp = math.sqrt(max(stats["lap_ratio"], 0.0) / LAPLACIAN_REF
-                      * max(stats["edge_strength"], 0.0) / EDGE_REF)
+    sharp = max(stats["detail"], 0.0) / DETAIL_REF
     h, w = stats["height"], stats["width"]
     return {
         "dark": 1.0 - stats["p95"],
@@ -248,6 +325,7 @@ class QualityResult:
         duplicate_groups: lists of paths with identical decoded pixels (2+ files each).
         unreadable: ``(path, reason)`` for files that could not be decoded.
         features: ``[N, D]`` classical embeddings when asked for, else None.
+        notes: ``(path, note)`` for unusual files that were read (see `image.io.ImageRecord`).
     """
 
     paths: list
@@ -257,6 +335,7 @@ class QualityResult:
     duplicate_groups: list
     unreadable: list
     features: Optional[np.ndarray] = None
+    notes: list = dataclasses.field(default_factory=list)
 
     def flags(self, issue) -> np.ndarray:
         """Boolean array: which images are flagged for ``issue``."""
@@ -277,7 +356,8 @@ class QualityResult:
 
 
 def assess(paths, *, thresholds=None, max_side=MAX_SIDE, features=False, workers=None,
-           progress=True, on_image: Optional[Callable] = None) -> QualityResult:
+           progress=True, on_image: Optional[Callable] = None, collectors=(),
+           max_pixels: Optional[int] = None) -> QualityResult:
     """Run every quality check over ``paths`` in one streaming pass.
 
     Args:
@@ -289,6 +369,10 @@ def assess(paths, *, thresholds=None, max_side=MAX_SIDE, features=False, workers
         progress: show a progress bar.
         on_image: called as ``on_image(index, path, image)`` for each readable image, e.g. to
             keep a few thumbnails; ``index`` is its row in the result.
+        collectors: objects that measure more in the same pass (e.g. `dedup.Collector`):
+            ``measure(record)`` runs in the decoding threads and ``add(index, record, value)`` in
+            input order (``index`` is None for unreadable files).
+        max_pixels: refuse files whose header announces more pixels (`image.io.MAX_PIXELS`).
 
     Returns:
         a `QualityResult`; images are never all held in memory.
@@ -307,19 +391,26 @@ def assess(paths, *, thresholds=None, max_side=MAX_SIDE, features=False, workers
         from keras_cv_apps.vision.features import classical_embedding as embed
 
     def measure(record):  # runs in worker threads: OpenCV and hashlib release the GIL
+        extra = [c.measure(record) for c in collectors]
         if record.image is None:
-            return record, None, None, None
+            return record, None, None, None, extra
         feature = embed(record.image) if embed is not None else None
-        return record, image_stats(record.image, record.shape), pixel_hash(record.image), feature
+        return record, image_stats(record.image, record.shape), pixel_hash(record.image), feature, extra
 
-    ok_paths, rows, scores, feats, unreadable, by_hash = [], [], [], [], [], {}
+    from keras_cv_apps.image.io import MAX_PIXELS
+
+    ok_paths, rows, scores, feats, unreadable, notes, by_hash = [], [], [], [], [], [], {}
     records = iter_images(paths, max_side=max_side, workers=workers, progress=progress,
-                          desc="quality")
-    for record, stats, digest, feature in _ordered_map(measure, records, workers):
+                          desc="quality", max_pixels=max_pixels or MAX_PIXELS)
+    for record, stats, digest, feature, extra in _ordered_map(measure, records, workers):
+        index = None if stats is None else len(ok_paths)
+        for collector, value in zip(collectors, extra):
+            collector.add(index, record, value)
         if stats is None:
             unreadable.append((str(record.path), record.error))
             continue
-        index = len(ok_paths)
+        if record.note:
+            notes.append((str(record.path), record.note))
         ok_paths.append(str(record.path))
         rows.append(stats)
         scores.append(issue_scores(stats))
@@ -346,5 +437,24 @@ def assess(paths, *, thresholds=None, max_side=MAX_SIDE, features=False, workers
         paths=ok_paths, stats=stats, scores={k: score_arrays[k] for k in ISSUES},
         thresholds=limits, duplicate_groups=[[ok_paths[i] for i in idx] for idx in groups],
         unreadable=unreadable,
-        features=matrix,
+        features=matrix, notes=notes,
     )
+
+
+def rules(thresholds=None) -> dict:
+    """``{issue: when it is flagged}`` in words, for reports (with the thresholds in use)."""
+    t = {**THRESHOLDS, **(thresholds or {})}
+    return {
+        "dark": f"95% of pixels are darker than {255 * (1 - t['dark']):.0f}/255 (score >= {t['dark']})",
+        "light": f"95% of pixels are brighter than {255 * t['light']:.0f}/255 (score >= {t['light']})",
+        "blurry": f"the finest detail (1-2 px) is under {DETAIL_REF * (1 - t['blurry']):.2f}x the next octave's in "
+                  f"some direction (sharp photos: 1.1-2.3; score >= {t['blurry']})",
+        "low_information": f"the histogram holds under {8 * (1 - t['low_information']):.1f} bits (score >= "
+                           f"{t['low_information']})",
+        "odd_aspect_ratio": f"the long side is over {1 / (1 - t['odd_aspect_ratio']):.1f}x the short side",
+        "odd_size": f"the area is far from the dataset's usual size (robust z >= "
+                    f"{ODD_SIZE_Z_SCALE * t['odd_size']:.1f})",
+        "grayscale": f"99% of pixels have channels within {GRAY_REF * (1 - t['grayscale']):.0f} grey levels",
+        "noisy": f"estimated noise >= {NOISE_REF * t['noisy']:.0f} grey levels (score >= {t['noisy']})",
+        "exact_duplicate": "the decoded pixels equal an earlier file's",
+    }

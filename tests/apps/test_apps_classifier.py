@@ -42,10 +42,14 @@ def test_alexnet_app_runs_with_lrn(tmp_path):
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--model", "lenet"], "Unknown model 'lenet'; lenet_train trains classifier models: alexnet, lenet5."),
+        (["--model", "lenet"], "Unknown model 'lenet'; lenet_train trains classifier models: alexnet, effnet_b0, "
+                               "effnet_b1, effnet_b2, effnet_b3, ghostnet, lenet5, mobilenetv2."),
         (["--model", "vae"], "Model 'vae' is a vae model; lenet_train trains classifier models"),
         (["--dataset", "digitz"], "digitz"),
         (["--image-size", "8"], "at least 10 px"),
+        (["--model", "mobilenetv2"], "lenet_train builds its model with activation, batch_norm, dropout, padding, "
+                                     "pooling, which mobilenetv2 does not take; models lenet_train can train: "
+                                     "lenet5 (or train mobilenetv2"),
     ],
 )
 def test_bad_input_fails_fast_with_one_sentence(tmp_path, capsys, extra, message):

@@ -175,44 +175,6 @@ def test_every_preset_keeps_shape_and_range(preset):
     assert not np.allclose(out, x.numpy())
 
 
-def _affine(image, angle, shift_x, shift_y, scale):
-    h, w = image.shape[:2]
-    matrix = augment.RandomAffine.transforms(keras.ops.convert_to_tensor([angle]), shift_x,
-                                             shift_y, scale, float(h), float(w))
-    out = keras.ops.image.affine_transform(image[None, ..., None].astype(np.float32), matrix,
-                                           interpolation="nearest")
-    return keras.ops.convert_to_numpy(out)[0, ..., 0]
-
-
-def test_random_affine_matrices_move_pixels_as_computed_by_hand():
-    image = np.zeros((5, 7))
-    image[1, 4], image[0, 0] = 1, 2
-    shifted = _affine(image, 0.0, 1.0, 2.0, 1.0)  # right 1, down 2
-    assert shifted[3, 5] == 1 and shifted[2, 1] == 2 and shifted.sum() == 3
-    square = np.zeros((5, 5))
-    square[0, 1], square[1, 3] = 1, 2
-    np.testing.assert_array_equal(_affine(square, np.pi / 2, 0.0, 0.0, 1.0), np.rot90(square))
-    dot = np.zeros((5, 5))
-    dot[2, 3] = 1  # one pixel right of the centre -> two pixels right when scaled by 2
-    assert _affine(dot, 0.0, 0.0, 0.0, 2.0)[2, 4] == 1
-    x = tf.constant(np.random.default_rng(0).uniform(0, 255, (3, 8, 8, 1)), tf.float32)
-    still = augment.RandomAffine(rotation=0, translation=0, zoom=0, seed=0)
-    np.testing.assert_allclose(still(x, training=True), x, atol=1e-4)
-    moving = augment.RandomAffine(rotation=30, seed=0)
-    np.testing.assert_array_equal(moving(x, training=False), x)
-    assert not np.allclose(moving(x, training=True), x)
-    with pytest.raises(ValueError, match="0 <= zoom < 1"):
-        augment.RandomAffine(zoom=1.5)
-
-
-def test_random_affine_round_trips_its_config():
-    layer = augment.RandomAffine(rotation=5, zoom=0.2, fill_mode="reflect", seed=2)
-    clone = augment.RandomAffine.from_config(layer.get_config())
-    assert clone.get_config() == layer.get_config()
-    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
-    assert type(restored) is augment.RandomAffine and restored.zoom == 0.2
-
-
 def test_register_preset_and_layer_lists():
     name = "test_only_flip"
     augment.register_preset(name, [lambda s: keras.layers.RandomFlip("horizontal", seed=s)])

@@ -140,9 +140,12 @@ def test_groups_csv(folder, tmp_path):
     result = dedup.find_duplicates(folder, progress=False)
     out = dedup.write_groups_csv(result, tmp_path / "d.csv", folder)
     rows = list(csv.DictReader(out.open()))
-    assert list(rows[0]) == ["group", "file", "representative", "score"]
+    assert list(rows[0]) == ["group", "file", "representative", "score", "kept", "reason", "format",
+                             "link_target"]
     assert {r["file"] for r in rows} == set(PLANTED) | set(PLANTED.values())
     assert all(r["representative"] == PLANTED.get(r["file"], r["file"]) for r in rows)
+    assert all((r["kept"] == "yes") == (r["file"] == r["representative"]) for r in rows)
+    assert all(r["reason"].startswith("kept" if r["kept"] == "yes" else "copy; the kept file wins on") for r in rows)
 
 
 def _copy_folder(src, dst):
@@ -187,7 +190,7 @@ def test_app_bad_input(tmp_path, capsys):
     assert app.main([str(tmp_path), "--threshold", "65"]) == 2
     assert app.main([str(tmp_path), "--method", "cnn", "--threshold", "0"]) == 2
     err = capsys.readouterr().err
-    assert err.count("error:") == 4 and "does not exist" in err and "no images" in err
+    assert err.count("error:") == 4 and "does not exist" in err and "is empty" in err
 
 
 @pytest.mark.large

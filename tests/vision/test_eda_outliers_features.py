@@ -175,7 +175,7 @@ def test_eda_report_writes_html_and_json(tmp_path, crops_with_outlier, embedding
     page = (tmp_path / "out" / "report.html").read_text()
     assert page.count("data:image/jpeg;base64,") >= 3 + 3 + 4  # samples, worst dark examples
     assert page.count("data:image/png;base64,") == 4  # counts, sizes, per-class stats, map
-    assert "bad.png" in page and "<h3>dark</h3>" in page
+    assert "bad.png" in page and "<h3 id='issue-dark'>dark: 4 files</h3>" in page
     assert len(samples.samples["cats"]) == 3
 
 
@@ -202,7 +202,7 @@ def test_dataset_audit_app_end_to_end(tmp_path):
     subprocess.run([sys.executable, "-c", code], check=True, timeout=300, capture_output=True)
     with open(out / "flags.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["file", "issue", "score"]
+    assert list(rows[0]) == ["file", "issue", "score", "detail"]
     flags = {(r["file"], r["issue"]) for r in rows}
     assert {("b/dark.png", "dark"), ("b/blurry.png", "blurry"), ("b/broken.jpg", "corrupt"),
             ("a/coffee_copy.png", "exact_duplicate"),

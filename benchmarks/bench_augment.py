@@ -1,0 +1,262 @@
+"""How fast is the package's augmentation, and what does reproducibility cost? Two measurements in one run.
+
+1. **Against albumentations** (a benchmark-only dependency, installed in its own venv): six ops on
+   224x224 uint8 scikit-image photos, every image transformed (p = 1, matching parameters):
+   HorizontalFlip, Affine, GaussianBlur, Erasing, RandomResizedCrop and Elastic. The package side
+   is its batched ``tf.data`` pipeline (cached batches of 64 -> keyed ``map`` of the layer,
+   parallel -> prefetch) on all cores of the machine (2); albumentations is its usual loop, one
+   ``Compose`` call per image, in one process. Keras core's nearest layer runs in the same
+   pipeline as a third column, to show why the package has its own. Goal: package >= 1.0x.
+2. **Reproducible epochs**: the digits train pipeline (32x32, batch 64) with the ``light`` preset,
+   keyed (one key per batch from the seed and the epoch: bit-identical epochs) vs. the same layers
+   drawing from their own generators (not reproducible) vs. the pipeline as it was before keyed
+   augmentation (TensorFlow's resampler, stateful). Goal: keyed costs <= 15% against the latter.
+
+Each rate is the best of ``--rounds`` passes after a warm-up pass, the contenders measured in
+alternation (the machine may be shared). Writes ``benchmarks/results/augment.json`` and
+``augment.png``. Needs albumentations: ``python3 -m venv /work/venvs/albu`` with the project's
+site-packages in a ``.pth`` file, ``pip install --no-deps albumentations albucore`` plus its
+pure-Python deps, then run this script with that venv's python; without it, column 1 is skipped.
+
+    python -m benchmarks.bench_augment [--rounds 3] [--images 256]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import time
+
+import numpy as np
+
+from benchmarks._util import RESULTS, table, write_result
+
+SIZE, BATCH = 224, 64
+
+
+def photos(n):
+    import cv2
+    import skimage.data
+
+    names = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field")
+    base = []
+    for name in names:
+        image = getattr(skimage.data, name)()
+        h, w = image.shape[:2]
+        side = min(h, w)
+        crop = image[(h - side) // 2:(h + side) // 2, (w - side) // 2:(w + side) // 2]
+        base.append(cv2.resize(crop, (SIZE, SIZE), interpolation=cv2.INTER_AREA))
+    return np.stack([base[i % len(base)] for i in range(n)])
+
+
+def package_ops():
+    from keras_cv_apps import layers as L
+
+    return {
+        "HorizontalFlip": L.RandomMirror("horizontal", probability=1.0),
+        "Affine": L.RandomAffine(rotation=15, translation=0.1, zoom=0.1),
+        "GaussianBlur": L.RandomBlur(sigma=(0.5, 2.0)),
+        "Erasing": L.Erasing(area=(0.02, 0.33), aspect=(0.3, 3.3), probability=1.0),
+        "RandomResizedCrop": L.RandomResizedCrop(scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)),
+        "Elastic": L.RandomElastic(displacement=0.02, smoothness=0.1),
+    }
+
+
+def core_ops():
+    import keras
+
+    affine = [keras.layers.RandomRotation(15 / 360), keras.layers.RandomTranslation(0.1, 0.1),
+              keras.layers.RandomZoom(0.1)]
+    return {
+        "HorizontalFlip": [keras.layers.RandomFlip("horizontal")],
+        "Affine": affine,  # core has no one-warp affine layer: rotation, translation and zoom in turn
+        "GaussianBlur": [keras.layers.RandomGaussianBlur(factor=1.0, kernel_size=7, sigma=(0.5, 2.0))],
+        "Erasing": [keras.layers.RandomErasing(factor=(1.0, 1.0), scale=(0.02, 0.33), fill_value=0.0)],
+        "Elastic": [keras.layers.RandomElasticTransform(factor=(1.0, 1.0), scale=0.5)],
+    }
+
+
+def albumentations_ops(A):
+    # Elastic: N(0, 1) noise blurred with sigma 11 px has a standard deviation of 0.282 / 11; alpha 175 scales
+    # it to ~4.5 px, the package layer's 0.02 x 224.
+    return {
+        "HorizontalFlip": A.HorizontalFlip(p=1.0),
+        "Affine": A.Affine(rotate=(-15, 15), translate_percent=(-0.1, 0.1), scale=(0.9, 1.1), p=1.0),
+        "GaussianBlur": A.GaussianBlur(sigma_limit=(0.5, 2.0), p=1.0),
+        "Erasing": A.Erasing(scale=(0.02, 0.33), ratio=(0.3, 3.3), fill=0, p=1.0),
+        "RandomResizedCrop": A.RandomResizedCrop(size=(SIZE, SIZE), scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), p=1.0),
+        "Elastic": A.ElasticTransform(alpha=175, sigma=11, p=1.0),
+    }
+
+
+def pipeline(images, fn, keyed=True, cast_back=False, repeats=1):
+    """Cached uint8 batches (``repeats`` passes over them) -> (keyed) map(fn) in parallel -> prefetch."""
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices(images).batch(BATCH).cache().repeat(repeats)
+    if keyed:
+        ds = tf.data.Dataset.zip(ds, tf.data.Dataset.random(seed=0, rerandomize_each_iteration=True))
+        ds = ds.map(lambda x, r: fn(x, tf.bitcast(r, tf.int32)), num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        ds = ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
+    if cast_back:
+        ds = ds.map(lambda x: tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8))
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def tf_timer(dataset):
+    def run():
+        start = time.perf_counter()
+        for _ in dataset:
+            pass
+        return time.perf_counter() - start
+    return run
+
+
+def albu_timer(transform, images):
+    def run():
+        start = time.perf_counter()
+        for image in images:
+            transform(image=image)["image"]
+        return time.perf_counter() - start
+    return run
+
+
+def best_rates(timers, n, rounds):
+    for run in timers.values():
+        run()
+    best = {name: math.inf for name in timers}
+    for _ in range(rounds):
+        for name, run in timers.items():
+            best[name] = min(best[name], run())
+    return {name: n / seconds for name, seconds in best.items()}
+
+
+class _TFAffine:
+    """The train pipeline's affine augmentation before keyed layers: one TensorFlow resampling per
+    batch (``keras.ops.image.affine_transform``) with angles and shifts from a stateful generator."""
+
+    def __init__(self, rotation, translation, zoom, seed):
+        import keras
+
+        self.limits, self.generator = (math.radians(rotation), translation, zoom), keras.random.SeedGenerator(seed)
+
+    def __call__(self, images):
+        import keras
+        from keras import ops
+
+        n, h, w = ops.shape(images)[0], 32.0, 32.0
+        u = keras.random.uniform((n, 4), -1.0, 1.0, seed=self.generator)
+        angle, scale = u[:, 0] * self.limits[0], 1.0 + u[:, 3] * self.limits[2]
+        cos, sin = ops.cos(angle) / scale, ops.sin(angle) / scale
+        px, py = (w - 1) / 2 + u[:, 1] * self.limits[1] * w, (h - 1) / 2 + u[:, 2] * self.limits[1] * h
+        zeros = ops.zeros_like(cos)
+        matrices = ops.stack([cos, -sin, (w - 1) / 2 - (cos * px - sin * py), sin, cos,
+                              (h - 1) / 2 - (sin * px + cos * py), zeros, zeros], axis=1)
+        return ops.clip(ops.image.affine_transform(images, matrices, fill_mode="constant"), 0.0, 255.0)
+
+
+def reproducibility_cost(rounds):
+    """images/s of the digits train pipeline: keyed, unkeyed (same layers), and as it was before."""
+    import tensorflow as tf
+
+    from keras_cv_apps import data
+
+    splits = data.load("digits", image_size=32, batch_size=BATCH, augment="light", seed=0)
+    x, y = splits.arrays("train", scaled=False)
+    old = _TFAffine(10, 0.1, 0.1, seed=0)
+
+    def unkeyed(fn):
+        def prepare(images, labels):
+            return fn(tf.cast(images, tf.float32)) / 255.0, labels
+        return (tf.data.Dataset.from_tensor_slices((x, y)).cache().shuffle(len(x), seed=0)
+                .batch(BATCH).map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE))
+
+    timers = {"keyed (reproducible)": tf_timer(splits.train),
+              "same layers, unkeyed": tf_timer(unkeyed(splits.augmenter)),
+              "before: TF resampler, stateful": tf_timer(unkeyed(old))}
+    rates = best_rates(timers, len(x), rounds * 3)
+    return {"images_per_s": {k: round(v) for k, v in rates.items()},
+            "keyed_over_before": round(rates["keyed (reproducible)"] / rates["before: TF resampler, stateful"], 3),
+            "keyed_over_unkeyed": round(rates["keyed (reproducible)"] / rates["same layers, unkeyed"], 3)}
+
+
+def figure(rows, path):
+    from keras_cv_apps._figures import new_figure, save_figure
+
+    fig = new_figure((9, 3.6))
+    ax = fig.subplots()
+    names = [r["op"] for r in rows]
+    columns = [("package", "tab:blue"), ("albumentations", "tab:orange"), ("keras core", "tab:grey")]
+    width = 0.27
+    for k, (column, colour) in enumerate(columns):
+        values = [r.get(column) or 0 for r in rows]
+        ax.bar(np.arange(len(rows)) + (k - 1) * width, values, width, label=column, color=colour)
+    ax.set_xticks(np.arange(len(rows)), names, fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylabel("images / s (224x224 uint8)")
+    ax.legend(fontsize=8)
+    ax.set_title("Augmentation throughput, 2-core CPU: package tf.data pipeline vs albumentations per image")
+    return save_figure(fig, path)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--images", type=int, default=256, help="distinct photos in memory")
+    parser.add_argument("--repeats", type=int, default=4, help="passes over them per timed pass")
+    parser.add_argument("--ops", default=None, help="comma list (default: all six)")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    try:
+        import albumentations as A
+    except ImportError:
+        A = None
+        print("albumentations is not installed here: its column is skipped (see the module docstring)")
+    images = photos(args.images)
+    ours, core = package_ops(), core_ops()
+    albu = albumentations_ops(A) if A else {}
+    rows = []
+    for op in (args.ops.split(",") if args.ops else list(ours)):
+        layer = ours[op]
+        timers = {"package": tf_timer(pipeline(images, lambda x, key, layer=layer: layer(x, training=True, key=key),
+                                               repeats=args.repeats))}
+        if op in albu:
+            timers["albumentations"] = albu_timer(A.Compose([albu[op]]), np.concatenate([images] * args.repeats))
+        if op in core:
+            def apply(x, chain=core[op]):
+                x = tf.cast(x, tf.float32)
+                for layer in chain:
+                    x = layer(x, training=True)
+                return x
+            timers["keras core"] = tf_timer(pipeline(images[:BATCH], apply, keyed=False, cast_back=True))
+        rates = best_rates(timers, len(images) * args.repeats, args.rounds)
+        if "keras core" in rates:  # one batch per pass: core layers are slow
+            rates["keras core"] *= BATCH / (len(images) * args.repeats)
+        row = {"op": op, **{k: round(v) for k, v in rates.items()}}
+        if "albumentations" in rates:
+            row["package / albumentations"] = round(rates["package"] / rates["albumentations"], 2)
+        rows.append(row)
+        print(row, flush=True)
+    repro = reproducibility_cost(args.rounds)
+    print(repro)
+    figure(rows, RESULTS / "augment.png")
+    columns = ["op", "package", "albumentations", "keras core", "package / albumentations"]
+    text = table(rows, columns)
+    goals = {"package_at_least_albumentations": {r["op"]: r.get("package / albumentations", 0) >= 1.0 for r in rows},
+             "keyed_cost_at_most_15_percent": repro["keyed_over_before"] >= 0.85}
+    path = write_result("augment", {"image_size": SIZE, "batch_size": BATCH, "images": args.images,
+                                    "repeats": args.repeats,
+                                    "rounds": args.rounds, "cpu_threads_tf": os.cpu_count(),
+                                    "albumentations": getattr(A, "__version__", None), "throughput": rows,
+                                    "reproducibility": repro, "goals": goals, "table": text})
+    print(text)
+    print(f"goals: {goals}\nwrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

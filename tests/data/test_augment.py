@@ -1,0 +1,162 @@
+"""Augmentation presets in the pipeline: every family on 1- and 3-channel batches, reproducible
+epochs, soft labels from MixUp/CutMix through training, digits-c, and the errors for bad input."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+tf = pytest.importorskip("tensorflow")
+
+from keras_cv_apps import choices, data, training  # noqa: E402
+from keras_cv_apps.data import augment, corruptions  # noqa: E402
+
+
+def _epoch(dataset):
+    xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in dataset])
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def test_presets_are_the_listed_choices_and_cover_every_family():
+    assert tuple(augment.PRESETS) == choices.AUGMENT_PRESETS
+    assert [p for p in augment.PRESETS if augment.mixes_labels(p)] == list(choices.LABEL_MIXING_PRESETS)
+    families = augment.__doc__.split("==========  ===")[1]
+    for family in ("geometric", "colour", "noise", "erasing", "elastic", "cutout", "mixup", "cropping"):
+        assert f"\n{family} " in families
+
+
+@pytest.mark.parametrize("preset", [p for p in augment.PRESETS if p != "none"])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_every_preset_keeps_shape_range_and_dtype_and_is_keyed(preset, channels):
+    fn = data.build_augmenter(preset, seed=0)
+    x = tf.constant(np.random.default_rng(0).uniform(0, 255, (8, 20, 20, channels)), tf.float32)
+    out = fn(x, key=tf.constant([1, 2])).numpy()
+    assert out.shape == x.shape and out.dtype == np.float32 and out.min() >= 0 and out.max() <= 255
+    assert not np.allclose(out, x.numpy())
+    np.testing.assert_array_equal(out, data.build_augmenter(preset, seed=5)(x, key=tf.constant([1, 2])).numpy())
+    as_bytes = fn(tf.cast(x, tf.uint8), key=tf.constant([1, 2]))
+    assert as_bytes.dtype == tf.uint8
+    if fn.mixes_labels:
+        images, labels = fn.mix(tf.constant(out), tf.one_hot(np.arange(8) % 4, 4), tf.constant([3, 4]))
+        assert images.shape == x.shape and labels.shape == (8, 4)
+        np.testing.assert_allclose(labels.numpy().sum(axis=1), 1.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("preset", ["standard", "strong"])
+def test_same_seed_gives_the_same_augmented_epochs(preset):
+    first = data.load("photos" if preset == "standard" else "digits", image_size=16, channels=3 if preset == "standard"
+                      else 1, augment=preset, seed=4, batch_size=50)
+    again = data.load(first.info["spec"], image_size=16, channels=first.preprocessing["channels"], augment=preset,
+                      seed=4, batch_size=50)
+    epochs = [_epoch(first.train) for _ in range(2)]
+    for (x, y), (x2, y2) in zip(epochs, [_epoch(again.train) for _ in range(2)]):
+        np.testing.assert_array_equal(x, x2)
+        np.testing.assert_array_equal(y, y2)
+    assert not np.array_equal(epochs[0][0], epochs[1][0])  # every epoch is augmented afresh
+    other = data.load(first.info["spec"], image_size=16, channels=first.preprocessing["channels"], augment=preset,
+                      seed=5, batch_size=50)
+    assert not np.array_equal(_epoch(other.train)[0][:50], epochs[0][0][:50])
+
+
+def test_a_seeded_epoch_is_the_same_in_a_fresh_process():
+    code = textwrap.dedent("""
+        import hashlib, numpy as np
+        from keras_cv_apps import data
+        splits = data.load("digits", image_size=16, augment="strong", seed=2, batch_size=64)
+        for epoch in range(2):
+            x = np.concatenate([b.numpy() for b, _ in splits.train])
+        print(hashlib.sha256(x.tobytes()).hexdigest())
+        """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    splits = data.load("digits", image_size=16, augment="strong", seed=2, batch_size=64)
+    for _ in range(2):
+        x = _epoch(splits.train)[0]
+    import hashlib
+
+    assert done.stdout.split()[-1] == hashlib.sha256(x.tobytes()).hexdigest()
+
+
+def test_label_mixing_gives_soft_train_labels_and_one_hot_val_labels():
+    splits = data.load("digits", image_size=16, augment="strong", seed=0)
+    assert splits.mixes_labels
+    x, y = _epoch(splits.train)
+    assert y.shape == (len(x), 10) and y.dtype == np.float32
+    np.testing.assert_allclose(y.sum(axis=1), 1.0, atol=1e-5)
+    assert 0.03 < (y.max(axis=1) < 1.0).mean() < 0.25  # LabelMix mixes about a tenth of the images
+    _, y_val = _epoch(splits.val)
+    np.testing.assert_array_equal(y_val, np.eye(10, dtype=np.float32)[splits.labels("val")])
+    with pytest.raises(ValueError, match="mixes labels.*use one of none, light, digits, standard, noisy"):
+        splits.dataset("train", target="image")
+
+
+def test_soft_labels_train_with_categorical_cross_entropy_and_learn(tmp_path):
+    keras.utils.set_random_seed(0)
+    splits = data.load("digits", image_size=8, augment="strong", seed=0, batch_size=64)
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(10, activation="softmax")])
+    result = training.fit(model, splits, run_dir=tmp_path / "run", epochs=6, learning_rate=0.02, verbose=0,
+                          label_smoothing=0.1)
+    assert isinstance(model.loss, keras.losses.CategoricalCrossentropy)
+    x_test, y_test = splits.arrays("test")
+    accuracy = np.mean(np.argmax(model.predict(x_test, verbose=0), axis=1) == y_test)
+    assert accuracy > 0.75 and result.history["val_accuracy"][-1] > 0.75
+
+
+@pytest.mark.parametrize("loss", ["sparse_categorical_crossentropy", keras.losses.SparseCategoricalCrossentropy(),
+                                  "focal"])
+def test_a_loss_for_integer_labels_is_refused_before_training(tmp_path, loss):
+    from keras_cv_apps.losses.focal import FocalLoss
+
+    splits = data.load("digits", image_size=8, augment="strong", seed=0)
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(10, activation="softmax")])
+    with pytest.raises(ValueError, match="labels are soft.*takes integer class ids"):
+        training.fit(model, splits, run_dir=tmp_path / "run", epochs=1, loss=FocalLoss() if loss == "focal" else loss)
+    assert not (tmp_path / "run" / "history.csv").exists()
+
+
+def test_core_layers_are_keyed_and_seed_ignoring_ones_refused():
+    fn = augment.Augmenter([keras.layers.RandomFlip("horizontal"), keras.layers.RandomContrast(0.5)])
+    x = tf.constant(np.random.default_rng(0).uniform(0, 255, (8, 6, 6, 3)), tf.float32)
+    a, b, c = (fn(x, key=tf.constant(k)).numpy() for k in ([1, 1], [1, 1], [2, 1]))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    with pytest.raises(ValueError, match="RandAugment draws from its own generator.*keras_cv_apps.layers.RandAugment"):
+        augment.Augmenter([keras.layers.RandAugment(value_range=(0, 255))])
+
+
+def test_bad_presets_name_the_valid_ones():
+    with pytest.raises(ValueError, match="Unknown augmentation preset 'heavy'; use one of digits, light, noisy, none"):
+        data.load("digits", augment="heavy")
+    with pytest.raises(ValueError, match="mixes labels"):
+        augment.check_preset("strong", labels=False)
+
+
+def test_digits_c_is_the_corrupted_test_split_and_worsens_with_severity():
+    sets = corruptions.digits_c(image_size=(16, 16), seed=1, corruptions=("rotation", "occlusion", "jpeg"))
+    assert len(sets) == 1 + 3 * 5
+    clean_x, clean_y = sets[("clean", 0)]
+    splits = data.load("digits", image_size=16, seed=1)
+    np.testing.assert_array_equal(clean_x, splits.arrays("test", scaled=False)[0])
+    np.testing.assert_array_equal(clean_y, splits.labels("test"))
+    for name in ("rotation", "occlusion", "jpeg"):
+        change = [np.abs(sets[(name, s)][0].astype(float) - clean_x).mean() for s in corruptions.SEVERITIES]
+        assert all(a < b for a, b in zip(change, change[1:])), name
+        np.testing.assert_array_equal(sets[(name, 3)][0], corruptions.corrupt(clean_x, name, 3, seed=1))
+    source = data.sources.load_source("digits-c:jpeg:2", image_size=(16, 16), channels=1, seed=1)
+    np.testing.assert_array_equal(source.images, sets[("jpeg", 2)][0])
+    with pytest.raises(ValueError, match="digits-c:CORRUPTION:SEVERITY.*gaussian_noise"):
+        data.load("digits-c:snow")
+
+
+def test_config_round_trip_of_a_preset_layer_list_is_json():
+    fn = data.build_augmenter("strong", seed=3)
+    configs = [keras.saving.serialize_keras_object(layer) for layer in fn.layers]
+    restored = augment.Augmenter([keras.saving.deserialize_keras_object(json.loads(json.dumps(c))) for c in configs])
+    x = tf.constant(np.random.default_rng(0).uniform(0, 255, (4, 12, 12, 1)), tf.float32)
+    np.testing.assert_array_equal(restored(x, key=tf.constant([5, 5])).numpy(), fn(x, key=tf.constant([5, 5])).numpy())

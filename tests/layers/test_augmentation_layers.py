@@ -1,0 +1,229 @@
+"""The package's augmentation layers: keyed randomness, dtype/range/shape kept on 1- and 3-channel
+batches, identity at magnitude 0, the geometry and areas they promise, clear errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+tf = pytest.importorskip("tensorflow")
+
+from keras_cv_apps import layers as L  # noqa: E402
+from keras_cv_apps.layers import colour  # noqa: E402
+
+LAYERS = {
+    "RandomAffine": lambda: L.RandomAffine(rotation=20, translation=0.1, zoom=0.1, shear=10),
+    "RandomMirror": lambda: L.RandomMirror("both", probability=0.7),
+    "RandomResizedCrop": lambda: L.RandomResizedCrop(scale=(0.3, 1.0)),
+    "RandomElastic": lambda: L.RandomElastic(displacement=0.05),
+    "RandomBlur": lambda: L.RandomBlur(sigma=(0.5, 1.5)),
+    "RandomJPEG": lambda: L.RandomJPEG(quality=(10, 50)),
+    "Erasing": lambda: L.Erasing(probability=1.0),
+    "Cutout": lambda: L.Cutout(probability=1.0),
+    "GridMask": lambda: L.GridMask(probability=1.0, fill_value=None),
+    "RandomGamma": lambda: L.RandomGamma(),
+    "RandAugment": lambda: L.RandAugment(num_ops=3, magnitude=0.7),
+    "ClippedGaussianNoise": lambda: L.ClippedGaussianNoise(stddev=20.0, maxval=255.0),
+    "SaltAndPepperNoise": lambda: L.SaltAndPepperNoise(rate=0.1, high=255.0),
+    "SpeckleNoise": lambda: L.SpeckleNoise(stddev=0.3, maxval=255.0),
+}
+
+
+def _batch(channels, dtype, n=6, size=24, seed=0):
+    """Smooth random images (blobs) in [0, 255] so that blurs and warps change them."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    images = np.stack([np.stack([128 + 120 * np.sin(6 * (xx * rng.uniform(0.5, 2) + yy * rng.uniform(0.5, 2))
+                                                     + rng.uniform(0, 6))
+                                 for _ in range(channels)], -1) for _ in range(n)])
+    return np.clip(np.rint(images), 0, 255).astype(dtype)
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+@pytest.mark.parametrize("channels, dtype", [(1, np.float32), (3, np.uint8)])
+def test_keyed_output_keeps_shape_dtype_range_and_depends_on_the_key_only(name, channels, dtype):
+    layer = LAYERS[name]()
+    x = _batch(channels, dtype)
+    a = np.asarray(layer(x, training=True, key=[3, 4]))
+    b = np.asarray(LAYERS[name]()(x, training=True, key=[3, 4]))  # another instance, same key
+    c = np.asarray(layer(x, training=True, key=[5, 6]))
+    assert a.shape == x.shape and a.dtype == x.dtype
+    assert a.min() >= 0 and a.max() <= 255
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c) and not np.array_equal(a, x)
+    np.testing.assert_array_equal(np.asarray(layer(x, training=False)), x)
+    single = np.asarray(layer(x[0], training=True, key=[3, 4]))  # one image [H, W, C]
+    assert single.shape == x[0].shape
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_photos_of_odd_sizes_in_any_dtype_one_image_per_batch(name):
+    """Inputs the layers were not tuned on: scikit-image photos of odd sizes, a batch of one, in
+    uint8, float32, float64, float16 and int32, and in a tf.data map whose image size is unknown."""
+    data = pytest.importorskip("skimage.data")
+    photo, gray = data.chelsea()[::4, ::3], data.camera()[:97:2, :131:2, None]  # 75 x 151 x 3, 49 x 66 x 1
+    layer = LAYERS[name]()
+    for image in (photo, gray):
+        reference = np.asarray(layer(image[None].astype(np.float32), training=True, key=[7, 8]))
+        for dtype in (np.uint8, np.float64, np.float16, np.int32):
+            out = np.asarray(layer(image[None].astype(dtype), training=True, key=[7, 8]))
+            assert out.shape == (1,) + image.shape and out.dtype == dtype
+            assert out.min() >= 0 and out.max() <= 255
+            if dtype != np.uint8:  # the same draws; only rounding differs (uint8 goes through OpenCV's uint8 code)
+                np.testing.assert_allclose(out.astype(np.float64), reference, atol=1.0)
+    sizes = tf.data.Dataset.from_generator(lambda: iter([photo, data.coffee()[:33, :47]]),
+                                           output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
+    shapes = [tuple(b.shape) for b in sizes.batch(1).map(lambda b: layer(b, training=True, key=[1, 2]))]
+    assert shapes == [(1,) + photo.shape, (1, 33, 47, 3)]
+
+
+@pytest.mark.parametrize("layer", [
+    L.RandomAffine(rotation=0, translation=0, zoom=0, shear=0), L.RandomElastic(displacement=0.0),
+    L.RandAugment(num_ops=4, magnitude=0.0), L.RandomResizedCrop(scale=(1.0, 1.0), ratio=(1.0, 1.0)),
+    L.RandomGamma(gamma=(1.0, 1.0)), L.Erasing(area=(0.0, 0.0)), L.ClippedGaussianNoise(stddev=0.0)],
+    ids=lambda layer: type(layer).__name__)
+def test_magnitude_zero_is_the_identity(layer):
+    x = _batch(3, np.float32) + 0.25  # not integers: any resampling would show
+    np.testing.assert_array_equal(np.asarray(layer(x, training=True, key=[1, 2])), x)
+
+
+def test_randaugment_ops_are_neutral_at_magnitude_zero_even_when_run():
+    x = _batch(3, np.float32)[0]
+    for name, (op, factor) in colour.PHOTOMETRIC.items():
+        np.testing.assert_allclose(op(x, factor(0.0, 1.0)), x, atol=1e-3, err_msg=name)
+        assert not np.allclose(op(x, factor(1.0, -1.0)), x, atol=1.0), name
+
+
+def _affine(image, **kwargs):
+    import cv2
+
+    h, w = image.shape
+    values = {k: kwargs.get(k, 0.0) for k in ("angle", "shear", "shift_x", "shift_y")}
+    matrix = L.RandomAffine.matrices(values["angle"], values["shear"], values["shift_x"], values["shift_y"],
+                                     kwargs.get("scale", 1.0), h, w)
+    return cv2.warpAffine(image.astype(np.float32), matrix, (w, h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
+
+
+def test_random_affine_matrices_move_pixels_as_computed_by_hand():
+    image = np.zeros((5, 7))
+    image[1, 4], image[0, 0] = 1, 2
+    shifted = _affine(image, shift_x=1.0, shift_y=2.0)  # right 1, down 2
+    assert shifted[3, 5] == 1 and shifted[2, 1] == 2 and shifted.sum() == 3
+    square = np.zeros((5, 5))
+    square[0, 1], square[1, 3] = 1, 2
+    np.testing.assert_array_equal(_affine(square, angle=np.pi / 2), np.rot90(square))  # counter-clockwise
+    dot = np.zeros((5, 5))
+    dot[2, 3] = 1  # one pixel right of the centre -> two pixels right when scaled by 2
+    assert _affine(dot, scale=2.0)[2, 4] == 1
+    sheared = np.zeros((5, 5))
+    sheared[4, 2] = 1  # two rows below the centre: x-shear by 45 degrees moves it two columns right
+    assert _affine(sheared, shear=np.pi / 4)[4, 4] == 1
+
+
+def test_mirror_flips_whole_images_or_leaves_them():
+    x = _batch(3, np.uint8)
+    out = np.asarray(L.RandomMirror(probability=0.5)(x, training=True, key=[0, 7]))
+    flipped = [np.array_equal(o, i[:, ::-1]) for o, i in zip(out, x)]
+    assert all(f or np.array_equal(o, i) for f, o, i in zip(flipped, out, x)) and 0 < sum(flipped) < len(x)
+    every = np.asarray(L.RandomMirror(probability=1.0)(x, training=True, key=[0, 7]))
+    np.testing.assert_array_equal(every, x[:, :, ::-1])
+
+
+def test_resized_crop_boxes_respect_scale_and_ratio():
+    layer = L.RandomResizedCrop(scale=(0.2, 0.6), ratio=(0.5, 2.0))
+    top, left, h, w = layer.boxes(np.random.default_rng(0), 500, 64, 64).T
+    assert (top >= 0).all() and (left >= 0).all() and (top + h <= 64).all() and (left + w <= 64).all()
+    area = h * w / 64 ** 2
+    assert area.min() > 0.2 - 0.02 and area.max() < 0.6 + 0.02 and np.ptp(area) > 0.3
+    assert (w / h).min() > 0.5 * 0.9 and (w / h).max() < 2.0 * 1.1
+
+
+def _occluded_fraction(layer, size=40, n=64, key=(1, 2)):
+    x = np.full((n, size, size, 1), 255, np.uint8)  # fill 0 marks exactly the occluded pixels
+    out = np.asarray(layer(x, training=True, key=list(key)))
+    return (out[..., 0] == 0).mean(axis=(1, 2))
+
+
+def test_erased_area_is_within_the_configured_range():
+    fraction = _occluded_fraction(L.Erasing(area=(0.05, 0.2), aspect=(0.3, 3.3), probability=1.0))
+    assert fraction.min() >= 0.05 and fraction.max() <= 0.2 and np.ptp(fraction) > 0.05
+    half = _occluded_fraction(L.Erasing(area=(0.05, 0.2), probability=0.5), n=200)
+    assert 0.3 < (half == 0).mean() < 0.7 and (half[half > 0] >= 0.05).all()
+    holes = _occluded_fraction(L.Cutout(holes=(1, 3), size=(0.1, 0.25), probability=1.0))
+    assert holes.min() >= 0.1 ** 2 * 0.8 and holes.max() <= 3 * 0.25 ** 2 * 1.1
+    grid = _occluded_fraction(L.GridMask(period=(0.2, 0.4), ratio=0.5, probability=1.0))
+    assert abs(grid.mean() - 0.25) < 0.06
+
+
+def test_noise_layers_have_the_promised_statistics():
+    grey = np.full((8, 32, 32, 3), 128.0, np.float32)
+    gauss = np.asarray(L.ClippedGaussianNoise(stddev=10.0, maxval=255.0)(grey, training=True, key=[0, 1]))
+    assert abs(gauss.std() - 10.0) < 0.5 and abs(gauss.mean() - 128.0) < 0.5
+    salt = np.asarray(L.SaltAndPepperNoise(rate=0.2, high=255.0)(grey, training=True, key=[0, 1]))
+    assert abs((salt[..., 0] == 0).mean() - 0.1) < 0.02 and abs((salt[..., 0] == 255).mean() - 0.1) < 0.02
+    assert (salt[..., 0] == salt[..., 2]).all()  # a dead or hot pixel, all channels alike
+    ramp = np.broadcast_to(np.linspace(0, 200, 32, dtype=np.float32)[None, None, :, None], (8, 32, 32, 1))
+    speckle = np.asarray(L.SpeckleNoise(stddev=0.2, maxval=255.0)(ramp, training=True, key=[0, 1]))
+    assert (speckle[:, :, 0] == 0).all() and np.std(speckle[:, :, -1] - 200) == pytest.approx(40, rel=0.2)
+
+
+def test_blur_jpeg_and_gamma_degrade_as_configured():
+    noise = np.random.default_rng(0).integers(0, 256, (4, 48, 48, 3)).astype(np.uint8)
+    blurred = np.asarray(L.RandomBlur(sigma=(2.0, 2.0))(noise, training=True, key=[0, 1])).astype(float)
+    assert blurred.std() < 0.25 * noise.std() and abs(blurred.mean() - noise.mean()) < 1.0
+    x = _batch(3, np.uint8, n=4, size=48)
+    error = [np.abs(np.asarray(L.RandomJPEG(quality=(q, q))(x, training=True, key=[0, 1])).astype(float) - x).mean()
+             for q in (95, 10)]
+    assert error[0] < error[1]
+    for dtype in (np.uint8, np.float32):
+        out = np.asarray(L.RandomGamma(gamma=(2.0, 2.0))(x.astype(dtype), training=True, key=[0, 1]))
+        np.testing.assert_allclose(out, 255 * (x / 255.0) ** 2, atol=0.51)
+
+
+def test_label_mix_rows_sum_to_one_and_mixup_blends_images_by_the_label_weight():
+    x = _batch(1, np.float32, n=8)
+    y = tf.one_hot(np.arange(8), 8)
+    out = L.LabelMix(mixup_alpha=0.4, cutmix_alpha=0.0, probability=1.0)({"images": x, "labels": y}, training=True,
+                                                                         key=[2, 3])
+    images, labels = np.asarray(out["images"]), np.asarray(out["labels"])
+    np.testing.assert_allclose(labels.sum(axis=1), 1.0, atol=1e-6)
+    for i in range(8):
+        partner = [k for k in np.flatnonzero(labels[i] > 1e-6) if k != i]
+        expected = x[i] if not partner else labels[i, i] * x[i] + labels[i, partner[0]] * x[partner[0]]
+        np.testing.assert_allclose(images[i], expected, atol=1e-3)
+    cut = L.LabelMix(mixup_alpha=0.0, cutmix_alpha=1.0, probability=1.0)({"images": x, "labels": y}, training=True,
+                                                                          key=[2, 3])
+    cut_images, cut_labels = np.asarray(cut["images"]), np.asarray(cut["labels"])
+    np.testing.assert_allclose(cut_labels.sum(axis=1), 1.0, atol=1e-6)
+    for i in range(8):  # the label weight of the image's own class ~ the share of its own pixels
+        own = np.isclose(cut_images[i], x[i]).mean()
+        assert abs(own - cut_labels[i, i]) < 0.15 or cut_labels[i, i] == 1.0
+    with pytest.raises(ValueError, match="one-hot or soft labels"):
+        L.LabelMix()({"images": x, "labels": np.arange(8)}, training=True)
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_a_restored_layer_augments_exactly_like_the_original(name):
+    layer = LAYERS[name]()
+    config = json.loads(json.dumps(keras.saving.serialize_keras_object(layer)))
+    clone = keras.saving.deserialize_keras_object(config)
+    assert type(clone) is type(layer) and clone.get_config() == layer.get_config()
+    x = _batch(3, np.uint8)
+    np.testing.assert_array_equal(np.asarray(clone(x, training=True, key=[9, 9])),
+                                  np.asarray(layer(x, training=True, key=[9, 9])))
+
+
+@pytest.mark.parametrize("build, match", [
+    (lambda: L.RandAugment(magnitude=1.5), r"magnitude must be a number within \[0.0, 1.0\]"),
+    (lambda: L.RandAugment(ops=["rotate", "warp"]), "Unknown RandAugment op.*'warp'.*choose among"),
+    (lambda: L.Erasing(area=(0.5, 0.2)), "Erasing area must be"),
+    (lambda: L.RandomAffine(zoom=1.5), "0 <= zoom < 1"),
+    (lambda: L.RandomElastic(displacement=-0.1), "displacement must be"),
+    (lambda: L.RandomMirror("diagonal"), "Unknown mirror mode 'diagonal'"),
+    (lambda: L.Cutout(probability=2), r"probability must be a number within \[0.0, 1.0\]"),
+    (lambda: L.LabelMix(cutmix_alpha=3.0), "cutmix_alpha must be"),
+])
+def test_out_of_range_arguments_raise_one_clear_error(build, match):
+    with pytest.raises(ValueError, match=match):
+        build()
