@@ -20,6 +20,8 @@ __version__ = "0.1.0"
 _SUBMODULES = (
     "callbacks",
     "data",
+    "dream",
+    "explain",
     "export",
     "layers",
     "losses",

@@ -9,6 +9,8 @@ requested channels), ``labels`` int32 ``[N]`` in ``0..len(class_names)-1``, ``cl
 - ``digits-c[:CORRUPTION[:SEVERITY]]``: the digits test split under seven corruptions at five
   severities (`corruptions`), built offline; for robustness evaluation.
 - ``shapes[:num_classes[:per_class]]``: procedural, seeded coloured shapes on noisy backgrounds.
+- ``shapes_target[:num_classes[:per_class]]``: one target shape (its class) at a random place
+  among distractor shapes of other kinds; `shapes_with_masks` also returns the target's mask.
 - ``lfw_subset``: scikit-image's 200 25x25 faces / non-faces (offline).
 - ``photos``: seeded random crops of the photos scikit-image ships; the class is the photo.
 - ``dir:PATH``: one sub-folder per class; files are decoded in a thread pool (`image.io`).
@@ -31,10 +33,12 @@ from keras_cv_apps.image.ops import fit, fit_many, to_uint8
 
 logger = logging.getLogger(__name__)
 
-NAMED_SPECS = ("digits", "shapes", "lfw_subset", "photos")
+NAMED_SPECS = ("digits", "shapes", "shapes_target", "lfw_subset", "photos")
 PREFIX_SPECS = ("digits-c[:CORRUPTION[:SEVERITY]]", "dir:PATH", "tfds:NAME[:split]",
                 "keras:mnist|fashion_mnist|cifar10")
 SHAPE_CLASSES = ("circle", "square", "triangle", "star", "cross", "hexagon", "ring", "ellipse")
+TARGET_CLASSES = ("circle", "square", "triangle", "star")  # shapes_target: the classes ...
+DISTRACTORS = ("cross", "ring", "ellipse")  # ... and the kinds of the other objects
 PHOTO_CLASSES = ("astronaut", "chelsea", "coffee", "hubble_deep_field", "immunohistochemistry",
                  "rocket")
 KERAS_DATASETS = {
@@ -97,6 +101,12 @@ def _resolve(spec):
             raise ValueError(f"Bad spec {spec!r}; use shapes, shapes:NUM_CLASSES or "
                              "shapes:NUM_CLASSES:PER_CLASS.")
         return _shapes, (), dict(zip(("num_classes", "per_class"), map(int, parts)))
+    if head == "shapes_target":
+        parts = rest.split(":") if rest else []
+        if len(parts) > 2 or not all(p.isdigit() for p in parts):
+            raise ValueError(f"Bad spec {spec!r}; use shapes_target, shapes_target:NUM_CLASSES or "
+                             "shapes_target:NUM_CLASSES:PER_CLASS.")
+        return _shapes_target, (), dict(zip(("num_classes", "per_class"), map(int, parts)))
     if head == "digits-c":
         from keras_cv_apps.data.corruptions import parse_spec
 
@@ -192,6 +202,51 @@ def _shapes(*, size, channels, seed, num_classes: int = 4, per_class: int = 200)
         images[i] = canvas
     names = list(SHAPE_CLASSES[:num_classes])
     return SourceData(fit_many(images, None, channels), labels, names, [])
+
+
+def shapes_with_masks(*, size=(64, 64), channels: int = 3, seed: int = 0, num_classes: int = 4,
+                      per_class: int = 250, distractors: int = 2):
+    """``(SourceData, masks)`` for explanations with ground truth: each image holds one target
+    shape (``TARGET_CLASSES[label]``) and ``distractors`` shapes of ``DISTRACTORS`` kinds, all of
+    similar size and random colour, rotation and non-overlapping position on a noisy background;
+    ``masks`` (bool ``[N, H, W]``) marks the target's pixels."""
+    import cv2
+
+    if not 2 <= num_classes <= len(TARGET_CLASSES) or per_class < 1 or not 0 <= distractors <= 4:
+        raise ValueError(f"shapes_target takes 2..{len(TARGET_CLASSES)} classes ({', '.join(TARGET_CLASSES)}), "
+                         f">= 1 image per class and 0..4 distractors; got {num_classes}, {per_class}, {distractors}.")
+    h, w = size or (64, 64)
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(num_classes, dtype=np.int32), per_class)
+    images = np.empty((len(labels), h, w, 3), np.uint8)
+    masks = np.zeros((len(labels), h, w), bool)
+    for i, label in enumerate(labels):
+        dark_bg = rng.random() < 0.5
+        bg = rng.uniform(0, 90, 3) if dark_bg else rng.uniform(165, 255, 3)
+        canvas = np.clip(bg + rng.normal(0, 12, (h, w, 3)), 0, 255).astype(np.uint8)
+        kinds = [TARGET_CLASSES[label]] + list(rng.choice(DISTRACTORS, distractors))
+        placed = []
+        while len(placed) < len(kinds):  # rejection sampling of non-overlapping discs
+            radius = rng.uniform(0.16, 0.22) * min(h, w)
+            centre = (rng.uniform(radius, w - radius), rng.uniform(radius, h - radius))
+            if all(np.hypot(centre[0] - c[0], centre[1] - c[1]) > radius + r + 2 for c, r in placed):
+                placed.append((centre, radius))
+        for k, (kind, (centre, radius)) in enumerate(zip(kinds, placed)):
+            fg = tuple(float(v) for v in (rng.uniform(165, 255, 3) if dark_bg else rng.uniform(0, 90, 3)))
+            angle = rng.uniform(0, 2 * np.pi)
+            _draw_shape(cv2, canvas, kind, centre, radius, angle, fg)
+            if k == 0:
+                target = np.zeros((h, w), np.uint8)
+                _draw_shape(cv2, target, kind, centre, radius, angle, 255.0)
+                masks[i] = target > 127
+        images[i] = canvas
+    names = list(TARGET_CLASSES[:num_classes])
+    return SourceData(fit_many(images, None, channels), labels, names, []), masks
+
+
+def _shapes_target(*, size, channels, seed, num_classes: int = 4, per_class: int = 250):
+    return shapes_with_masks(size=size, channels=channels, seed=seed, num_classes=num_classes,
+                             per_class=per_class)[0]
 
 
 def _draw_shape(cv2, canvas, kind, centre, radius, angle, colour):

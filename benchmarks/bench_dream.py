@@ -1,0 +1,326 @@
+"""DeepDream: the objective's rise per octave, tiles against the whole image, seams, speed against
+the keras-io step, and memory of a large tiled dream.
+
+- rise: `deep_dream` with the app's defaults (3 octaves x 20 steps, step 0.01, the default
+  layers; and with ``clip=True``) on scikit-image's 512x512 astronaut photo with the AlexNet
+  `apps.alexnet_train` trains offline (its newest run, else trained here with the app's defaults);
+  the objective before the last step over the one before the first, per octave. The photo and
+  both dreams are saved side by side as results/dream_astronaut.png.
+- tiles: relative L2 between the tiled and the whole-image gradient with a tile covering the
+  image (and, for reference, with 256-px tiles on 512 px).
+- seams: on the photo enlarged to 1024 px, with 256-px tiles, the energy of the gradient's jumps
+  across the tile cores' borders over its energy across all rows and columns (1.0 = no seam), for
+  one gradient without jitter (the strict case; the whole image's gradient on the same lines is the
+  reference) and for the whole dream's change (3 octaves x 5 steps), divided by the untiled dream's
+  on the same lines (image content alone moves the raw ratio by +-0.3 with 10 lines); windows without margins are
+  shown for contrast (their dead bands give a ratio well below 1).
+- speed: ms per step at 512x512 on InceptionV3's architecture (``weights=None``, mixed3 + mixed5)
+  of our step against keras-io's ``gradient_ascent_step`` (written below as that example writes
+  it), interleaved in one process, best of --reps (the least disturbed by other jobs; the median
+  and the CPU time are kept too); and a whole 3-octave dream (5 steps each) with both loops.
+- memory: peak resident memory (sampled every 5 ms) of a 2048-px dream in 512-px tiles against a
+  512-px dream (one step, separate processes, InceptionV3 mixed3 + mixed5), and the same above
+  each process's memory before the dream (model built, weights in memory).
+
+    python -m benchmarks.bench_dream [--reps 3] [--skip-memory]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks._util import PY, RESULTS, run_timed, table, write_result
+
+INCEPTION = {"mixed3": 1.0, "mixed5": 1.5}
+SEAM_STEPS = 5  # steps per octave of the two 1024-px dreams the seams are measured on
+
+
+def _alexnet():
+    """The app's default dream model: the newest alexnet_train run, else one trained here."""
+    import keras_cv_apps
+    from keras_cv_apps.inference import find_model
+
+    path = find_model("alexnet_train", "model.keras") or Path("runs/bench_dream/alexnet_train/model.keras")
+    if not path.is_file():
+        cmd = [PY, "-m", "apps.alexnet_train", "--quiet", "--quantize", "none", "--output", str(path.parent)]
+        seconds, done = run_timed(cmd, env={"TF_CPP_MIN_LOG_LEVEL": "2"})
+        if done.returncode != 0:
+            raise SystemExit(f"alexnet_train failed:\n{done.stderr[-2000:]}")
+        print(f"trained the default dream model in {seconds:.0f}s")
+    return keras_cv_apps.load_model(path, compile=False), str(path)
+
+
+def _seam_ratio(change: np.ndarray, borders) -> float:
+    """Mean squared jump across ``borders`` (columns and rows) over the mean across all of them."""
+    g = change / max(float(np.abs(change).mean()), 1e-12)
+    cols = ((g[:, 1:] - g[:, :-1]) ** 2).mean(axis=(0, 2))  # jump between column j-1 and j at index j-1
+    rows = ((g[1:] - g[:-1]) ** 2).mean(axis=(1, 2))
+    at = [cols[b - 1] for b in borders] + [rows[b - 1] for b in borders]
+    return float(np.mean(at) / np.mean(np.concatenate([cols, rows])))
+
+
+def rise_tiles_seams(reps: int) -> dict:
+    import cv2
+    from skimage.data import astronaut
+
+    from keras_cv_apps import dream
+    from keras_cv_apps.explain import dream as dream_module
+    from keras_cv_apps.explain.overlay import save_png, tile_images
+
+    model, path = _alexnet()
+    photo = astronaut()  # 512x512x3
+    layers = dream.default_layers(model)
+    d = dream.Dreamer(model, layers)
+    losses = {}
+    start = time.perf_counter()
+    plain = dream.deep_dream(d, photo, layers=layers,
+                             callback=lambda i: losses.setdefault(i["octave"], []).append(i["loss"]))
+    seconds = time.perf_counter() - start
+    rises = [v[-1] / v[0] for _, v in sorted(losses.items())]
+    clipped = {}
+    out = dream.deep_dream(d, photo, layers=layers, clip=True,
+                           callback=lambda i: clipped.setdefault(i["octave"], []).append(i["loss"]))
+    rises_clipped = [v[-1] / v[0] for _, v in sorted(clipped.items())]
+    result_rise = dream.objective(d, out, layers=layers) / dream.objective(d, photo, layers=layers)
+    grid = tile_images(np.stack([photo, plain, out]), columns=3)
+    save_png(RESULTS / "dream_astronaut.png", cv2.resize(grid, (grid.shape[1] // 2, grid.shape[0] // 2),
+                                                         interpolation=cv2.INTER_AREA))  # half size: 0.5 MB
+
+    x = photo.astype(np.float32) / 255
+    _, whole = d.gradient(x)
+    _, covered = d.gradient(x, tile_size=512)
+    _, tiled256 = d.gradient(x, tile_size=256)
+    rel = float(np.linalg.norm(covered - whole) / np.linalg.norm(whole))
+    rel256 = float(np.linalg.norm(tiled256 / np.abs(tiled256).mean() - whole / np.abs(whole).mean())
+                   / np.linalg.norm(whole / np.abs(whole).mean()))
+
+    big = cv2.resize(photo, (1024, 1024), interpolation=cv2.INTER_LINEAR)
+    xb = big.astype(np.float32) / 255
+    borders = [c0 for _, c0, _ in dream.dream_windows(1024, 256)][1:]
+    _, g_whole = d.gradient(xb)
+    _, g_tiled = d.gradient(xb, tile_size=256)
+    margin, dream_module.MARGIN = dream_module.MARGIN, 10 ** 9  # windows without margins, for contrast
+    try:
+        naive_borders = [c0 for _, c0, _ in dream.dream_windows(1024, 256)][1:]
+        _, g_naive = d.gradient(xb, tile_size=256)
+    finally:
+        dream_module.MARGIN = margin
+    dreamed = dream.deep_dream(d, big, layers=layers, tile_size=256, steps=SEAM_STEPS)
+    untiled = dream.deep_dream(d, big, layers=layers, steps=SEAM_STEPS)
+    dream_tiled = _seam_ratio(dreamed.astype(np.float32) - big, borders)
+    dream_whole = _seam_ratio(untiled.astype(np.float32) - big, borders)
+    seams = {"dream_whole_same_lines": dream_whole, "dream_tiled_over_whole": dream_tiled / dream_whole,
+             "gradient_tiled": _seam_ratio(g_tiled, borders),
+             "gradient_whole_same_lines": _seam_ratio(g_whole, borders),
+             "gradient_no_margin": _seam_ratio(g_naive, naive_borders),
+             "dream_tiled": dream_tiled}
+    return {"model": path, "layers": layers, "octave_rise": rises, "octave_losses": losses, "dream_seconds": seconds,
+            "octave_rise_clip": rises_clipped, "uint8_result_over_photo_clip": result_rise,
+            "tile_covering_rel_l2": rel, "tile256_on_512_rel_l2": rel256, "seam_energy_ratio": seams}
+
+
+def _kio_step_fn(feature_extractor, layer_settings):
+    """keras-io deep_dream.py's loss and step, as that example writes them."""
+    import tensorflow as tf
+
+    def compute_loss(input_image):
+        features = feature_extractor(input_image)
+        loss = tf.zeros(shape=())
+        for name in features.keys():
+            activation = features[name]
+            scaling = tf.reduce_prod(tf.cast(tf.shape(activation), "float32"))
+            loss += layer_settings[name] * tf.reduce_sum(tf.square(activation[:, 2:-2, 2:-2, :])) / scaling
+        return loss
+
+    @tf.function
+    def gradient_ascent_step(img, learning_rate):
+        with tf.GradientTape() as tape:
+            tape.watch(img)
+            loss = compute_loss(img)
+        grads = tape.gradient(loss, img)
+        grads /= tf.maximum(tf.reduce_mean(tf.abs(grads)), 1e-6)
+        img += learning_rate * grads
+        return loss, img
+
+    return gradient_ascent_step
+
+
+def _kio_dream(step, img, octaves=3, octave_scale=1.4, iterations=20):
+    """keras-io's octave loop (resize, ascend, re-inject lost detail)."""
+    import tensorflow as tf
+
+    original_shape = img.shape[1:3]
+    shapes = [tuple(int(d / octave_scale ** i) for d in original_shape) for i in range(octaves)][::-1]
+    shrunk = tf.image.resize(img, shapes[0])
+    x = tf.identity(img)
+    for shape in shapes:
+        x = tf.image.resize(x, shape)
+        for _ in range(iterations):
+            _, x = step(x, 0.01)
+        x += tf.image.resize(img, shape) - tf.image.resize(shrunk, shape)
+        shrunk = tf.image.resize(img, shape)
+    return x
+
+
+def speed(reps: int) -> dict:
+    import keras
+    import tensorflow as tf
+
+    from keras_cv_apps import dream
+
+    base = keras.applications.InceptionV3(weights=None, include_top=False)
+    extractor = keras.Model(base.inputs, {n: base.get_layer(n).output for n in INCEPTION})
+    kio = _kio_step_fn(extractor, INCEPTION)
+    ours = {name: dream.Dreamer(base, INCEPTION, "symmetric", fuse=fuse) for name, fuse in (("ours", True),
+                                                                                             ("ours_unfused", False))}
+    x = np.random.default_rng(0).uniform(-1, 1, (512, 512, 3)).astype(np.float32)
+    xt = tf.constant(x[None])
+    rng = np.random.default_rng(0)
+
+    def our_step(d):
+        dy, dx = rng.integers(-16, 17, size=2)
+        _, g = d.gradient(np.roll(x, (dy, dx), axis=(0, 1)))
+        g = np.roll(g, (-dy, -dx), axis=(0, 1))
+        return np.clip(x + 0.01 * g / max(float(np.abs(g).mean()), 1e-8), -1, 1)
+
+    runs = {"keras_io": lambda: kio(xt, 0.01)[1].numpy(), **{k: (lambda d=d: our_step(d)) for k, d in ours.items()}}
+    for fn in runs.values():
+        fn()  # trace and warm up
+    times = {k: [] for k in runs}
+    cpu = {k: [] for k in runs}
+    for _ in range(reps):
+        for k, fn in runs.items():
+            t, c = time.perf_counter(), time.process_time()
+            fn()
+            times[k].append(time.perf_counter() - t)
+            cpu[k].append(time.process_time() - c)
+    ms = {k: 1000 * float(np.min(v)) for k, v in times.items()}
+    median = {k: 1000 * float(np.median(v)) for k, v in times.items()}
+    cpu_ms = {k: 1000 * float(np.median(v)) for k, v in cpu.items()}
+    photo = ((x + 1) * 127.5).astype(np.uint8)
+    t = time.perf_counter()
+    dream.deep_dream(base, photo, layers=INCEPTION, scale="symmetric", steps=5)
+    whole_ours = time.perf_counter() - t
+    fresh = _kio_step_fn(extractor, INCEPTION)  # a new tf.function: keras-io traces once per octave size
+    t = time.perf_counter()
+    _kio_dream(fresh, tf.constant(x[None]), iterations=5).numpy()
+    whole_kio = time.perf_counter() - t
+    return {"ms_per_step": ms, "median_ms": median, "cpu_ms": cpu_ms,
+            "all_ms": {k: [1000 * s for s in v] for k, v in times.items()},
+            "ratio": ms["ours"] / ms["keras_io"], "ratio_unfused": ms["ours_unfused"] / ms["keras_io"],
+            "ratio_median": median["ours"] / median["keras_io"], "ratio_cpu": cpu_ms["ours"] / cpu_ms["keras_io"],
+            "whole_dream_3x5_steps_s": {"ours": whole_ours, "keras_io": whole_kio, "ratio": whole_ours / whole_kio}}
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def memory_probe(size: int, tile) -> dict:
+    """Run in a child process: resident memory before and at its peak during a one-step dream at
+    ``size`` px (``tile`` px windows), sampled every 5 ms."""
+    import threading
+
+    import keras
+
+    from keras_cv_apps import dream
+
+    base = keras.applications.InceptionV3(weights=None, include_top=False)
+    d = dream.Dreamer(base, INCEPTION, "symmetric")
+    photo = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    baseline, peak, done = _rss_mb(), [0.0], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_mb())
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    t = time.perf_counter()
+    dream.deep_dream(d, photo, layers=INCEPTION, octaves=1, steps=1, tile_size=tile)
+    seconds = time.perf_counter() - t
+    done.set()
+    sampler.join()
+    return {"size": size, "tile": tile, "baseline_mb": baseline, "peak_mb": max(peak[0], _rss_mb()),
+            "process_max_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "seconds": seconds}
+
+
+def memory() -> dict:
+    out = {}
+    for size, tile in ((512, None), (2048, 512)):
+        cmd = [PY, "-m", "benchmarks.bench_dream", "--memory-probe", str(size), str(tile or 0)]
+        _, done = run_timed(cmd, env={"TF_CPP_MIN_LOG_LEVEL": "3"})
+        if done.returncode != 0:
+            raise SystemExit(f"memory probe failed:\n{done.stderr[-2000:]}")
+        out[f"{size}px_tile{tile}"] = json.loads(done.stdout.strip().splitlines()[-1])
+    small, large = out["512px_tileNone"], out["2048px_tile512"]
+    out["peak_ratio"] = large["peak_mb"] / small["peak_mb"]
+    out["above_baseline_ratio"] = (large["peak_mb"] - large["baseline_mb"]) / (small["peak_mb"] - small["baseline_mb"])
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--reps", type=int, default=6, help="timed repetitions per variant (best and median kept)")
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--memory-probe", nargs=2, type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if args.memory_probe:
+        size, tile = args.memory_probe
+        print(json.dumps(memory_probe(size, tile or None)))
+        return 0
+    result = {"quality": rise_tiles_seams(args.reps)}
+    write_result("dream", result)  # what is measured is kept if a later part fails
+    result["speed"] = speed(args.reps)
+    write_result("dream", result)
+    if not args.skip_memory:
+        result["memory"] = memory()
+    q, s = result["quality"], result["speed"]
+    rows = [{"figure": f"objective rise, octave {i}", "value": r, "target": ">= 5"}
+            for i, r in enumerate(q["octave_rise"])]
+    rows += [{"figure": f"  with clip=True, octave {i}", "value": r, "target": "(reported)"}
+             for i, r in enumerate(q["octave_rise_clip"])]
+    rows += [{"figure": "objective of the uint8 dream / of the photo (clip=True)",
+              "value": q["uint8_result_over_photo_clip"], "target": "(reported)"}]
+    rows += [{"figure": "tiled vs whole gradient, tile covers image (rel. L2)", "value": q["tile_covering_rel_l2"],
+              "target": "<= 1e-5"},
+             {"figure": "seam energy ratio, one gradient, 256-px tiles on 1024 px", "value":
+              q["seam_energy_ratio"]["gradient_tiled"], "target": "<= 1.1"},
+             {"figure": "  the whole image's gradient on the same lines", "value":
+              q["seam_energy_ratio"]["gradient_whole_same_lines"], "target": "(reference)"},
+             {"figure": "seam energy ratio, whole dream, tiled / untiled on the same lines", "value":
+              q["seam_energy_ratio"]["dream_tiled_over_whole"], "target": "<= 1.1"},
+             {"figure": "seam energy ratio, windows without margins", "value":
+              q["seam_energy_ratio"]["gradient_no_margin"], "target": "(contrast)"},
+             {"figure": "ms/step ours / keras-io (InceptionV3 512 px), best of reps", "value": s["ratio"],
+              "target": "<= 0.67"},
+             {"figure": "  median of reps / CPU time / unfused", "value":
+              f"{s['ratio_median']:.3f} / {s['ratio_cpu']:.3f} / {s['ratio_unfused']:.3f}", "target": "(reported)"},
+             {"figure": "whole 3-octave dream ours / keras-io", "value": s["whole_dream_3x5_steps_s"]["ratio"],
+              "target": "(reported)"}]
+    if "memory" in result:
+        rows += [{"figure": "peak memory 2048 px in 512 tiles / 512 px", "value": result["memory"]["peak_ratio"],
+                  "target": "<= 2"},
+                 {"figure": "  the same above each process's baseline", "value":
+                  result["memory"]["above_baseline_ratio"], "target": "(stricter)"}]
+    print(table(rows, ["figure", "value", "target"]))
+    print(f"ms per step: {s['ms_per_step']}")
+    print(f"results: {write_result('dream', result)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,292 @@
+"""Explanations measured on `shapes_target`, where the class is the shape of one target among
+distractors and the target's mask is known.
+
+- model: a small GAP-headed CNN (3 blocks of two conv-BN-ReLU, 16/32/64 filters, the last
+  feature map 32x32) trained here on 3,000 images (seed 0) and tested on 500 others (seed 1);
+  cached in runs/bench_explain/.
+- localisation (the true class explained): pointing-game hit rate and relevance-mass accuracy
+  per method, against a uniform random map on the same images: Grad-CAM, Grad-CAM++ and saliency
+  on all 500 test images; SmoothGrad (16 samples), IG (32 steps) and occlusion (8 px patches,
+  stride 8), which cost 16-64 model calls per image, on 100 of them (25 per class).
+- faithfulness (40 of those 100): deletion and insertion AUC of the class probability, and ROAD
+  (noisy linear imputation) MoRF / LeRF mean probability over 10-90% removed, per method and for
+  the random map.
+- sanity (20 images): cascading randomisation from the output down; Spearman rho between the
+  trained model's maps and the fully randomised model's.
+- integrated gradients: completeness error at 64 steps per rule (20 images), and the time of our
+  batched IG against keras-io's loop of one gradient call per path point (written below as that
+  example does it), same model, images and process (3 images, best of 2 interleaved runs; --only-ig
+  redoes this part alone).
+- results/explain_maps.png: one test image per class (target outlined) and each method's map.
+
+Results are written after every part, so a run cut short keeps what it measured.
+
+    python -m benchmarks.bench_explain [--retrain] [--n-test 500] [--n-costly 100] [--figure-only]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks._util import table, write_result
+
+MODEL = Path("runs/bench_explain/cnn.keras")
+SIZE = (64, 64)
+
+
+def build_cnn(num_classes: int = 4, widths=(16, 32, 64), dilations=(1, 1, 2)):
+    """Blocks of two conv-BN-ReLU; one 2x2 pool after the first block, so the last feature map is
+    32x32; the last block's dilated convolutions keep the receptive field (30 px) object-sized."""
+    import keras
+
+    inp = keras.Input((*SIZE, 3))
+    x = inp
+    for i, (filters, dilation) in enumerate(zip(widths, dilations)):
+        for j in range(2):
+            x = keras.layers.Conv2D(filters, 3, padding="same", dilation_rate=dilation, use_bias=False,
+                                    name=f"conv{i + 1}_{j + 1}")(x)
+            x = keras.layers.BatchNormalization(name=f"bn{i + 1}_{j + 1}")(x)
+            x = keras.layers.ReLU(name=f"relu{i + 1}_{j + 1}")(x)
+        if i == 0:
+            x = keras.layers.MaxPooling2D(name=f"pool{i + 1}")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inp, keras.layers.Dense(num_classes, activation="softmax", name="predictions")(x),
+                       name="shapes_cnn")
+
+
+def train(x, y, epochs: int = 15, validation=None):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = build_cnn()
+    steps = epochs * int(np.ceil(len(x) / 64))
+    schedule = keras.optimizers.schedules.CosineDecay(0.0, steps, warmup_target=3e-3, warmup_steps=steps // 10)
+    model.compile(keras.optimizers.Adam(schedule), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, batch_size=64, epochs=epochs, verbose=2, validation_data=validation)
+    MODEL.parent.mkdir(parents=True, exist_ok=True)
+    model.save(MODEL)
+    return model
+
+
+def methods(n_samples: int, ig_steps: int):
+    from keras_cv_apps import explain
+
+    return {
+        "gradcam": lambda m, x, c: explain.grad_cam(m, x, class_index=c),
+        "gradcam++": lambda m, x, c: explain.grad_cam_plus_plus(m, x, class_index=c),
+        "saliency": lambda m, x, c: explain.saliency(m, x, class_index=c),
+        "smoothgrad": lambda m, x, c: explain.saliency(m, x, class_index=c, smooth_samples=n_samples),
+        "ig": lambda m, x, c: explain.integrated_gradients(m, x, class_index=c, steps=ig_steps).sum(-1),
+        "occlusion": lambda m, x, c: explain.occlusion(m, x, class_index=c, patch=8, stride=8),
+    }
+
+
+def keras_io_integrated_gradients(model, img_input, top_pred_idx, num_steps=64):
+    """keras-io integrated_gradients.py's loop: one gradient call per path point (trapezoid)."""
+    import tensorflow as tf
+
+    def get_gradients(img, idx):
+        images = tf.cast(img, tf.float32)
+        with tf.GradientTape() as tape:
+            tape.watch(images)
+            preds = model(images)
+            top_class = preds[:, idx]
+        return tape.gradient(top_class, images)
+
+    baseline = np.zeros(img_input.shape, np.float32)
+    path = np.array([baseline + (s / num_steps) * (img_input - baseline) for s in range(num_steps + 1)], np.float32)
+    grads = tf.convert_to_tensor([get_gradients(tf.expand_dims(p, 0), top_pred_idx)[0] for p in path])
+    avg = tf.reduce_mean((grads[:-1] + grads[1:]) / 2.0, axis=0)
+    return (img_input - baseline) * avg.numpy()
+
+
+def completeness_and_speed(model, x, y, n_speed: int, reps: int = 2) -> dict:
+    from keras_cv_apps import explain
+
+    target = explain.class_score(model, x, y) - explain.class_score(model, np.zeros_like(x), y)
+    out = {}
+    for rule in explain.IG_RULES:
+        attr = explain.integrated_gradients(model, x, class_index=y, steps=64, rule=rule)
+        err = np.abs(attr.sum(axis=(1, 2, 3)) - target) / np.abs(target)
+        out[rule] = {"mean_rel_error": float(err.mean()), "median": float(np.median(err)), "max": float(err.max())}
+    xs, ys = x[:n_speed], y[:n_speed]
+    explain.integrated_gradients(model, xs, class_index=ys, steps=64, rule="trapezoid")  # trace every batch shape
+    keras_io_integrated_gradients(model, xs[0], int(ys[0]))  # warm up
+    times = {"ours": [], "keras_io": []}
+    for _ in range(reps):  # interleaved; the best of each is the least disturbed by other jobs
+        t = time.perf_counter()
+        explain.integrated_gradients(model, xs, class_index=ys, steps=64, rule="trapezoid")  # keras-io's rule
+        times["ours"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        for img, c in zip(xs, ys):
+            keras_io_integrated_gradients(model, img, int(c))
+        times["keras_io"].append(time.perf_counter() - t)
+    ours, theirs = min(times["ours"]), min(times["keras_io"])
+    out["speed"] = {"images": n_speed, "ours_s": ours, "keras_io_s": theirs, "speedup": theirs / ours,
+                    "all_s": times}
+    return out
+
+
+def figure(maps: dict, x, masks, picks) -> Path:
+    """results/explain_maps.png: per row one test image (the target outlined in green), then each
+    method's map over it."""
+    import cv2
+
+    from keras_cv_apps.explain.overlay import heatmap_overlay, save_png, tile_images
+
+    tiles = []
+    for i in picks:
+        image = cv2.resize(np.rint(x[i] * 255).astype(np.uint8), None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
+        outline = image.copy()
+        contours, _ = cv2.findContours(cv2.resize(masks[i].astype(np.uint8), None, fx=2, fy=2,
+                                                  interpolation=cv2.INTER_NEAREST), cv2.RETR_EXTERNAL,
+                                       cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(outline, contours, -1, (0, 255, 0), 1)
+        tiles += [outline] + [heatmap_overlay(image, maps[name][i]) for name in maps]
+    path = Path(__file__).resolve().parent / "results" / "explain_maps.png"
+    save_png(path, tile_images(np.stack(tiles), columns=len(maps) + 1))
+    return path
+
+
+def _spread(n_total: int, n: int) -> np.ndarray:
+    """``n`` indices spread evenly over ``n_total`` images ordered by class (so classes stay balanced)."""
+    return np.unique(np.linspace(0, n_total, min(n, n_total), endpoint=False).astype(int))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--retrain", action="store_true")
+    parser.add_argument("--n-test", type=int, default=500, help="test images (localisation of the cheap methods)")
+    parser.add_argument("--n-costly", type=int, default=100, help="images for SmoothGrad, IG and occlusion maps")
+    parser.add_argument("--n-faith", type=int, default=40, help="images for deletion/insertion and ROAD")
+    parser.add_argument("--n-sanity", type=int, default=20, help="images for cascading randomisation")
+    parser.add_argument("--n-complete", type=int, default=20, help="images for IG completeness")
+    parser.add_argument("--n-speed", type=int, default=3, help="images for the IG timing against keras-io")
+    parser.add_argument("--figure-only", action="store_true", help="only draw results/explain_maps.png")
+    parser.add_argument("--only-ig", action="store_true", help="only redo the integrated-gradients part "
+                                                               "in results/explain.json")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+
+    import keras_cv_apps
+    from keras_cv_apps.data.sources import shapes_with_masks
+    from keras_cv_apps.explain import evaluate
+    from keras_cv_apps.image.ops import scale
+
+    t0 = time.perf_counter()
+    test, masks = shapes_with_masks(size=SIZE, per_class=args.n_test // 4, seed=1)
+    x, y = scale(test.images, "unit"), test.labels
+    if args.retrain or not MODEL.is_file():
+        data, _ = shapes_with_masks(size=SIZE, per_class=750, seed=0)
+        model = train(scale(data.images, "unit"), data.labels)
+    else:
+        model = keras_cv_apps.load_model(MODEL, compile=False)
+    accuracy = float((np.asarray(model.predict(x, verbose=0)).argmax(1) == y).mean())
+    print(f"test accuracy {accuracy:.4f} on {len(x)} images", flush=True)
+
+    fns = methods(n_samples=16, ig_steps=32)
+    costly = _spread(len(x), args.n_costly)
+    picks = [int(costly[y[costly] == c][0]) for c in np.unique(y)]  # one image per class for the figure
+    if args.figure_only:
+        few_maps = {n: fn(model, x[picks], y[picks]) for n, fn in fns.items()}
+        print(f"figure: {figure(few_maps, x[picks], masks[picks], range(len(picks)))}")
+        return 0
+    few = _spread(len(x), args.n_complete)
+    if args.only_ig:
+        import json
+
+        from benchmarks._util import RESULTS
+
+        result = json.loads((RESULTS / "explain.json").read_text())
+        result.pop("machine", None), result.pop("date", None)
+        result["integrated_gradients"] = completeness_and_speed(model, x[few], y[few], n_speed=args.n_speed)
+        print(f"IG: {result['integrated_gradients']}\nresults: {write_result('explain', result)}")
+        return 0
+    result = {"test_accuracy": accuracy, "n_test": len(x), "keras": keras.__version__,
+              "settings": {k: v for k, v in vars(args).items() if k.startswith("n_")} |
+              {"smoothgrad_samples": 16, "ig_steps_maps": 32, "occlusion": "patch 8, stride 8"},
+              "localisation": {}, "faithfulness": {}, "sanity": {}}
+
+    def save(part):
+        result["seconds"] = time.perf_counter() - t0
+        write_result("explain", result)
+        print(f"[{result['seconds']:.0f}s] {part} done", flush=True)
+
+    everyone = np.arange(len(x))
+    where = {n: (costly if n in ("smoothgrad", "ig", "occlusion") else everyone) for n in fns} | {"random": everyone}
+    maps, seconds = {}, {}
+    rand = evaluate.random_maps(x.shape, seed=0)
+
+    def localise(names):
+        for name in names:
+            idx = where[name]
+            t = time.perf_counter()
+            maps[name] = rand[idx] if name == "random" else fns[name](model, x[idx], y[idx])
+            seconds[name] = time.perf_counter() - t
+            m = maps[name]
+            loc = {"images": len(idx), "pointing_game": float(evaluate.pointing_game(m, masks[idx]).mean()),
+                   "relevance_mass": float(evaluate.relevance_mass(m, masks[idx]).mean()),
+                   "seconds": seconds[name]}
+            # the chance level on the same images
+            chance = {k: float(f(rand[idx], masks[idx]).mean()) for k, f in
+                      (("pointing_game", evaluate.pointing_game), ("relevance_mass", evaluate.relevance_mass))}
+            for key in ("pointing_game", "relevance_mass"):
+                loc[f"{key}_random"] = chance[key]
+                loc[f"{key}_x_random"] = loc[key] / max(chance[key], 1e-12)
+            result["localisation"][name] = loc
+            save(f"localisation {name}")
+
+    localise(["random", "gradcam", "gradcam++", "saliency"])
+
+    result["integrated_gradients"] = completeness_and_speed(model, x[few], y[few], n_speed=args.n_speed)
+    save("integrated gradients completeness and speed")
+
+    localise(["smoothgrad", "ig", "occlusion"])
+    figure({n: maps[n][np.searchsorted(where[n], picks)] for n in fns}, x[picks], masks[picks], range(len(picks)))
+
+    few = _spread(len(x), args.n_sanity)
+    sanity_fns = {"gradcam": fns["gradcam"], "gradcam++": fns["gradcam++"], "saliency": fns["saliency"],
+                  "ig": methods(0, ig_steps=16)["ig"]}
+    for name, fn in sanity_fns.items():
+        cascade = evaluate.cascading_randomization(model, fn, x[few], y[few], seed=0)
+        result["sanity"][name] = {"images": len(few), "final_rho": cascade[-1][1], "cascade": cascade}
+        save(f"sanity {name}")
+
+    sub = costly[_spread(len(costly), args.n_faith)]
+    for name in ["random", *fns]:
+        m = maps[name][np.searchsorted(where[name], sub)]
+        di = evaluate.deletion_insertion(model, x[sub], m, y[sub])
+        morf = evaluate.road(model, x[sub], m, y[sub], order="morf")
+        lerf = evaluate.road(model, x[sub], m, y[sub], order="lerf")
+        result["faithfulness"][name] = {"images": len(sub), "deletion_auc": float(di["deletion"].mean()),
+                                        "insertion_auc": float(di["insertion"].mean()),
+                                        "road_morf": float(morf.mean()), "road_lerf": float(lerf.mean())}
+        save(f"faithfulness {name}")
+    faith = result["faithfulness"]
+    for name, f in faith.items():
+        r = faith["random"]
+        f["beats_random"] = bool(f["deletion_auc"] < r["deletion_auc"] and f["insertion_auc"] > r["insertion_auc"]
+                                 and f["road_morf"] < r["road_morf"] and f["road_lerf"] > r["road_lerf"])
+    save("all")
+
+    loc, sanity, ig = result["localisation"], result["sanity"], result["integrated_gradients"]
+    rows = [{"method": n, **{k: v for k, v in loc[n].items() if k != "seconds"}, **faith[n],
+             "sanity_rho": sanity.get(n, {}).get("final_rho", "")} for n in faith]
+    print(table(rows, ["method", "images", "pointing_game", "pointing_game_x_random", "relevance_mass",
+                       "relevance_mass_x_random", "deletion_auc", "insertion_auc", "road_morf", "road_lerf",
+                       "beats_random", "sanity_rho"]))
+    print(table([{"rule": r, **ig[r]} for r in ("trapezoid", "midpoint", "gauss_legendre")],
+                ["rule", "mean_rel_error", "median", "max"]))
+    print(f"IG speed-up over the keras-io loop: {ig['speed']['speedup']:.1f}x ({ig['speed']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""DeepDream: determinism, tiles equal to the whole image, octaves, max_loss, bad input; filter
+visualisation and activation grids; the fused convolution path."""
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from keras_cv_apps import dream  # noqa: E402
+from keras_cv_apps.explain._graph import GraphRunner  # noqa: E402
+
+LAYERS = {"r1": 1.0, "r2": 1.5}
+
+
+@pytest.fixture(scope="module")
+def small_rf():
+    """conv3x3 -> BN -> ReLU twice (receptive-field radius 2) on any image size, with a fixed-size head."""
+    keras.utils.set_random_seed(5)
+    inp = keras.Input((16, 16, 3))
+    x = inp
+    for i in (1, 2):
+        x = keras.layers.Conv2D(4, 3, padding="same", use_bias=False, name=f"c{i}")(x)
+        x = keras.layers.BatchNormalization(name=f"bn{i}", beta_initializer="random_normal",
+                                            moving_mean_initializer="random_normal")(x)
+        x = keras.layers.ReLU(name=f"r{i}")(x)
+    out = keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(x))
+    return keras.Model(inp, out, name="small_rf")
+
+
+@pytest.fixture(scope="module")
+def photo():
+    from skimage.data import astronaut
+
+    return np.ascontiguousarray(astronaut()[::8, ::8])  # 64x64x3 uint8
+
+
+def test_same_seed_same_bytes_and_a_covering_tile_changes_nothing(small_rf, photo):
+    a = dream.deep_dream(small_rf, photo, layers=LAYERS, steps=4, octaves=2)
+    assert a.shape == photo.shape and a.dtype == np.uint8 and (a != photo).any()
+    np.testing.assert_array_equal(a, dream.deep_dream(small_rf, photo, layers=LAYERS, steps=4, octaves=2))
+    np.testing.assert_array_equal(a, dream.deep_dream(small_rf, photo, layers=LAYERS, steps=4, octaves=2,
+                                                      tile_size=64))
+    assert (a != dream.deep_dream(small_rf, photo, layers=LAYERS, steps=4, octaves=2, seed=1)).any()
+
+
+def test_tiled_gradient_equals_the_whole_one_when_margins_cover_the_receptive_field(small_rf, photo):
+    d = dream.Dreamer(small_rf, LAYERS)
+    x = photo.astype("float32") / 255
+    _, whole = d.gradient(x)
+    _, tiled = d.gradient(x, tile_size=32)  # margin 4 >= twice the receptive-field radius
+    whole, tiled = whole / np.abs(whole).mean(), tiled / np.abs(tiled).mean()
+    assert np.linalg.norm(tiled - whole) / np.linalg.norm(whole) < 1e-5
+    assert [w for w in dream.dream_windows(64, 32)] == [(0, 0, 24), (20, 24, 48), (32, 48, 64)]
+
+
+def test_objective_rises_and_octaves_progress(small_rf, photo):
+    seen = []
+    out = dream.deep_dream(small_rf, photo, layers=LAYERS, steps=5, octaves=3, callback=seen.append)
+    assert [(s["octave"], s["image"].shape[:2]) for s in seen[::5]] == [(0, (33, 33)), (1, (46, 46)), (2, (64, 64))]
+    assert dream.objective(small_rf, out, layers=LAYERS) > 1.2 * dream.objective(small_rf, photo, layers=LAYERS)
+    assert dream.octave_shapes((64, 64), 3, 1.4) == [(33, 33), (46, 46), (64, 64)]
+
+
+def test_max_loss_stops_before_the_step_that_passes_it(small_rf, photo):
+    free = []
+    dream.deep_dream(small_rf, photo, layers=LAYERS, steps=6, octaves=1, jitter=0, callback=free.append)
+    losses = [s["loss"] for s in free]
+    assert losses == sorted(losses)
+    limit = (losses[2] + losses[3]) / 2
+    capped = []
+    out = dream.deep_dream(small_rf, photo, layers=LAYERS, steps=6, octaves=1, jitter=0, max_loss=limit,
+                           callback=capped.append)
+    # steps 0, 1 and 2 ran; the image step 2 made passes the limit, so the octave ends on the one before
+    assert [s["loss"] for s in capped] == losses[:3]
+    reference = dream.deep_dream(small_rf, photo, layers=LAYERS, steps=2, octaves=1, jitter=0)
+    np.testing.assert_array_equal(out, reference)
+
+
+def test_grey_images_and_channel_conversion(small_rf, photo):
+    grey = photo[..., 0].copy()
+    out = dream.deep_dream(small_rf, grey, layers=LAYERS, steps=2, octaves=1)
+    assert out.shape == grey.shape and out.dtype == np.uint8
+
+
+def test_layers_parse_and_unknown_names_fail(small_rf, photo):
+    assert dream.parse_layers("r1:1,r2:2.5") == {"r1": 1.0, "r2": 2.5}
+    assert dream.parse_layers(["r1"]) == {"r1": 1.0}
+    assert dream.default_layers(small_rf) == {"r1": 1.0, "r2": 1.5}
+    with pytest.raises(ValueError, match="has no layer 'mixed9'; layers with feature maps are: c1, bn1, r1"):
+        dream.deep_dream(small_rf, photo, layers={"mixed9": 1.0})
+    with pytest.raises(ValueError, match="Bad layer weight"):
+        dream.parse_layers("r1:x")
+    with pytest.raises(ValueError, match="uint8 HxW or HxWx3"):
+        dream.deep_dream(small_rf, photo.astype("float32"), layers=LAYERS)
+
+
+def test_fused_convolutions_compute_the_same(small_rf, photo):
+    x = photo[None].astype("float32") / 255
+    plain = GraphRunner(small_rf, capture=("r1", "r2"), scores=False)(x)[1]
+    fused = GraphRunner(small_rf, capture=("r2",), scores=False, fuse=True)(x)[1]
+    np.testing.assert_allclose(np.asarray(fused["r2"]), np.asarray(plain["r2"]), rtol=1e-5, atol=1e-5)
+
+
+def test_filter_visualisation_excites_its_filter(small_rf):
+    images = dream.visualize_filters(small_rf, "r2", [0, 3], steps=15, size=24)
+    assert images.shape == (2, 24, 24, 3) and images.dtype == np.uint8
+    runner = GraphRunner(small_rf, capture=("r2",), scores=False)
+    start = np.full((1, 24, 24, 3), 128 / 255, "float32")
+    for image, f in zip(images, (0, 3)):
+        after = np.asarray(runner(image[None].astype("float32") / 255)[1]["r2"])[..., f].mean()
+        assert after > np.asarray(runner(start)[1]["r2"])[..., f].mean()
+    with pytest.raises(ValueError, match="has 4 filters"):
+        dream.visualize_filters(small_rf, "r2", [4])
+
+
+def test_activation_grid(small_rf, photo):
+    grid = dream.activation_grid(small_rf, photo, "r1")
+    assert grid.dtype == np.uint8 and grid.shape == (16 * 2 + 1, 16 * 2 + 1)  # 4 channels, 2x2, 1-px gaps
+    with pytest.raises(ValueError, match="not a 4-D feature map"):
+        dream.activation_grid(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="d")]),
+                              photo, "d")
