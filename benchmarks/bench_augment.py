@@ -13,10 +13,12 @@
    augmentation (TensorFlow's resampler, stateful). Goal: keyed costs <= 15% against the latter.
 
 Each rate is the best of ``--rounds`` passes after a warm-up pass, the contenders measured in
-alternation (the machine may be shared). Writes ``benchmarks/results/augment.json`` and
-``augment.png``. Needs albumentations: ``python3 -m venv /work/venvs/albu`` with the project's
-site-packages in a ``.pth`` file, ``pip install --no-deps albumentations albucore`` plus its
-pure-Python deps, then run this script with that venv's python; without it, column 1 is skipped.
+alternation (the machine may be shared); column 1 also records the least CPU time per image of
+each side (all threads of the process), which other jobs on the machine disturb much less.
+Writes ``benchmarks/results/augment.json`` and ``augment.png``. Needs albumentations: ``python3
+-m venv /work/venvs/albu`` with the project's site-packages in a ``.pth`` file, ``pip install
+--no-deps albumentations albucore`` plus its pure-Python deps, then run this script with that
+venv's python; without it, column 1 is skipped.
 
     python -m benchmarks.bench_augment [--rounds 3] [--images 256]
 """
@@ -107,29 +109,33 @@ def pipeline(images, fn, keyed=True, cast_back=False, repeats=1):
 
 def tf_timer(dataset):
     def run():
-        start = time.perf_counter()
         for _ in dataset:
             pass
-        return time.perf_counter() - start
     return run
 
 
 def albu_timer(transform, images):
     def run():
-        start = time.perf_counter()
         for image in images:
             transform(image=image)["image"]
-        return time.perf_counter() - start
     return run
 
 
-def best_rates(timers, n, rounds):
+def best_rates(timers, n, rounds, cpu=None):
+    """images/s of each timer, the best of ``rounds`` passes; with a dict ``cpu``, also the least
+    CPU time (all threads of this process) per image in microseconds, which a shared machine
+    disturbs much less than the wall clock."""
     for run in timers.values():
         run()
-    best = {name: math.inf for name in timers}
+    best, least = {name: math.inf for name in timers}, {name: math.inf for name in timers}
     for _ in range(rounds):
         for name, run in timers.items():
-            best[name] = min(best[name], run())
+            start, start_cpu = time.perf_counter(), time.process_time()
+            run()
+            best[name] = min(best[name], time.perf_counter() - start)
+            least[name] = min(least[name], time.process_time() - start_cpu)
+    if cpu is not None:
+        cpu.update({name: 1e6 * seconds / n for name, seconds in least.items()})
     return {name: n / seconds for name, seconds in best.items()}
 
 
@@ -208,6 +214,7 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=4, help="passes over them per timed pass")
     parser.add_argument("--ops", default=None, help="comma list (default: all six)")
     args = parser.parse_args(argv)
+    load_start = round(os.getloadavg()[0], 1)  # the machine may be shared: recorded with the result
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
@@ -233,24 +240,30 @@ def main(argv=None) -> int:
                     x = layer(x, training=True)
                 return x
             timers["keras core"] = tf_timer(pipeline(images[:BATCH], apply, keyed=False, cast_back=True))
-        rates = best_rates(timers, len(images) * args.repeats, args.rounds)
+        cpu = {}
+        rates = best_rates(timers, len(images) * args.repeats, args.rounds, cpu)
         if "keras core" in rates:  # one batch per pass: core layers are slow
             rates["keras core"] *= BATCH / (len(images) * args.repeats)
         row = {"op": op, **{k: round(v) for k, v in rates.items()}}
         if "albumentations" in rates:
             row["package / albumentations"] = round(rates["package"] / rates["albumentations"], 2)
+            row["CPU us/image package"] = round(cpu["package"], 1)
+            row["CPU us/image albumentations"] = round(cpu["albumentations"], 1)
+            row["CPU albumentations / package"] = round(cpu["albumentations"] / cpu["package"], 2)
         rows.append(row)
         print(row, flush=True)
     repro = reproducibility_cost(args.rounds)
     print(repro)
     figure(rows, RESULTS / "augment.png")
-    columns = ["op", "package", "albumentations", "keras core", "package / albumentations"]
+    columns = ["op", "package", "albumentations", "keras core", "package / albumentations", "CPU us/image package",
+               "CPU us/image albumentations", "CPU albumentations / package"]
     text = table(rows, columns)
     goals = {"package_at_least_albumentations": {r["op"]: r.get("package / albumentations", 0) >= 1.0 for r in rows},
              "keyed_cost_at_most_15_percent": repro["keyed_over_before"] >= 0.85}
     path = write_result("augment", {"image_size": SIZE, "batch_size": BATCH, "images": args.images,
                                     "repeats": args.repeats,
                                     "rounds": args.rounds, "cpu_threads_tf": os.cpu_count(),
+                                    "load_average_1min": {"start": load_start, "end": round(os.getloadavg()[0], 1)},
                                     "albumentations": getattr(A, "__version__", None), "throughput": rows,
                                     "reproducibility": repro, "goals": goals, "table": text})
     print(text)
