@@ -12,7 +12,8 @@ their ``get_random_transformation`` it hands out seeds derived from the key.
 whole batch ``[B, H, W, C]`` (C = 1 or 3, uint8 or float in [0, 255]); `augment` runs it in one
 ``tf.numpy_function`` per batch with a NumPy generator seeded from the key. OpenCV's resampling,
 blurring and flipping are SIMD code that release the GIL, several times faster on a CPU than
-TensorFlow's generic image kernels (``benchmarks/bench_augment.py``). Such layers belong in the
+TensorFlow's generic image kernels (``benchmarks/bench_augment.py``); results go into recycled,
+aligned buffers (`empty_aligned`) that TensorFlow wraps without a copy. Such layers belong in the
 ``tf.data`` pipeline, never in an exported model.
 """
 
