@@ -12,17 +12,22 @@ their ``get_random_transformation`` it hands out seeds derived from the key.
 whole batch ``[B, H, W, C]`` (C = 1 or 3, uint8 or float in [0, 255]); `augment` runs it in one
 ``tf.numpy_function`` per batch with a NumPy generator seeded from the key. OpenCV's resampling,
 blurring and flipping are SIMD code that release the GIL, several times faster on a CPU than
-TensorFlow's generic image kernels (``benchmarks/bench_augment.py``). Such layers belong in the
+TensorFlow's generic image kernels (``benchmarks/bench_augment.py``); results go into recycled,
+aligned buffers (`empty_aligned`) that TensorFlow wraps without a copy. Such layers belong in the
 ``tf.data`` pipeline, never in an exported model.
 """
 
 from __future__ import annotations
+
+import sys
+import threading
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 _ALIGN = 64  # TensorFlow wraps (instead of copying) NumPy results aligned to 64 bytes
+_POOL_SIZE = 12  # batches in flight in a pipeline: parallel calls + prefetch + the consumer
 
 
 class KeyedSeed(keras.random.SeedGenerator):
@@ -44,11 +49,40 @@ def split_key(key, n: int):
     return tf.random.experimental.stateless_split(tf.cast(key, tf.int32), n)
 
 
+def _refs(buffers):
+    for buffer in buffers:  # the same code shape as the search in `empty_aligned`
+        return sys.getrefcount(buffer)
+
+
+_IDLE_REFS = _refs([np.empty(1)])  # references to a pooled buffer that no array or tensor uses
+_POOL_LOCK = threading.Lock()
+_POOL: list = []  # recycled output buffers, at most _POOL_SIZE
+
+
 def empty_aligned(shape, dtype) -> np.ndarray:
-    """An uninitialised array whose data starts on a 64-byte boundary."""
+    """An uninitialised array whose data starts on a 64-byte boundary.
+
+    Its buffer is recycled: one of the last few handed out whose arrays (and the tensors that
+    TensorFlow wrapped around them) are all gone, else a new one. A fresh 10 MB batch costs page
+    faults and cache misses on every call, which made memory-bound ops (flip, erasing) several
+    times slower in a ``tf.data`` pipeline than the same OpenCV calls into a reused buffer.
+    """
     dtype = np.dtype(dtype)
     nbytes = int(np.prod(shape)) * dtype.itemsize
-    buffer = np.empty(nbytes + _ALIGN, np.uint8)
+    buffer = spare = None
+    with _POOL_LOCK:
+        for candidate in _POOL:
+            if sys.getrefcount(candidate) <= _IDLE_REFS:
+                if candidate.nbytes == nbytes + _ALIGN:
+                    buffer = candidate
+                    break
+                spare = candidate if spare is None else spare
+        if buffer is None:
+            buffer = np.empty(nbytes + _ALIGN, np.uint8)
+            if len(_POOL) >= _POOL_SIZE and spare is not None:  # forget an unused buffer of another size
+                _POOL.remove(spare)
+            if len(_POOL) < _POOL_SIZE:
+                _POOL.append(buffer)
     start = (-buffer.ctypes.data) % _ALIGN
     return buffer[start:start + nbytes].view(dtype).reshape(shape)
 
@@ -56,6 +90,15 @@ def empty_aligned(shape, dtype) -> np.ndarray:
 def copy_aligned(images: np.ndarray) -> np.ndarray:
     out = empty_aligned(images.shape, images.dtype)
     np.copyto(out, images)
+    return out
+
+
+def output_batch(images: np.ndarray, kept) -> np.ndarray:
+    """An aligned array for the result with only the images at ``kept`` (a boolean mask) copied:
+    the others are about to be written whole, so copying them first would be wasted work."""
+    out = empty_aligned(images.shape, images.dtype)
+    for i in np.flatnonzero(kept):
+        out[i] = images[i]
     return out
 
 

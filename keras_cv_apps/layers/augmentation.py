@@ -14,9 +14,8 @@ from keras_cv_apps.layers.augment_base import (
     border_flag,
     check_choice,
     check_range,
-    copy_aligned,
-    empty_aligned,
     interpolation_flag,
+    output_batch,
     plane,
 )
 
@@ -77,7 +76,7 @@ class RandomAffine(KeyedAugmentation):
         mats = self.matrices(u[:, 0] * math.radians(self.rotation), u[:, 1] * math.radians(self.shear),
                              u[:, 2] * self.translation * w, u[:, 3] * self.translation * h,
                              1.0 + u[:, 4] * self.zoom, h, w)
-        out = copy_aligned(images)
+        out = output_batch(images, ~chosen)
         flags = interpolation_flag(self.interpolation) | cv2.WARP_INVERSE_MAP
         border, fill = border_flag(self.fill_mode), float(self.fill_value)
         for i in np.flatnonzero(chosen):
@@ -110,15 +109,12 @@ class RandomMirror(KeyedAugmentation):
         codes = {"horizontal": np.ones(n, int), "vertical": np.zeros(n, int)}.get(self.mode)
         if codes is None:  # both: 1 = left-right, 0 = up-down, -1 = both
             codes = rng.choice([1, 0, -1], n)
-        out = empty_aligned(images.shape, images.dtype)
+        out = output_batch(images, ~chosen)
         if chosen.all() and self.mode == "horizontal":  # one call mirrors every row of the batch
             cv2.flip(images.reshape(n * h, w, c), 1, dst=out.reshape(n * h, w, c))
             return out
-        for i in range(n):
-            if chosen[i]:
-                cv2.flip(plane(images[i]), int(codes[i]), dst=plane(out[i]))
-            else:
-                out[i] = images[i]
+        for i in np.flatnonzero(chosen):
+            cv2.flip(plane(images[i]), int(codes[i]), dst=plane(out[i]))
         return out
 
     def get_config(self):
@@ -163,13 +159,12 @@ class RandomResizedCrop(KeyedAugmentation):
 
         n, h, w = images.shape[:3]
         boxes = self.boxes(rng, n, h, w)
-        out = copy_aligned(images)
+        whole = (boxes[:, 2] == h) & (boxes[:, 3] == w)
+        out = output_batch(images, ~chosen | whole)
         flag = interpolation_flag(self.interpolation)
-        for i in np.flatnonzero(chosen):
+        for i in np.flatnonzero(chosen & ~whole):
             top, left, ch, cw = boxes[i]
-            if (ch, cw) != (h, w):
-                cv2.resize(plane(images[i, top:top + ch, left:left + cw]), (w, h), dst=plane(out[i]),
-                           interpolation=flag)
+            cv2.resize(plane(images[i, top:top + ch, left:left + cw]), (w, h), dst=plane(out[i]), interpolation=flag)
         return out
 
     def get_config(self):

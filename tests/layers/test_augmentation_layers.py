@@ -181,6 +181,43 @@ def test_blur_jpeg_and_gamma_degrade_as_configured():
         np.testing.assert_allclose(out, 255 * (x / 255.0) ** 2, atol=0.51)
 
 
+def test_recycled_output_buffers_never_overwrite_a_batch_still_in_use():
+    from keras_cv_apps.layers import augment_base
+
+    x = _batch(3, np.uint8, n=8, size=32)
+    layer = L.RandomMirror("horizontal", probability=1.0)
+    ds = tf.data.Dataset.from_tensors(x).repeat(12).map(lambda b: layer(b, training=True), num_parallel_calls=2)
+    batches = list(ds)  # every tensor kept alive: no two may share memory
+    for b in batches:
+        np.testing.assert_array_equal(np.asarray(b), x[:, :, ::-1])
+    kept = np.asarray(L.Erasing(probability=1.0)(x, training=True, key=[0, 1]))
+    snapshot = kept.copy()
+    for k in range(2, 20):
+        L.Erasing(probability=1.0)(x, training=True, key=[0, k])
+    np.testing.assert_array_equal(kept, snapshot)
+    del batches, kept
+    first = augment_base.empty_aligned((4, 5, 6), np.float32)
+    address = first.ctypes.data
+    view = first[1:]
+    del first
+    assert augment_base.empty_aligned((4, 5, 6), np.float32).ctypes.data != address  # a view still uses it
+    del view
+    again = augment_base.empty_aligned((4, 5, 6), np.float32)
+    assert again.ctypes.data == address and again.ctypes.data % 64 == 0  # recycled once nothing refers to it
+
+
+def test_blur_is_the_gaussian_blur_of_the_drawn_sigma_correctly_rounded():
+    import cv2
+
+    x = np.random.default_rng(1).integers(0, 256, (3, 40, 40, 3)).astype(np.uint8)
+    for dtype, tolerance in ((np.uint8, 0.5), (np.float32, 1e-4)):
+        out = np.asarray(L.RandomBlur(sigma=(1.3, 1.3))(x.astype(dtype), training=True, key=[0, 4]))
+        assert out.dtype == dtype
+        for o, image in zip(out, x):  # kernel: 2 * ceil(3 sigma) + 1 = 9 taps, mirrored borders
+            exact = cv2.GaussianBlur(image.astype(np.float32), (9, 9), 1.3, borderType=cv2.BORDER_REFLECT_101)
+            np.testing.assert_allclose(o, exact, atol=tolerance)
+
+
 def test_label_mix_rows_sum_to_one_and_mixup_blends_images_by_the_label_weight():
     x = _batch(1, np.float32, n=8)
     y = tf.one_hot(np.arange(8), 8)
