@@ -1,5 +1,6 @@
 """Model factories by name: ``create``, ``list_models``, ``get_cfg``, ``register_model``, and the
-tools that read a model's cfg: ``cfg_of``, ``feature_extractor``, ``find_layer``, ``load_weights``.
+tools that read a model's cfg: ``cfg_of``, ``feature_extractor``, ``find_layer``, ``load_weights``;
+``load_checkpoint`` / ``save_checkpoint`` for the official ViT and BiT ``.npz`` layouts.
 
 Importing this package imports each family module once so that its variants register, and
 imports ``keras_cv_apps.layers`` and ``keras_cv_apps.losses`` so that every serializable class of
@@ -11,7 +12,7 @@ import keras_cv_apps.layers  # noqa: F401  (registers the serializable layers)
 import keras_cv_apps.losses  # noqa: F401  (registers the serializable losses)
 
 # Families register their variants on import.
-from keras_cv_apps.models import alexnet, autoencoders, lenet, siamese, vae  # noqa: E402,F401,I001
+from keras_cv_apps.models import alexnet, autoencoders, bit, lenet, siamese, vae, vit  # noqa: E402,F401,I001
 from keras_cv_apps.models._cfg import TASKS, ModelCfg
 from keras_cv_apps.models._registry import (
     cfg_of,
@@ -23,9 +24,11 @@ from keras_cv_apps.models._registry import (
     load_weights,
     register_model,
 )
+from keras_cv_apps.models.checkpoints import CheckpointReport, load_checkpoint, save_checkpoint
 
 __all__ = [
     "TASKS",
+    "CheckpointReport",
     "ModelCfg",
     "cfg_of",
     "create",
@@ -33,6 +36,8 @@ __all__ = [
     "find_layer",
     "get_cfg",
     "list_models",
+    "load_checkpoint",
     "load_weights",
     "register_model",
+    "save_checkpoint",
 ]

@@ -59,7 +59,11 @@ def create(name: str, *, weights: Optional[str] = None, **kwargs):
 
 def load_weights(model, path, *, strict: bool = True):
     """Load ``path`` into ``model``: a Keras ``.keras`` / ``.weights.h5`` file, or a checkpoint the
-    model's cfg can read (``cfg.load_weights``); returns that loader's report, else None."""
+    model's cfg can read (``cfg.load_weights``, which also resolves what is not a file, such as a
+    release name); returns that loader's report, else None."""
+    cfg = cfg_of(model)
+    if not Path(path).is_file() and cfg is not None and cfg.load_weights is not None:
+        return cfg.load_weights(model, path, strict=strict)  # release names, presets: the cfg's loader says
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Weights file {str(path)!r} does not exist.")
@@ -79,7 +83,6 @@ def load_weights(model, path, *, strict: bool = True):
                              f"{len(ours)}; first shape mismatch {shapes[:1]}).")
         model.set_weights(theirs)
         return None
-    cfg = cfg_of(model)
     if cfg is None or cfg.load_weights is None:
         raise ValueError(f"Cannot read weights from {path.name}: use a .keras or .weights.h5 file written by Keras"
                          f"{'' if cfg is None else f' ({cfg.name} reads no other checkpoint format)'}.")

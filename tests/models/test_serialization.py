@@ -14,6 +14,7 @@ keras = pytest.importorskip("keras")
 
 import keras_cv_apps  # noqa: E402
 from keras_cv_apps import layers, losses, models  # noqa: E402
+from keras_cv_apps.models import bit_layers, vit_layers  # noqa: E402
 
 PACKAGE = "keras_cv_apps>"
 
@@ -39,17 +40,23 @@ def _loss_model(loss, out=4):
 EXAMPLES = {
     "ArcFace": lambda: _arcface_model(),
     "ArcFaceLoss": lambda: _loss_model(losses.ArcFaceLoss(scale=8.0)),
+    "ClassToken": lambda: _layer_model(vit_layers.ClassToken(), shape=(5, 8)),
     "ClippedGaussianNoise": lambda: _layer_model(layers.ClippedGaussianNoise(stddev=0.1)),
     "ContrastiveLoss": lambda: _loss_model(losses.ContrastiveLoss(margin=0.5), out=1),
     "EuclideanDistance": lambda: _two_input_model(layers.EuclideanDistance(squared=True)),
     "FocalLoss": lambda: _loss_model(losses.FocalLoss(gamma=1.5, from_logits=True)),
+    "Gelu": lambda: _layer_model(vit_layers.Gelu(approximate=True)),
     "LocalResponseNormalization": lambda: _layer_model(layers.LocalResponseNormalization(depth=3)),
+    "MultiHeadSelfAttention": lambda: _layer_model(vit_layers.MultiHeadSelfAttention(num_heads=2, locality=True),
+                                                   shape=(5, 8)),
+    "PositionEmbedding": lambda: _layer_model(vit_layers.PositionEmbedding(stddev=0.5), shape=(5, 8)),
     "RandomAffine": lambda: _layer_model(layers.RandomAffine(rotation=5, seed=1)),
     "SaltAndPepperNoise": lambda: _layer_model(layers.SaltAndPepperNoise(rate=0.1)),
     "Sampling": lambda: _two_input_model(layers.Sampling(seed=3)),
     "SparseCategoricalCrossentropyWithSmoothing":
         lambda: _loss_model(losses.SparseCategoricalCrossentropyWithSmoothing(label_smoothing=0.1)),
     "SparsityPenalty": lambda: _sparsity_model(),
+    "StandardizedConv2D": lambda: _layer_model(bit_layers.StandardizedConv2D(4, 3, strides=2, use_bias=False)),
     "SupConLoss": lambda: _loss_model(losses.SupConLoss(temperature=0.3)),
     "TripletLoss": lambda: _loss_model(losses.TripletLoss(margin=0.3, mining="semi_hard")),
     # subclassed models: their tiny registry variants
