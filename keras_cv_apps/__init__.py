@@ -20,6 +20,7 @@ _SUBMODULES = (
     "metrics",
     "models",
     "training",
+    "transfer",
     "vision",
 )
 
