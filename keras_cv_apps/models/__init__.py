@@ -12,7 +12,7 @@ import keras_cv_apps.layers  # noqa: F401  (registers the serializable layers)
 import keras_cv_apps.losses  # noqa: F401  (registers the serializable losses)
 
 # Families register their variants on import.
-from keras_cv_apps.models import alexnet, autoencoders, bit, lenet, siamese, vae, vit  # noqa: E402,F401,I001
+from keras_cv_apps.models import alexnet, autoencoders, bit, cct, lenet, siamese, vae, vit  # noqa: E402,F401,I001
 from keras_cv_apps.models._cfg import TASKS, ModelCfg
 from keras_cv_apps.models._registry import (
     cfg_of,

@@ -14,7 +14,7 @@ keras = pytest.importorskip("keras")
 
 import keras_cv_apps  # noqa: E402
 from keras_cv_apps import layers, losses, models  # noqa: E402
-from keras_cv_apps.models import bit_layers, vit_layers  # noqa: E402
+from keras_cv_apps.models import bit_layers, cct_layers, vit_layers  # noqa: E402
 
 PACKAGE = "keras_cv_apps>"
 
@@ -55,8 +55,10 @@ EXAMPLES = {
     "Sampling": lambda: _two_input_model(layers.Sampling(seed=3)),
     "SparseCategoricalCrossentropyWithSmoothing":
         lambda: _loss_model(losses.SparseCategoricalCrossentropyWithSmoothing(label_smoothing=0.1)),
+    "SeqPool": lambda: _layer_model(cct_layers.SeqPool(), shape=(5, 8)),
     "SparsityPenalty": lambda: _sparsity_model(),
     "StandardizedConv2D": lambda: _layer_model(bit_layers.StandardizedConv2D(4, 3, strides=2, use_bias=False)),
+    "StochasticDepth": lambda: _layer_model(cct_layers.StochasticDepth(rate=0.2, seed=1), shape=(5, 8)),
     "SupConLoss": lambda: _loss_model(losses.SupConLoss(temperature=0.3)),
     "TripletLoss": lambda: _loss_model(losses.TripletLoss(margin=0.3, mining="semi_hard")),
     # subclassed models: their tiny registry variants
