@@ -251,6 +251,26 @@ def verify_tflite(model, path, samples, labels=None, *, num_threads: int = 1) ->
     return report
 
 
+def analyze_tflite(path) -> dict:
+    """What LiteRT's model analyzer says about a ``.tflite`` file: ``ops`` (the op names, in graph
+    order, duplicates removed), ``flex_ops`` (Select TF ops among them) and ``gpu_compatible`` (the
+    analyzer's GPU-delegate check passed with no warning), with the ``gpu_warnings`` it printed."""
+    import contextlib
+    import io
+
+    import tensorflow as tf
+
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text):
+        tf.lite.experimental.Analyzer.analyze(model_path=str(_existing(path)), gpu_compatibility=True)
+    text = text.getvalue()
+    ops = list(dict.fromkeys(re.findall(r"Op#\d+ (\w+)\(", text)))
+    warnings = [line.strip() for line in text.splitlines() if "COMPATIBILITY WARNING" in line]
+    return {"ops": ops, "flex_ops": [op for op in ops if op.startswith("Flex") or op == "CUSTOM"],
+            "gpu_compatible": "looks compatible with GPU delegate" in text and not warnings,
+            "gpu_warnings": warnings}
+
+
 # --------------------------------------------------------------------------------------------
 # ONNX and SavedModel
 
