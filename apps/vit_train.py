@@ -51,6 +51,13 @@ def parse_args(argv=None):
 
 
 def _main(args) -> int:
+    from keras_cv_apps import models
+    from keras_cv_apps.models.vit import check_patch_grid
+
+    cfg = models.get_cfg(args.model) if args.model in models.list_models() else None
+    if cfg is not None and "patch_size" in cfg.defaults:  # a ViT: whole patches, before any data loads
+        size = args.image_size or cfg.image_shape[0]
+        check_patch_grid((size, size, cfg.image_shape[2]), cfg.defaults["patch_size"], model=args.model)
     metrics, run = _runs.train_classifier(args, app=APP, model_kwargs=MODEL_KWARGS, fit_kwargs=FIT_KWARGS,
                                           augment=AUGMENT)
     _runs.print_classifier_summary(f"{args.model} (transformer)", metrics, run)
