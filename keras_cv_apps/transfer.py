@@ -102,12 +102,14 @@ def extract_features(model, x, *, layer: Optional[str] = None, batch_size: int =
 
 
 def linear_probe(model, x, y, *, C: float = 1.0, head: str = HEAD, layer: Optional[str] = None,
-                 features: Optional[np.ndarray] = None, max_iter: int = 2000) -> dict:
+                 features: Optional[np.ndarray] = None, standardize: bool = True, max_iter: int = 2000) -> dict:
     """Fit ``model``'s head as a multinomial logistic regression (L2 strength ``1/C``) on the frozen
     features of ``x`` (or on ``features`` already extracted) and write it into the head.
 
-    The head must be a ``Dense`` layer reading those features, with one output per class of ``y``.
-    Returns ``{"train_accuracy", "num_features"}``.
+    ``standardize`` fits on features scaled to zero mean and unit variance (so ``C`` means the same
+    for any backbone) and folds that scaling into the head's weights. The head must be a ``Dense``
+    layer reading those features, with one output per class of ``y``. Returns ``{"train_accuracy",
+    "num_features"}``.
     """
     from sklearn.linear_model import LogisticRegression
 
@@ -122,15 +124,17 @@ def linear_probe(model, x, y, *, C: float = 1.0, head: str = HEAD, layer: Option
     present = np.unique(y)
     if len(present) != k:
         raise ValueError(f"A linear probe needs examples of all {k} classes of the head; got {len(present)}.")
-    clf = LogisticRegression(C=C, max_iter=max_iter).fit(f, y)
-    if k == 2:  # scikit-learn keeps one vector z for two classes: softmax(-z/2, z/2) == sigmoid(z)
-        kernel = np.stack([-clf.coef_[0], clf.coef_[0]], axis=1) / 2
-        bias = np.array([-clf.intercept_[0], clf.intercept_[0]]) / 2
+    mean, std = (f.mean(0), f.std(0) + 1e-6) if standardize else (np.zeros(f.shape[1]), np.ones(f.shape[1]))
+    z = (f - mean) / std
+    clf = LogisticRegression(C=C, max_iter=max_iter).fit(z, y)
+    if k == 2:  # scikit-learn keeps one vector w for two classes: softmax(-w/2, w/2) == sigmoid(w)
+        coef = np.stack([-clf.coef_[0], clf.coef_[0]]) / 2
+        intercept = np.array([-clf.intercept_[0], clf.intercept_[0]]) / 2
     else:
-        kernel, bias = clf.coef_.T, clf.intercept_
-    dense.kernel.assign(kernel.astype("float32"))
-    dense.bias.assign(bias.astype("float32"))
-    return {"train_accuracy": float(clf.score(f, y)), "num_features": int(f.shape[1])}
+        coef, intercept = clf.coef_, clf.intercept_
+    dense.kernel.assign((coef / std).T.astype("float32"))  # w.(f - m)/s + b == (w/s).f + (b - w.m/s)
+    dense.bias.assign((intercept - coef @ (mean / std)).astype("float32"))
+    return {"train_accuracy": float(clf.score(z, y)), "num_features": int(f.shape[1])}
 
 
 # ------------------------------------------------------------------------------ recipes
@@ -275,3 +279,121 @@ def few_shot_indices(labels, shots: int, *, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     picks = [rng.choice(np.flatnonzero(labels == c), shots, replace=False) for c in np.unique(labels)]
     return np.sort(np.concatenate(picks))
+
+
+# ----------------------------------------------------------------- few-shot workflow pieces
+
+
+def offline_source(*, image_size, channels: int, seed: int = 0, shapes_per_class: int = 300,
+                   digits: Sequence[int] = (0, 1, 2, 3, 4)):
+    """An offline pretraining source: the 8 procedural ``shapes`` classes plus the handwritten
+    ``digits`` given (0-4 by default, so digits 5-9 stay unseen for the target). Returns uint8
+    images, int32 labels and class names (``shape:circle``, ..., ``digit:0``, ...)."""
+    from keras_cv_apps.data.sources import SHAPE_CLASSES, load_source
+
+    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    shapes = load_source(f"shapes:{len(SHAPE_CLASSES)}:{shapes_per_class}", image_size=size, channels=channels,
+                         seed=seed + 12345)
+    written = load_source("digits", image_size=size, channels=channels)
+    keep = np.isin(written.labels, list(digits))
+    relabel = {d: len(SHAPE_CLASSES) + i for i, d in enumerate(digits)}
+    images = np.concatenate([shapes.images, written.images[keep]])
+    labels = np.concatenate([shapes.labels, [relabel[int(d)] for d in written.labels[keep]]]).astype("int32")
+    names = [f"shape:{n}" for n in SHAPE_CLASSES] + [f"digit:{d}" for d in digits]
+    return images, labels, names
+
+
+def feed(images, labels, *, batch_size: int, preprocessing: dict, augmenter=None, seed: int = 0,
+         mixup: float = 0.0, num_classes: Optional[int] = None):
+    """An endless shuffled ``tf.data`` feed of ``(scaled images, labels)`` batches from uint8
+    ``images`` (a few-shot support set or a whole split), augmented in [0, 255] before scaling as
+    `data.load` does; with ``mixup`` > 0 the labels are one-hot and pairs are mixed (MixUp)."""
+    import tensorflow as tf
+
+    from keras_cv_apps.data.pipelines import scale_images
+
+    ds = tf.data.Dataset.from_tensor_slices((images, np.asarray(labels, "int32")))
+    ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True).repeat().batch(batch_size)
+    mixer = keras.layers.MixUp(alpha=mixup, seed=seed) if mixup else None
+
+    def prepare(x, y):
+        x = tf.cast(x, tf.float32)
+        if augmenter is not None:
+            x = augmenter(x)
+        x = scale_images(x, preprocessing["scale"], preprocessing.get("mean"), preprocessing.get("std"))
+        if mixer is None:
+            return x, y
+        mixed = mixer({"images": x, "labels": tf.one_hot(y, num_classes)}, training=True)
+        return mixed["images"], mixed["labels"]
+
+    return ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def view_features(model, images, labels, *, preprocessing: dict, augmenter=None, views: int = 0,
+                  layer: Optional[str] = None):
+    """Frozen features of uint8 ``images`` and of ``views`` augmented copies of each (a linear
+    probe on a handful of images sees more of them that way): ``(features, labels)``."""
+    from keras_cv_apps.data.pipelines import scale_images
+
+    def scaled(x):
+        return np.asarray(scale_images(x, preprocessing["scale"], preprocessing.get("mean"),
+                                       preprocessing.get("std")), "float32")
+
+    batches = [np.asarray(images, "float32")]
+    for _ in range(views if augmenter is not None else 0):
+        batches.append(np.asarray(augmenter(np.asarray(images, "float32"))))
+    features = extract_features(model, scaled(np.concatenate(batches)), layer=layer)  # one predict call
+    return features, np.tile(np.asarray(labels), len(batches))
+
+
+def fine_tune(model, train_feed, *, steps: int, run_dir, learning_rate: float = 3e-4, recipe: Optional[Recipe] = None,
+              from_block: Optional[str] = None, label_smoothing: float = 0.1, epochs: int = 10, verbose=0):
+    """Fine-tune ``model`` (all of it, or from ``from_block`` on) for ``steps`` optimizer steps (rounded
+    down to whole ``epochs``) on an endless ``train_feed`` with `training.fit` into ``run_dir``
+    (checkpoint, history, curves).
+
+    Without a ``recipe``: Adam with a 5% linear warm-up and cosine decay to zero at
+    ``learning_rate``, label smoothing ``label_smoothing``. With one: its SGD, schedule (stretched
+    to ``steps``) and clipping. The fit monitors the training loss: a few-shot task has no labels to
+    spare for model selection. Returns the `training.FitResult`.
+    """
+    from keras_cv_apps import training
+
+    epochs = max(1, min(int(epochs), int(steps)))
+    per_epoch = max(1, int(steps) // epochs)
+    steps = per_epoch * epochs  # whole epochs: the schedule ends where training does
+    unfreeze(model, from_block=from_block)
+    extra = []
+    if recipe is not None:
+        recipe = recipe.with_steps(steps)
+        recipe.compile(model, label_smoothing=label_smoothing, one_hot=recipe.mixup > 0)
+        extra.append(recipe.callback())
+    else:
+        from keras_cv_apps.losses.classification import SparseCategoricalCrossentropyWithSmoothing
+
+        rate = training.learning_rate_schedule("cosine", learning_rate, steps)
+        model.compile(optimizer=training.build_optimizer("adam", rate),
+                      loss=SparseCategoricalCrossentropyWithSmoothing(label_smoothing=label_smoothing),
+                      metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    return training.fit(model, train_feed, run_dir=run_dir, epochs=epochs, steps_per_epoch=per_epoch,
+                        monitor="loss", patience=10 ** 6, schedule="constant", extra_callbacks=extra, verbose=verbose)
+
+
+def pretrain_offline(backbone: str, *, image_shape, run_dir, steps: int = 3000, learning_rate: float = 1e-3,
+                     batch_size: int = 64, label_smoothing: float = 0.1, augment="digits", seed: int = 0,
+                     verbose=0):
+    """Pretrain the registered ``backbone`` on `offline_source` (shapes + digits 0-4) from scratch:
+    Adam with warm-up and cosine decay for ``steps`` steps, the ``augment`` preset, label smoothing.
+    Returns ``(model, FitResult, class names)``; `training.fit` leaves its files in ``run_dir``."""
+    from keras_cv_apps import data, models, training
+
+    cfg = models.get_cfg(backbone)
+    images, labels, names = offline_source(image_size=image_shape[:2], channels=image_shape[2], seed=seed)
+    splits = data.load((images, labels), image_size=None, channels=image_shape[2], scale=cfg.scale, seed=seed,
+                       batch_size=batch_size, augment=augment, class_names=names)
+    model = models.create(backbone, num_classes=len(names), image_shape=tuple(image_shape))
+    epochs = 10
+    result = training.fit(model, splits, run_dir=run_dir, epochs=epochs, steps_per_epoch=max(1, steps // epochs),
+                          optimizer="adam", schedule="cosine", learning_rate=learning_rate,
+                          label_smoothing=label_smoothing, patience=10 ** 6, verbose=verbose)
+    return model, result, names

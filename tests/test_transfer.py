@@ -62,8 +62,8 @@ def test_unfreeze_from_a_block_trains_only_that_block_and_what_follows():
     assert len(model.trainable_weights) == len(model.weights)
 
 
-@pytest.mark.parametrize("classes", [2, 3])
-def test_linear_probe_head_computes_the_logistic_regression_probabilities(classes):
+@pytest.mark.parametrize("classes, standardize", [(2, False), (3, False), (3, True)])
+def test_linear_probe_head_computes_the_logistic_regression_probabilities(classes, standardize):
     from sklearn.linear_model import LogisticRegression
 
     rng = np.random.default_rng(classes)
@@ -74,8 +74,10 @@ def test_linear_probe_head_computes_the_logistic_regression_probabilities(classe
     features = keras.layers.Dense(6, activation="tanh", name="features")(inputs)
     head = keras.layers.Dense(classes, name="head")(features)
     model = keras.Model(inputs, keras.layers.Softmax()(head))
-    report = transfer.linear_probe(model, x, y, C=0.5, layer="features")
-    f = transfer.extract_features(model, x, layer="features")
+    report = transfer.linear_probe(model, x, y, C=0.5, layer="features", standardize=standardize)
+    f = transfer.extract_features(model, x, layer="features").astype("float64")
+    if standardize:
+        f = (f - f.mean(0)) / (f.std(0) + 1e-6)
     expected = LogisticRegression(C=0.5, max_iter=2000).fit(f, y).predict_proba(f)
     np.testing.assert_allclose(model.predict(x, verbose=0), expected, atol=1e-5)
     assert report["num_features"] == 6 and report["train_accuracy"] > 0.8

@@ -22,7 +22,9 @@ file's ``(1, 1, C, K)`` kernel reshaped to ``(C, K)``; it starts at zero, as BiT
 takes images scaled to [-1, 1] (``scale="symmetric"``) and does no scaling itself.
 
 Variants: ``bit_s_r50x1`` (BiT-S, ImageNet-1k weights), ``bit_m_r50x1`` and ``bit_m_r101x1``
-(BiT-M, ImageNet-21k weights): the same networks, told apart by the checkpoint they read.
+(BiT-M, ImageNet-21k weights): the same networks, told apart by the checkpoint they read; and
+``bit_tiny`` (three one-unit blocks a quarter as wide, 32x32 grey input), small enough to pretrain
+on a CPU for the offline transfer demo of ``apps.transfer_finetune``.
 """
 
 from __future__ import annotations
@@ -46,28 +48,34 @@ def build_bit(*, num_classes: int = 1000, image_shape=(224, 224, 3), block_units
     Args:
         num_classes: classes of the head.
         image_shape: input (height, width, channels).
-        block_units: units in each of the four blocks: (3, 4, 6, 3) for R50, (3, 4, 23, 3) for R101.
-        width_factor: multiplies every width (1 for the x1 models; fractions make tiny test models).
-        groups: GroupNorm groups (32 in BiT); every width must divide by it.
+        block_units: units in each of the four blocks: (3, 4, 6, 3) for R50, (3, 4, 23, 3) for R101;
+            a small model may have fewer blocks.
+        width_factor: multiplies every width (1 for the x1 models; fractions make small models).
+        groups: GroupNorm groups (32 in BiT); a layer narrower than that gets one channel per group.
     """
     num_classes = check_num_classes(num_classes, model=name)
     image_shape = check_image_shape(image_shape, f"{name} image_shape", min_size=MIN_IMAGE_SIZE)
     units = tuple(block_units) if isinstance(block_units, (list, tuple)) else ()
-    if len(units) != 4:
-        raise ValueError(f"{name} block_units must be four integers (units per block), got {block_units!r}.")
+    if not 1 <= len(units) <= 4:
+        raise ValueError(f"{name} block_units must be four integers (units per block; fewer blocks make small "
+                         f"models), got {block_units!r}.")
     units = tuple(check_int(u, f"{name} block_units", minimum=1) for u in units)
     width_factor = check_number(width_factor, f"{name} width_factor", minimum=0, min_inclusive=False)
     groups = check_int(groups, f"{name} groups", minimum=1)
     root = int(64 * width_factor)
-    if root < 1 or root % groups:
-        raise ValueError(f"{name}: width_factor {width_factor} gives a root width of {root}, which must be a "
-                         f"positive multiple of groups={groups}.")
+    widths = [root] + [w * root * 2 ** b for b in range(len(units)) for w in (1, 4)]
+    if root < 1 or any(w % min(groups, w) for w in widths):
+        raise ValueError(f"{name}: width_factor {width_factor} gives widths {sorted(set(widths))}; each must be "
+                         f"a multiple of groups={groups} or below it.")
 
     def conv(x, filters, kernel, stride, label):
         return StandardizedConv2D(filters, kernel, strides=stride, padding="valid", use_bias=False, name=label)(x)
 
+    def norm(x, label):  # narrow layers (below `groups` channels) get one channel per group
+        return layers.GroupNormalization(groups=min(groups, x.shape[-1]), epsilon=GN_EPSILON, name=label)(x)
+
     def preact(x, label):
-        x = layers.GroupNormalization(groups=groups, epsilon=GN_EPSILON, name=f"{label}_gn")(x)
+        x = norm(x, f"{label}_gn")
         return layers.ReLU(name=f"{label}_relu")(x)
 
     def unit(x, mid, out, stride, label):
@@ -90,7 +98,7 @@ def build_bit(*, num_classes: int = 1000, image_shape=(224, 224, 3), block_units
         mid = root * 2 ** b
         for u in range(count):
             x = unit(x, mid, 4 * mid, 2 if b and not u else 1, f"block{b + 1}_unit{u + 1:02d}")
-    x = layers.GroupNormalization(groups=groups, epsilon=GN_EPSILON, name="group_norm")(x)
+    x = norm(x, "group_norm")
     x = layers.ReLU(name="relu")(x)
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     x = layers.Dense(num_classes, kernel_initializer="zeros", name="head")(x)
@@ -160,6 +168,15 @@ bit_m_r50x1 = _variant("bit_m_r50x1", _R50, "BiT-M-R50x1: ResNet-50v2, GroupNorm
                                             "ImageNet-21k checkpoint (25.5M parameters with 1,000 classes).")
 bit_m_r101x1 = _variant("bit_m_r101x1", _R101, "BiT-M-R101x1: ResNet-101v2, GroupNorm + weight "
                                                "standardisation; ImageNet-21k checkpoint (44.5M parameters).")
+
+
+@register_model("bit_tiny", defaults=dict(image_shape=(32, 32, 1), num_classes=10, block_units=(1, 1, 1),
+                                          width_factor=0.25),
+                **{**_CFG, "test_image_shape": None},
+                description="A small BiT ResNet (three one-unit blocks, a quarter as wide; 128k parameters) that "
+                            "pretrains on a CPU: the offline transfer demo's backbone.")
+def bit_tiny(**kwargs):
+    return build_bit(**kwargs)
 
 
 @register_model("test_bit", defaults=dict(image_shape=(32, 32, 3), num_classes=3, block_units=(1, 1, 1, 1),
