@@ -392,7 +392,7 @@ def pretrain_offline(backbone: str, *, image_shape, run_dir, steps: int = 3000, 
     splits = data.load((images, labels), image_size=None, channels=image_shape[2], scale=cfg.scale, seed=seed,
                        batch_size=batch_size, augment=augment, class_names=names)
     model = models.create(backbone, num_classes=len(names), image_shape=tuple(image_shape))
-    epochs = 10
+    epochs = max(1, min(10, int(steps)))
     result = training.fit(model, splits, run_dir=run_dir, epochs=epochs, steps_per_epoch=max(1, steps // epochs),
                           optimizer="adam", schedule="cosine", learning_rate=learning_rate,
                           label_smoothing=label_smoothing, patience=10 ** 6, verbose=verbose)
