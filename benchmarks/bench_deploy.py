@@ -10,7 +10,7 @@ Part 2 (224x224): ``vit_ti16`` and ``bit_m_r50x1`` (random weights; int8 calibra
 [-1, 1] images) exported to float32 and int8: file size and the median 1-thread latency of one
 image in the LiteRT interpreter (XNNPACK on).
 
-    python -m benchmarks.bench_deploy [--quick] [--runs 30]
+    python -m benchmarks.bench_deploy [--quick] [--runs 30] [--parts digits large]
 """
 
 from __future__ import annotations
@@ -88,12 +88,13 @@ def large_rows(folder: Path, runs: int) -> list:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=30, help="timed single-image calls per latency figure")
+    parser.add_argument("--parts", nargs="+", default=["digits", "large"], choices=["digits", "large"])
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 epochs, 3 calls")
     args = parser.parse_args(argv)
     runs = 3 if args.quick else args.runs
     with tempfile.TemporaryDirectory() as tmp:
-        digits = digits_rows(Path(tmp), args.quick)
-        large = large_rows(Path(tmp), runs)
+        digits = digits_rows(Path(tmp), args.quick) if "digits" in args.parts else []
+        large = large_rows(Path(tmp), runs) if "large" in args.parts else []
     print(table(digits, ["model", "params", "keras_top1_%", "f32_top1_%", "int8_top1_%", "int8_drop_pts",
                          "f32_max_abs_diff", "flex_ops", "gpu_ok_f32", "gpu_ok_int8", "f32_kb", "int8_kb"]))
     print(table(large, ["model", "quantization", "params_M", "size_MB", "ms_1thread", "flex_ops", "gpu_ok"]))
@@ -101,7 +102,7 @@ def main(argv=None) -> int:
              r["flex_ops"] == 0 and r["gpu_ok_f32"] and r["f32_max_abs_diff"] <= 1e-4 and r["int8_drop_pts"] <= 1.0
              for r in digits}
     print("\n".join(f"{k}: {v}" for k, v in goals.items()))
-    name = "deploy_quick" if args.quick else "deploy"
+    name = "deploy_quick" if args.quick else "deploy" + ("" if len(args.parts) == 2 else f"_{args.parts[0]}")
     print(f"results: {write_result(name, {'digits': digits, 'large_224': large, 'goals_met': goals})}")
     return 0
 

@@ -123,3 +123,12 @@ def test_few_shot_draws_and_refuses_too_few_labels():
     with pytest.raises(ValueError, match=r"5 labelled images per class are needed \(3 classes x 5 = 15\), "
                                          r"but class\(es\) b \(3\)"):
         transfer.check_shots(labels, 5, ["a", "b", "c"])
+
+
+def test_feed_mixes_up_pairs_with_one_hot_labels():
+    images = np.stack([np.zeros((4, 4, 1)), np.full((4, 4, 1), 255)]).astype("uint8")
+    feed = transfer.feed(images, [0, 1], batch_size=2, preprocessing={"scale": "unit"}, mixup=0.4, num_classes=2)
+    x, y = next(iter(feed))
+    x, y = x.numpy(), y.numpy()
+    assert y.shape == (2, 2) and np.allclose(y.sum(1), 1)
+    np.testing.assert_allclose(x.reshape(2, -1).mean(1), y[:, 1], atol=1e-5)  # pixels mixed as the labels

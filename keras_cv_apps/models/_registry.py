@@ -59,11 +59,12 @@ def create(name: str, *, weights: Optional[str] = None, **kwargs):
 
 def load_weights(model, path, *, strict: bool = True):
     """Load ``path`` into ``model``: a Keras ``.keras`` / ``.weights.h5`` file, or a checkpoint the
-    model's cfg can read (``cfg.load_weights``, which also resolves what is not a file, such as a
-    release name); returns that loader's report, else None."""
+    model's cfg can read. A family with a ``cfg.load_weights`` reads everything but ``.weights.h5``
+    itself (its own checkpoint formats, ``.keras`` files, release names); returns that loader's
+    report, else None."""
     cfg = cfg_of(model)
-    if not Path(path).is_file() and cfg is not None and cfg.load_weights is not None:
-        return cfg.load_weights(model, path, strict=strict)  # release names, presets: the cfg's loader says
+    if cfg is not None and cfg.load_weights is not None and not str(path).endswith(".weights.h5"):
+        return cfg.load_weights(model, path, strict=strict)  # the family reads its own formats (and names)
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Weights file {str(path)!r} does not exist.")

@@ -219,8 +219,9 @@ def resolve(model_name: str, weights) -> Path:
 
 
 def load_weights(model, weights, *, strict: bool = True) -> CheckpointReport:
-    """The cfg ``load_weights`` of the ViT/BiT families: ``hub:PRESET``, a release name or an
-    ``.npz`` path."""
+    """The cfg ``load_weights`` of the ViT/BiT families: ``hub:PRESET``, a release name, an ``.npz``
+    path, or a ``.keras`` file of a ViT/BiT (read under the official names, so a head for other
+    classes is skipped as for a released file)."""
     from keras_cv_apps.models._registry import cfg_of
 
     if str(weights).startswith("hub:"):
@@ -228,4 +229,13 @@ def load_weights(model, weights, *, strict: bool = True) -> CheckpointReport:
 
         return load_checkpoint(model, hub_arrays(str(weights)[4:]), strict=strict)
     cfg = cfg_of(model)
-    return load_checkpoint(model, resolve(cfg.name if cfg else model.name, weights), strict=strict)
+    path = resolve(cfg.name if cfg else model.name, weights)
+    if path.suffix == ".keras":  # a ViT/BiT saved by Keras: its arrays under the official names
+        import keras_cv_apps
+
+        source = keras_cv_apps.load_model(path, compile=False)
+        arrays = {key: np.asarray(v.numpy()).reshape(shape) for key, (v, shape, _) in npz_layout(source).items()}
+        report = load_checkpoint(model, arrays, strict=strict)
+        report.path = str(path)
+        return report
+    return load_checkpoint(model, path, strict=strict)

@@ -311,3 +311,15 @@ def test_a_file_that_is_not_a_checkpoint_is_one_sentence(tmp_path):
     bad.write_text("not a zip")
     with pytest.raises(ValueError, match="bad.npz is not a readable .npz checkpoint"):
         models.create("test_bit", weights=str(bad))
+
+
+def test_a_keras_file_of_another_head_loads_like_a_checkpoint(tmp_path):
+    source = models.create("test_bit", num_classes=7)
+    source.get_layer("head").bias.assign(np.ones(7, "float32"))
+    source.save(tmp_path / "src.keras")
+    model = models.create("test_bit", weights=str(tmp_path / "src.keras"))  # 3 classes
+    report = models.load_weights(model, tmp_path / "src.keras")
+    assert report.skipped == ["resnet/head/conv2d/bias", "resnet/head/conv2d/kernel"]
+    np.testing.assert_array_equal(model.get_layer("root_conv").kernel.numpy(),
+                                  source.get_layer("root_conv").kernel.numpy())
+    assert not np.any(model.get_layer("head").bias.numpy())
