@@ -13,12 +13,17 @@ digit is another symbol). It trains on the same split, batch size and number of 
 
 The ablation trains cct_small with one ingredient taken away at a time (3 seeds each).
 
+Time per seed is the app's training time (wall clock; the machine may be shared) and the CPU time
+of the whole seed divided by the number of cores, which is what an otherwise idle machine of that
+size would need at best.
+
     python -m benchmarks.bench_vit [--seeds 0 1 2 3 4] [--ablation-seeds 0 1 2] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -44,11 +49,13 @@ def run_cct(seed: int, folder: Path, *, model_kwargs=None, fit_kwargs=None, augm
     argv = ["--output", str(folder / f"cct_{seed}_{time.time_ns()}"), "--seed", str(seed), "--quiet",
             "--quantize", "none"] + (["--epochs", str(epochs)] if epochs else [])
     args = vit_train.parse_args(argv)
+    cpu = time.process_time()
     metrics, _ = _runs.train_classifier(args, app=vit_train.APP, model_kwargs={**vit_train.MODEL_KWARGS,
                                                                                **(model_kwargs or {})},
                                         fit_kwargs={**vit_train.FIT_KWARGS, **(fit_kwargs or {})},
                                         augment=augment or vit_train.AUGMENT)
-    return {"seed": seed, "top1": metrics["test"]["top1"], "seconds": metrics["training"]["train_seconds"]}
+    return {"seed": seed, "top1": metrics["test"]["top1"], "seconds": metrics["training"]["train_seconds"],
+            "cpu_seconds": round(time.process_time() - cpu, 1), "load": round(os.getloadavg()[0], 1)}
 
 
 def keras_io_vit(image_shape, num_classes, train_images):
@@ -84,6 +91,7 @@ def run_plain_vit(seed: int, folder: Path, *, epochs: int, batch_size: int) -> d
     from keras_cv_apps import data, training
 
     training.set_seed(seed)
+    cpu = time.process_time()
     augment = [keras.layers.RandomRotation(0.02, seed=seed), keras.layers.RandomZoom(0.2, 0.2, seed=seed + 1)]
     splits = data.load("digits", image_size=32, seed=seed, batch_size=batch_size, augment=augment)
     model = keras_io_vit(splits.image_shape, splits.num_classes, splits.arrays("train")[0])
@@ -92,7 +100,8 @@ def run_plain_vit(seed: int, folder: Path, *, epochs: int, batch_size: int) -> d
                           monitor="val_accuracy", verbose=0)
     x, y = splits.arrays("test")
     top1 = float(np.mean(model.predict(x, verbose=0).argmax(1) == y))
-    return {"seed": seed, "top1": top1, "seconds": round(result.seconds, 1)}
+    return {"seed": seed, "top1": top1, "seconds": round(result.seconds, 1),
+            "cpu_seconds": round(time.process_time() - cpu, 1), "load": round(os.getloadavg()[0], 1)}
 
 
 def _summary(runs: list) -> dict:
@@ -100,7 +109,9 @@ def _summary(runs: list) -> dict:
     half = 1.96 * top1.std(ddof=1) / np.sqrt(len(top1)) if len(top1) > 1 else float("nan")
     return {"mean_top1_%": round(100 * top1.mean(), 2), "ci95_pts": round(100 * half, 2),
             "min_top1_%": round(100 * top1.min(), 2), "mean_error_%": round(100 * (1 - top1.mean()), 2),
-            "max_seconds": max(r["seconds"] for r in runs), "runs": runs}
+            "max_seconds": max(r["seconds"] for r in runs),
+            "max_cpu_seconds_per_core": max(round(r["cpu_seconds"] / (os.cpu_count() or 1), 1) for r in runs),
+            "runs": runs}
 
 
 def main(argv=None) -> int:
@@ -128,15 +139,20 @@ def main(argv=None) -> int:
             out["ablation"][name] = _summary([run_cct(s, folder, model_kwargs=mk, fit_kwargs=fk, augment=aug,
                                                       epochs=epochs) for s in args.ablation_seeds])
             rows.append({"model": f"cct_small, {name}", **out["ablation"][name]})
-    print(table(rows, ["model", "mean_top1_%", "ci95_pts", "min_top1_%", "mean_error_%", "max_seconds"]))
+    print(table(rows, ["model", "mean_top1_%", "ci95_pts", "min_top1_%", "mean_error_%", "max_seconds",
+                       "max_cpu_seconds_per_core"]))
     if "cct_small" in out:
         cct = out["cct_small"]
-        goals = {"mean_top1>=99.0": cct["mean_top1_%"] >= 99.0, "seconds_per_seed<=180": cct["max_seconds"] <= 180}
+        goals = {"mean_top1>=99.0": cct["mean_top1_%"] >= 99.0,
+                 "seconds_per_seed<=180 (wall, shared machine)": cct["max_seconds"] <= 180,
+                 "cpu_seconds_per_core_per_seed<=180": cct["max_cpu_seconds_per_core"] <= 180}
         if "plain_vit" in out:
             goals["error<=half_plain_vit"] = cct["mean_error_%"] <= out["plain_vit"]["mean_error_%"] / 2
         out["goals_met"] = goals
         print("\n".join(f"{k}: {v}" for k, v in goals.items()))
-    print(f"results: {write_result('vit_quick' if args.quick else 'vit', out)}")
+    name = "vit_quick" if args.quick else "vit" if not args.skip else "vit_" + "_".join(
+        part for part in ("cct", "plain", "ablation") if part not in args.skip)
+    print(f"results: {write_result(name, out)}")
     return 0
 
 
