@@ -114,6 +114,11 @@ def read_npz(path) -> dict:
         raise ValueError(f"{path.name} is not a readable .npz checkpoint ({err}).") from None
 
 
+def _same(found, expected) -> bool:
+    """Shapes equal up to singleton axes (a GroupNorm scale stored as (1, 1, 1, C) or (C,))."""
+    return tuple(found) == tuple(expected) or [d for d in found if d != 1] == [d for d in expected if d != 1]
+
+
 def _mismatch(problems, path) -> ValueError:
     shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
     return ValueError(f"{Path(path).name} does not fit this model (another architecture?): {shown}.")
@@ -131,7 +136,7 @@ def load_checkpoint(model, path, *, strict: bool = True) -> CheckpointReport:
     report = CheckpointReport(path=where)
     plan, problems = [], []
     head_shapes = {key: shape for key, (_, shape, role) in layout.items() if role == "head"}
-    head_fits = all(key in arrays and arrays[key].shape == shape for key, shape in head_shapes.items())
+    head_fits = all(key in arrays and _same(arrays[key].shape, shape) for key, shape in head_shapes.items())
     for key in sorted(arrays):
         value = arrays[key]
         if key not in layout:
@@ -147,7 +152,7 @@ def load_checkpoint(model, path, *, strict: bool = True) -> CheckpointReport:
         if role == "head" and not head_fits:
             report.skipped.append(key)
             report.notes.append(f"{key}: {value.shape} is a head for another class count; kept the model's")
-        elif value.shape == shape:
+        elif _same(value.shape, shape):
             plan.append((key, variable, value.reshape(variable.shape)))
             report.loaded.append(key)
         elif role == "posemb" and value.ndim == 3 and value.shape[2] == shape[2]:

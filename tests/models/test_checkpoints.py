@@ -323,3 +323,10 @@ def test_a_keras_file_of_another_head_loads_like_a_checkpoint(tmp_path):
     np.testing.assert_array_equal(model.get_layer("root_conv").kernel.numpy(),
                                   source.get_layer("root_conv").kernel.numpy())
     assert not np.any(model.get_layer("head").bias.numpy())
+
+
+def test_group_norm_arrays_stored_with_singleton_axes_load(tmp_path):
+    arrays = bit_arrays()
+    padded = {k: (v.reshape(1, 1, 1, -1) if "group_norm" in k else v) for k, v in arrays.items()}
+    model = models.create("test_bit", weights=str(_save(padded, tmp_path / "bit4d.npz")))
+    np.testing.assert_allclose(_logits(model, _images(32)), bit_logits(arrays, _images(32)), atol=1e-5, rtol=0)
