@@ -1,5 +1,7 @@
 """The transformers and BiT go to phones: their tiny variants convert to TFLite with built-in ops
-only (no Flex), LiteRT's analyzer accepts them for the GPU delegate, and they agree with Keras."""
+only (no Flex), LiteRT's analyzer accepts them for the GPU delegate, and they agree with Keras
+(the ViT and BiT cases run with --large; the generic tests export them too, and
+benchmarks/bench_deploy.py checks all three after training)."""
 
 import numpy as np
 import pytest
@@ -9,7 +11,8 @@ keras = pytest.importorskip("keras")
 from keras_cv_apps import export, models  # noqa: E402
 
 
-@pytest.mark.parametrize("name", ["test_vit", "test_bit", "test_cct"])
+@pytest.mark.parametrize("name", ["test_cct", pytest.param("test_vit", marks=pytest.mark.large),
+                                  pytest.param("test_bit", marks=pytest.mark.large)])
 def test_tiny_variants_convert_without_flex_and_pass_the_gpu_check(name, tmp_path):
     model = models.create(name)
     path = export.export_tflite(model, tmp_path / f"{name}.tflite")
