@@ -209,7 +209,7 @@ class quiet_stderr:
 
 
 EXPECTED_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError,
-                   IsADirectoryError, ConnectionError, ImportError)
+                   IsADirectoryError, ConnectionError)
 
 
 def run(main_body, argv=None, arg_parser=None) -> int:
@@ -226,6 +226,11 @@ def run(main_body, argv=None, arg_parser=None) -> int:
         print(f"\ninterrupted: {_kept(args)}", file=sys.stderr)
         return 130
     except EXPECTED_ERRORS as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except ImportError as err:  # an optional extra that is not installed says how to get it
+        if "pip install" not in str(err):
+            raise
         print(f"error: {err}", file=sys.stderr)
         return 2
     except RuntimeError as err:

@@ -15,6 +15,7 @@ import keras_cv_apps.losses  # noqa: F401  (registers the serializable losses)
 from keras_cv_apps.models import alexnet, autoencoders, bit, cct, lenet, siamese, vae, vit  # noqa: E402,F401,I001
 from keras_cv_apps.models._cfg import TASKS, ModelCfg
 from keras_cv_apps.models._registry import (
+    catalog,
     cfg_of,
     create,
     feature_extractor,
@@ -30,6 +31,7 @@ __all__ = [
     "TASKS",
     "CheckpointReport",
     "ModelCfg",
+    "catalog",
     "cfg_of",
     "create",
     "feature_extractor",
