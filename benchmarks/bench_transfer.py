@@ -183,7 +183,8 @@ def main(argv=None) -> int:
     if "throughput" not in args.skip:
         out["throughput"] = throughput(args.throughput_batch, 1 if args.quick else args.throughput_steps)
         print(table(out["throughput"], ["backbone", "input", "params_M", "images_per_s"]))
-    print(f"results: {write_result('transfer_quick' if args.quick else 'transfer', out)}")
+    name = "transfer_quick" if args.quick else "transfer" + "".join(f"_{part}" for part in out if args.skip)
+    print(f"results: {write_result(name, out)}")  # a partial run writes its own file
     return 0
 
 

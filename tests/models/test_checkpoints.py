@@ -306,6 +306,24 @@ def test_missing_release_file_offline_says_what_to_download_and_where(tmp_path, 
     assert checkpoints.resolve("bit_m_r50x1", "imagenet21k").name == "BiT-M-R50x1.npz"
 
 
+def test_hub_preset_offline_or_without_the_extra_is_one_sentence(monkeypatch):
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "keras_hub", None)  # the extra is not installed
+    with pytest.raises(ImportError, match=r"needs keras-hub: pip install 'keras-cv-apps\[hub\]'"):
+        models.create("test_vit", weights="hub:vit_base_patch16_224_imagenet")
+
+    def offline(preset):  # what keras-hub raises when Kaggle cannot be reached
+        raise OSError(f"could not reach kaggle for {preset}")
+
+    fake = types.SimpleNamespace(models=types.SimpleNamespace(Backbone=types.SimpleNamespace(from_preset=offline)))
+    monkeypatch.setitem(sys.modules, "keras_hub", fake)
+    with pytest.raises(ConnectionError, match=r"Could not load keras-hub preset 'vit_x' \(OSError\); it needs the "
+                                              r"network once, or pass an official \.npz file instead\."):
+        models.create("test_vit", weights="hub:vit_x")
+
+
 def test_a_file_that_is_not_a_checkpoint_is_one_sentence(tmp_path):
     bad = tmp_path / "bad.npz"
     bad.write_text("not a zip")
