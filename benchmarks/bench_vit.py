@@ -33,13 +33,13 @@ import numpy as np
 
 from benchmarks._util import table, write_result
 
-ABLATIONS = {  # name -> (model kwargs, fit kwargs, augmentation) replacing the app's defaults
-    "patch tokenizer (no convolutions)": ({"tokenizer": "patch", "patch_size": 4}, {}, None),
-    "class token instead of SeqPool": ({"pooling": "cls"}, {}, None),
-    "no augmentation": ({}, {}, "none"),
-    "no label smoothing": ({}, {"label_smoothing": 0.0}, None),
-    "no stochastic depth": ({"drop_path": 0.0}, {}, None),
-    "+ Locality Self-Attention": ({"locality": True}, {}, None),
+ABLATIONS = {  # key -> (name, model kwargs, fit kwargs, augmentation) replacing the app's defaults
+    "patch": ("patch tokenizer (no convolutions)", {"tokenizer": "patch", "patch_size": 4}, {}, None),
+    "cls": ("class token instead of SeqPool", {"pooling": "cls"}, {}, None),
+    "noaug": ("no augmentation", {}, {}, "none"),
+    "nols": ("no label smoothing", {}, {"label_smoothing": 0.0}, None),
+    "nosd": ("no stochastic depth", {"drop_path": 0.0}, {}, None),
+    "lsa": ("+ Locality Self-Attention", {"locality": True}, {}, None),
 }
 
 
@@ -146,6 +146,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--ablation-seeds", type=int, nargs="*", default=[0, 1, 2])
+    parser.add_argument("--ablations", nargs="*", default=list(ABLATIONS), choices=list(ABLATIONS),
+                        help="which ablations to run (default: all)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["cct", "plain", "ablation"])
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 epochs, seed 0, no ablation")
     parser.add_argument("--runs-dir", type=Path, default=None,
@@ -167,7 +169,8 @@ def main(argv=None) -> int:
             out["plain_vit"] = _summary([run_plain_vit(s, folder, epochs=epochs, batch_size=64) for s in seeds])
             rows.append({"model": "plain ViT (keras-io recipe, 32x32)", **out["plain_vit"]})
         out["ablation"] = {}
-        for name, (mk, fk, aug) in ({} if args.quick or "ablation" in args.skip else ABLATIONS).items():
+        chosen = [] if args.quick or "ablation" in args.skip else args.ablations
+        for name, mk, fk, aug in (ABLATIONS[key] for key in chosen):
             out["ablation"][name] = _summary([run_cct(s, folder, model_kwargs=mk, fit_kwargs=fk, augment=aug,
                                                       epochs=epochs) for s in args.ablation_seeds])
             rows.append({"model": f"cct_small, {name}", **out["ablation"][name]})
