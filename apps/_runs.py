@@ -236,3 +236,89 @@ def print_reconstruction_summary(metrics: dict, run) -> None:
     print("\n".join(lines))
     next_step(f"open {run.path / 'reconstructions.png'}, or audit a folder with "
               f"python -m apps.dataset_audit PATH --autoencoder {run.path / 'model.keras'}")
+
+
+# ----------------------------------------------------------------------- transfer learning
+
+
+def check_transfer_args(args, *, app: str, digits_target: str) -> tuple:
+    """Everything about a transfer run's flags that can be refused before any work:
+    ``(cfg, image size, classes or None, weights path / hub: preset / None for offline)``."""
+    from keras_cv_apps import models, transfer
+    from keras_cv_apps.models import checkpoints
+    from keras_cv_apps.models._tasks import check_model
+    from keras_cv_apps.models.vit import check_patch_grid
+
+    cfg = check_model(args.backbone, ("classifier",), app=app)
+    if cfg.load_weights is None:
+        readers = [n for n in models.list_models(include_test=False) if models.get_cfg(n).load_weights]
+        raise ValueError(f"{args.backbone} reads no pretrained checkpoint; {app} fine-tunes {', '.join(readers)}.")
+    size = check_image_size(cfg, args.image_size or cfg.image_shape[0], {})
+    if "patch_size" in cfg.defaults:
+        check_patch_grid((size, size, cfg.image_shape[2]), cfg.defaults["patch_size"], model=args.backbone)
+    weights = args.weights
+    if weights is not None and not str(weights).startswith("hub:"):
+        weights = str(checkpoints.resolve(cfg.name, weights))
+    classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
+    if weights is None and args.dataset == "digits":
+        classes = classes or digits_target.split(",")
+        seen = sorted(set(classes) & {"0", "1", "2", "3", "4"})
+        if seen:
+            raise ValueError(f"The offline pretraining source already holds digits 0-4, so digit(s) {', '.join(seen)} "
+                             "cannot be a transfer target; choose among 5-9 or pass --weights.")
+    if args.from_block is not None:  # a block name is checked on a small build of the backbone
+        transfer.unfreeze(models.create(args.backbone, image_shape=(size, size, cfg.image_shape[2])),
+                          from_block=args.from_block)
+    from keras_cv_apps.data import augment
+
+    augment.check_preset(args.augment)
+    return cfg, size, classes, weights
+
+
+def adapt_classifier(args, model, images, labels, splits, run_dir, *, probe: dict, finetune: dict, mode: str,
+                     verbose) -> dict:
+    """Adapt ``model`` to the labelled uint8 ``images`` as ``mode`` says (linear probe, fine-tuning or
+    both); returns the settings, the training record and the probe's report."""
+    from keras_cv_apps import data, transfer
+
+    augmenter = data.build_augmenter(args.augment, seed=args.seed)
+    out = {"settings": {"mode": mode, "batch_size": args.batch_size, **finetune}, "record": {}}
+    if mode in ("linear", "lp-ft"):
+        transfer.freeze_backbone(model)
+        features, targets = transfer.view_features(model, images, labels, preprocessing=splits.preprocessing,
+                                                   augmenter=augmenter, views=probe["views"])
+        out["probe"] = {**probe, **transfer.linear_probe(model, None, targets, features=features, C=probe["C"])}
+    if mode in ("finetune", "lp-ft"):
+        recipe = {"default": None, "bit-hyperrule": transfer.bit_hyperrule, "vit": transfer.vit_finetune}[args.recipe]
+        if recipe is not None:
+            recipe = recipe(len(labels), splits.image_shape, batch_size=args.batch_size) \
+                if args.recipe == "bit-hyperrule" else recipe(len(labels), batch_size=args.batch_size)
+        steps = args.steps or (recipe.steps if recipe else 200)
+        feed = transfer.feed(images, labels, batch_size=args.batch_size, preprocessing=splits.preprocessing,
+                             augmenter=augmenter, seed=args.seed, mixup=recipe.mixup if recipe else 0.0,
+                             num_classes=splits.num_classes)
+        result = transfer.fine_tune(model, feed, steps=steps, run_dir=run_dir, learning_rate=finetune["learning_rate"],
+                                    recipe=recipe, from_block=args.from_block,
+                                    label_smoothing=finetune["label_smoothing"], verbose=verbose)
+        out["settings"].update(steps=steps, recipe=recipe.to_dict() if recipe else None)
+        out["record"] = {"epochs_run": result.epochs_run, "train_seconds": round(result.seconds, 1)}
+    return out
+
+
+def print_transfer_summary(args, metrics: dict, run) -> None:
+    from apps._cli import next_step
+
+    test, scratch, report = metrics["test"], metrics.get("scratch"), metrics.get("checkpoint")
+    shots = f"{args.shots} labelled images per class" if args.shots else "every labelled training image"
+    lines = [f"{args.backbone} {args.mode} from {shots}: test top-1 {100 * test['top1']:.2f}% (n={test['n']})"]
+    if scratch:
+        lines.append(f"  from scratch (same architecture, steps, augmentation): {100 * scratch['top1']:.2f}% -> "
+                     f"transfer {100 * (test['top1'] - scratch['top1']):+.2f} points")
+    if report:
+        lines.append(f"  checkpoint: {len(report['loaded'])} arrays loaded, {len(report['resized'])} resized, "
+                     f"{len(report['skipped'])} skipped ({', '.join(report['skipped'][:2]) or 'none'})")
+    lines += print_exports(metrics["exports"])
+    lines.append(f"  saved to {run.path}/ (model.keras, labels.txt, config.json, metrics.json, plots)")
+    print("\n".join(lines))
+    next_step(f"python -m apps.transfer_finetune --shots 1 --mode {args.mode} to see the one-shot case, or "
+              f"--weights BiT-M-R50x1.npz --backbone bit_m_r50x1 --dataset dir:YOUR_FOLDER")

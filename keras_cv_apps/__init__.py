@@ -28,6 +28,7 @@ _SUBMODULES = (
     "metrics",
     "models",
     "training",
+    "transfer",
     "vision",
 )
 

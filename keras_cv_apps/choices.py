@@ -17,3 +17,5 @@ METRIC_LOSSES = ("supcon", "triplet", "contrastive")
 # data.augment.PRESETS; the last one mixes labels (MixUp/CutMix) and needs a loss for soft labels
 AUGMENT_PRESETS = ("none", "light", "digits", "standard", "noisy", "strong")
 LABEL_MIXING_PRESETS = ("strong",)
+TRANSFER_MODES = ("linear", "finetune", "lp-ft")
+TRANSFER_RECIPES = ("default", "bit-hyperrule", "vit")

@@ -360,6 +360,11 @@ def gpu_compatibility(path) -> dict:
     TensorFlow 2.21 and ai-edge-litert 2.3 wheels calls every model compatible, even ones made of
     ``TOPK_V2`` or Flex ops that the delegate's own table rejects.
     """
+
+def analyze_tflite(path) -> dict:
+    """What LiteRT's model analyzer says about a ``.tflite`` file: ``ops`` (the op names, in graph
+    order, duplicates removed), ``flex_ops`` (Select TF ops among them) and ``gpu_compatible`` (the
+    analyzer's GPU-delegate check passed with no warning), with the ``gpu_warnings`` it printed."""
     import contextlib
     import io
 
@@ -380,6 +385,17 @@ def gpu_compatibility(path) -> dict:
             unsupported[name] = unsupported.get(name, 0) + 1
     return {"compatible": analyzer_ok and not unsupported, "analyzer_compatible": analyzer_ok,
             "analyzer_warnings": warnings, "unsupported_ops": dict(sorted(unsupported.items()))}
+
+
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text):
+        tf.lite.experimental.Analyzer.analyze(model_path=str(_existing(path)), gpu_compatibility=True)
+    text = text.getvalue()
+    ops = list(dict.fromkeys(re.findall(r"Op#\d+ (\w+)\(", text)))
+    warnings = [line.strip() for line in text.splitlines() if "COMPATIBILITY WARNING" in line]
+    return {"ops": ops, "flex_ops": [op for op in ops if op.startswith("Flex") or op == "CUSTOM"],
+            "gpu_compatible": "looks compatible with GPU delegate" in text and not warnings,
+            "gpu_warnings": warnings}
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Model factories by name: ``create``, ``list_models``, ``get_cfg``, ``register_model``, and the
 tools that read a model's cfg: ``cfg_of``, ``feature_extractor``, ``find_layer``, ``load_weights``;
-``complexity`` (MACs and parameters per layer) and ``compound_scaling``.
+``complexity`` (MACs and parameters per layer), ``compound_scaling``, and
+``load_checkpoint`` / ``save_checkpoint`` for the official ViT and BiT ``.npz`` layouts.
 
 Importing this package imports each family module once so that its variants register, and
 imports ``keras_cv_apps.layers``, ``keras_cv_apps.losses`` and the Keras metric classes so that
@@ -16,12 +17,15 @@ import keras_cv_apps.metrics.dense  # noqa: F401  (registers the serializable me
 from keras_cv_apps.models import (  # noqa: E402,F401
     alexnet,
     autoencoders,
+    bit,
+    cct,
     efficientnet,
     ghostnet,
     lenet,
     mobilenet,
     siamese,
     vae,
+    vit,
 )
 from keras_cv_apps.models._cfg import TASKS, ModelCfg
 from keras_cv_apps.models._registry import (
@@ -35,11 +39,13 @@ from keras_cv_apps.models._registry import (
     load_weights,
     register_model,
 )
+from keras_cv_apps.models.checkpoints import CheckpointReport, load_checkpoint, save_checkpoint
 from keras_cv_apps.models.complexity import complexity, complexity_table, print_complexity
 from keras_cv_apps.models.scaling import compound_scaling
 
 __all__ = [
     "TASKS",
+    "CheckpointReport",
     "ModelCfg",
     "catalog",
     "cfg_of",
@@ -51,7 +57,9 @@ __all__ = [
     "find_layer",
     "get_cfg",
     "list_models",
+    "load_checkpoint",
     "load_weights",
     "print_complexity",
     "register_model",
+    "save_checkpoint",
 ]

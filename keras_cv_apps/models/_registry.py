@@ -63,7 +63,12 @@ def create(name: str, *, weights: Optional[Union[str, os.PathLike]] = None, **kw
 
 def load_weights(model: keras.Model, path: Union[str, os.PathLike], *, strict: bool = True):
     """Load ``path`` into ``model``: a Keras ``.keras`` / ``.weights.h5`` file, or a checkpoint the
-    model's cfg can read (``cfg.load_weights``); returns that loader's report, else None."""
+    model's cfg can read. A family with a ``cfg.load_weights`` reads everything but ``.weights.h5``
+    itself (its own checkpoint formats, ``.keras`` files, release names); returns that loader's
+    report, else None."""
+    cfg = cfg_of(model)
+    if cfg is not None and cfg.load_weights is not None and not str(path).endswith(".weights.h5"):
+        return cfg.load_weights(model, path, strict=strict)  # the family reads its own formats (and names)
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Weights file {str(path)!r} does not exist.")
@@ -83,7 +88,6 @@ def load_weights(model: keras.Model, path: Union[str, os.PathLike], *, strict: b
                              f"{len(ours)}; first shape mismatch {shapes[:1]}).")
         model.set_weights(theirs)
         return None
-    cfg = cfg_of(model)
     if cfg is None or cfg.load_weights is None:
         raise ValueError(f"Cannot read weights from {path.name}: use a .keras or .weights.h5 file written by Keras"
                          f"{'' if cfg is None else f' ({cfg.name} reads no other checkpoint format)'}.")

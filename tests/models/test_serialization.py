@@ -14,6 +14,7 @@ keras = pytest.importorskip("keras")
 
 import keras_cv_apps  # noqa: E402
 from keras_cv_apps import layers, losses, metrics, models  # noqa: E402
+from keras_cv_apps.models import bit_layers, cct_layers, vit_layers  # noqa: E402
 
 PACKAGE = "keras_cv_apps>"
 
@@ -52,6 +53,7 @@ EXAMPLES = {
     "ArcFace": lambda: _arcface_model(),
     "ArcFaceLoss": lambda: _loss_model(losses.ArcFaceLoss(scale=8.0)),
     "BottleneckResidual": lambda: _layer_model(layers.BottleneckResidual(2, strides=2, zero_init=False)),
+    "ClassToken": lambda: _layer_model(vit_layers.ClassToken(), shape=(5, 8)),
     "ClippedGaussianNoise": lambda: _layer_model(layers.ClippedGaussianNoise(stddev=0.1)),
     "Cutout": lambda: _layer_model(layers.Cutout(holes=(1, 2), size=(0.1, 0.2), seed=1)),
     "Erasing": lambda: _layer_model(layers.Erasing(area=(0.05, 0.2), fill_value=None)),
@@ -85,6 +87,10 @@ EXAMPLES = {
     "MultiHeadSelfAttention2D": lambda: _layer_model(layers.MultiHeadSelfAttention2D(num_heads=1,
                                                                                      position_embedding=True)),
     "PSNR": lambda: _metric_model(metrics.PSNR(max_val=2.0)),
+    "Gelu": lambda: _layer_model(vit_layers.Gelu(approximate=True)),
+    "MultiHeadSelfAttention": lambda: _layer_model(vit_layers.MultiHeadSelfAttention(num_heads=2, locality=True),
+                                                   shape=(5, 8)),
+    "PositionEmbedding": lambda: _layer_model(vit_layers.PositionEmbedding(stddev=0.5), shape=(5, 8)),
     "RandomAffine": lambda: _layer_model(layers.RandomAffine(rotation=5, seed=1)),
     "SSIM": lambda: _metric_model(metrics.SSIM(filter_size=3, sigma=0.8)),
     "SSIMLoss": lambda: _loss_model(losses.SSIMLoss(max_val=255.0, filter_size=7)),
@@ -95,7 +101,9 @@ EXAMPLES = {
     "StochasticDepth": lambda: _layer_model(layers.StochasticDepth(0.2, seed=5)),
     "SparseCategoricalCrossentropyWithSmoothing":
         lambda: _loss_model(losses.SparseCategoricalCrossentropyWithSmoothing(label_smoothing=0.1)),
+    "SeqPool": lambda: _layer_model(cct_layers.SeqPool(), shape=(5, 8)),
     "SparsityPenalty": lambda: _sparsity_model(),
+    "StandardizedConv2D": lambda: _layer_model(bit_layers.StandardizedConv2D(4, 3, strides=2, use_bias=False)),
     "SupConLoss": lambda: _loss_model(losses.SupConLoss(temperature=0.3)),
     "TripletLoss": lambda: _loss_model(losses.TripletLoss(margin=0.3, mining="semi_hard")),
     "TverskyLoss": lambda: _loss_model(losses.TverskyLoss(alpha=0.2, beta=0.8)),
@@ -140,6 +148,25 @@ def _registered():
 
 def test_every_registered_object_has_an_example():
     assert _registered() == sorted(EXAMPLES)
+
+
+def test_no_two_classes_share_a_registered_name():
+    """Keras keys its registry by name: a second class registered under a name replaces the first, and
+    files saved with the first would load as the second."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    _registered()
+    registry = keras.saving.get_custom_objects()
+    clashes = []
+    for info in pkgutil.walk_packages(keras_cv_apps.__path__, "keras_cv_apps."):
+        module = importlib.import_module(info.name)
+        for _, obj in inspect.getmembers(module, inspect.isclass):
+            key = keras.saving.get_registered_name(obj)
+            if obj.__module__ == module.__name__ and key.startswith(PACKAGE) and registry.get(key) is not obj:
+                clashes.append(f"{module.__name__}.{obj.__name__}")
+    assert clashes == []
 
 
 def _holder(model, name):

@@ -1,0 +1,59 @@
+"""transfer_finetune end to end with tiny settings (offline pretraining -> official .npz -> few-shot
+LP-FT with a scratch baseline; a given checkpoint with a linear probe), and its bad input."""
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("keras")
+
+from apps import transfer_finetune  # noqa: E402
+
+
+def test_offline_demo_pretrains_writes_the_official_layout_and_adapts(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = transfer_finetune.main(["--pretrain-steps", "2", "--steps", "2", "--shots", "1", "--quantize", "float32",
+                                 "--quiet", "--output", str(out)])
+    assert rc == 0
+    keys = set(np.load(out / "pretrained.npz").files)
+    assert "resnet/root_block/standardized_conv2d/kernel" in keys and "resnet/head/conv2d/kernel" in keys
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["checkpoint"]["skipped"] == ["resnet/head/conv2d/bias", "resnet/head/conv2d/kernel"]
+    assert len(metrics["checkpoint"]["loaded"]) == len(keys) - 2 and metrics["labelled_images"] == 5
+    assert 0 <= metrics["scratch"]["top1"] <= 1 and metrics["test"]["n"] == 180
+    assert metrics["exports"]["model.tflite"]["max_abs_diff"] <= 1e-4
+    assert (out / "labels.txt").read_text().split() == ["5", "6", "7", "8", "9"]
+    assert "from scratch (same architecture, steps, augmentation)" in capsys.readouterr().out
+
+
+def test_a_given_checkpoint_is_probed_linearly(tmp_path):
+    from keras_cv_apps import models
+
+    weights = models.save_checkpoint(models.create("test_bit", num_classes=7), tmp_path / "w.npz")
+    out = tmp_path / "run"
+    rc = transfer_finetune.main(["--backbone", "test_bit", "--weights", str(weights), "--mode", "linear",
+                                 "--shots", "2", "--no-scratch", "--quantize", "none", "--quiet",
+                                 "--output", str(out)])
+    assert rc == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["scratch"] is None and metrics["labelled_images"] == 20  # every digit class, 2 shots
+    assert metrics["linear_probe"]["views"] == 8 and metrics["exports"] == {}
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--weights", "nowhere.npz"], "Weights file 'nowhere.npz' does not exist"),
+        (["--backbone", "lenet5"], "lenet5 reads no pretrained checkpoint; transfer_finetune fine-tunes"),
+        (["--classes", "3,5"], "digit(s) 3 cannot be a transfer target"),
+        (["--from-block", "block9"], "no block 'block9'; choose one of root, block1"),
+        (["--backbone", "vit_ti16", "--image-size", "40"], "not divisible by the patch size 16"),
+        (["--augment", "wild"], "Unknown augmentation preset 'wild'"),
+        (["--shots", "200"], "200 labelled images per class are needed (5 classes x 200 = 1000)"),
+    ],
+)
+def test_bad_input_is_one_sentence_before_long_work(tmp_path, capsys, extra, message):
+    rc = transfer_finetune.main(["--quiet", "--output", str(tmp_path / "x")] + extra)
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error: ") and message in err, err

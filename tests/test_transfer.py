@@ -1,0 +1,134 @@
+"""Transfer learning API: frozen weights stay bit-identical through a fit step (BatchNorm statistics
+too), fine-tuning from a named block trains only what follows it, the linear probe's head computes
+scikit-learn's probabilities, and the recipes' learning rates match their published rules."""
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from keras_cv_apps import models, transfer  # noqa: E402
+
+
+def _fit_once(model, x, y):
+    """Two full-batch SGD steps (a zero head passes no gradient back until it has moved once)."""
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=2, batch_size=len(x), verbose=0)
+
+
+def _weights(model):
+    return {w.path: w.numpy().copy() for w in model.weights}
+
+
+def test_frozen_backbone_is_bit_identical_after_a_fit_step_and_the_head_learns():
+    model = models.create("test_bit")
+    x = np.random.default_rng(0).uniform(-1, 1, (6, 32, 32, 3)).astype("float32")
+    y = np.arange(6) % 3
+    transfer.freeze_backbone(model)
+    before = _weights(model)
+    _fit_once(model, x, y)
+    after = _weights(model)
+    changed = sorted(p for p in before if not np.array_equal(before[p], after[p]))
+    assert changed == ["head/bias", "head/kernel"]
+    assert sorted(w.path for w in model.trainable_weights) == changed
+
+
+def test_frozen_batch_norm_keeps_its_statistics_in_inference_mode(digits16):
+    x, y = digits16[0][:32], digits16[1][:32]
+    model = models.create("test_lenet5", image_shape=(16, 16, 1), num_classes=10, batch_norm=True)
+    transfer.freeze_backbone(model, head="predictions")
+    before = _weights(model)
+    _fit_once(model, x, y)
+    after = _weights(model)
+    changed = sorted(p for p in before if not np.array_equal(before[p], after[p]))
+    assert any("moving" in p for p in before) and changed == sorted(p for p in before if "predictions" in p)
+
+
+def test_unfreeze_from_a_block_trains_only_that_block_and_what_follows():
+    model = models.create("test_vit")
+    assert transfer.block_names(model)[:4] == ["embedding", "cls", "posembed", "encoderblock_0"]
+    transfer.unfreeze(model, from_block="encoderblock_1")
+    x = np.random.default_rng(0).uniform(-1, 1, (6, 16, 16, 3)).astype("float32")
+    before = _weights(model)
+    _fit_once(model, x, np.arange(6) % 3)
+    after = _weights(model)
+    for path in before:
+        moved = not np.array_equal(before[path], after[path])
+        late = any(k in path for k in ("encoderblock_1", "encoder_norm", "head"))
+        assert moved == late, path
+    with pytest.raises(ValueError, match="no block 'block9'; choose one of embedding, cls"):
+        transfer.unfreeze(model, from_block="block9")
+    transfer.unfreeze(model)
+    assert len(model.trainable_weights) == len(model.weights)
+
+
+@pytest.mark.parametrize("classes, standardize", [(2, False), (3, False), (3, True)])
+def test_linear_probe_head_computes_the_logistic_regression_probabilities(classes, standardize):
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(classes)
+    centres = rng.normal(0, 2, (classes, 4))
+    y = np.repeat(np.arange(classes), 20)
+    x = (centres[y] + rng.normal(0, 1, (len(y), 4))).astype("float32")
+    inputs = keras.Input((4,))
+    features = keras.layers.Dense(6, activation="tanh", name="features")(inputs)
+    head = keras.layers.Dense(classes, name="head")(features)
+    model = keras.Model(inputs, keras.layers.Softmax()(head))
+    report = transfer.linear_probe(model, x, y, C=0.5, layer="features", standardize=standardize)
+    f = transfer.extract_features(model, x, layer="features").astype("float64")
+    if standardize:
+        f = (f - f.mean(0)) / (f.std(0) + 1e-6)
+    expected = LogisticRegression(C=0.5, max_iter=2000).fit(f, y).predict_proba(f)
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, atol=1e-5)
+    assert report["num_features"] == 6 and report["train_accuracy"] > 0.8
+    with pytest.raises(ValueError, match="all 3 classes|Labels must be"):
+        transfer.linear_probe(model, x, np.full(len(x), 5), layer="features")
+
+
+def test_bit_hyperrule_follows_the_published_rule():
+    r = transfer.bit_hyperrule(1_000, (32, 32), batch_size=512)
+    assert (r.steps, r.warmup_steps, r.boundaries, r.mixup, r.image_size, r.resize_to) == \
+        (500, 100, (200, 300, 400), 0.0, 128, 160)
+    assert [r.rate(s) for s in (0, 50, 150, 250, 350, 450)] == pytest.approx([0, 0.0015, 0.003, 3e-4, 3e-5, 3e-6])
+    big = transfer.bit_hyperrule(50_000, (224, 224), batch_size=64)
+    assert (big.steps, big.warmup_steps, big.mixup, big.image_size) == (10_000, 500, 0.1, 480)
+    assert big.learning_rate == pytest.approx(0.003 * 64 / 512) and "bit_hyperrule.py" in big.source
+    assert transfer.bit_hyperrule(600_000, (224, 224)).steps == 20_000
+
+
+def test_vit_recipe_is_cosine_after_warm_up_with_clipping():
+    r = transfer.vit_finetune(50_000, batch_size=512)
+    assert (r.steps, r.warmup_steps, r.clip_global_norm, r.momentum) == (10_000, 500, 1.0, 0.9)
+    assert [r.rate(s) for s in (250, 500, 5250, 10_000)] == pytest.approx([0.015, 0.03, 0.015, 0.0], abs=1e-9)
+    short = transfer.vit_finetune(500).with_steps(100)
+    assert (short.steps, short.warmup_steps) == (100, 10)
+    assert r.optimizer().global_clipnorm == 1.0 and "common.py" in r.source
+
+
+def test_recipe_callback_sets_each_steps_rate():
+    recipe = transfer.bit_hyperrule(100, (16, 16), batch_size=8).with_steps(10)
+    model = models.create("test_vit")
+    recipe.compile(model)
+    x = np.zeros((8, 16, 16, 3), "float32")
+    model.fit(x, np.arange(8) % 3, batch_size=2, epochs=1, verbose=0, callbacks=[recipe.callback()])  # steps 0..3
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(recipe.rate(3))
+    assert int(model.optimizer.iterations.numpy()) == 4
+
+
+def test_few_shot_draws_and_refuses_too_few_labels():
+    labels = np.array([0] * 5 + [1] * 3 + [2] * 9)
+    idx = transfer.few_shot_indices(labels, 3, seed=0)
+    assert np.bincount(labels[idx]).tolist() == [3, 3, 3]
+    assert np.array_equal(idx, transfer.few_shot_indices(labels, 3, seed=0))
+    with pytest.raises(ValueError, match=r"5 labelled images per class are needed \(3 classes x 5 = 15\), "
+                                         r"but class\(es\) b \(3\)"):
+        transfer.check_shots(labels, 5, ["a", "b", "c"])
+
+
+def test_feed_mixes_up_pairs_with_one_hot_labels():
+    images = np.stack([np.zeros((4, 4, 1)), np.full((4, 4, 1), 255)]).astype("uint8")
+    feed = transfer.feed(images, [0, 1], batch_size=2, preprocessing={"scale": "unit"}, mixup=0.4, num_classes=2)
+    x, y = next(iter(feed))
+    x, y = x.numpy(), y.numpy()
+    assert y.shape == (2, 2) and np.allclose(y.sum(1), 1)
+    np.testing.assert_allclose(x.reshape(2, -1).mean(1), y[:, 1], atol=1e-5)  # pixels mixed as the labels
