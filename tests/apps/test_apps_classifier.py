@@ -42,8 +42,9 @@ def test_alexnet_app_runs_with_lrn(tmp_path):
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--model", "lenet"], "Unknown model 'lenet'; lenet_train trains classifier models: alexnet, effnet_b0, "
-                               "effnet_b1, effnet_b2, effnet_b3, ghostnet, lenet5, mobilenetv2."),
+        (["--model", "lenet"], "Unknown model 'lenet'; lenet_train trains classifier models: alexnet, bit_m_r101x1, "
+                               "bit_m_r50x1, bit_s_r50x1, bit_tiny, cct_small, effnet_b0, effnet_b1, effnet_b2, "
+                               "effnet_b3, ghostnet, lenet5, mobilenetv2, vit_b16, vit_s16, vit_ti16."),
         (["--model", "vae"], "Model 'vae' is a vae model; lenet_train trains classifier models"),
         (["--dataset", "digitz"], "digitz"),
         (["--image-size", "8"], "at least 10 px"),

@@ -107,8 +107,9 @@ def test_every_public_model_describes_itself():
     described = models.catalog()
     assert set(described) == set(models.list_models(include_test=False))
     assert all(len(text) > 10 for text in described.values())
-    assert set(models.catalog(task="classifier")) == {"alexnet", "lenet5", "cct_small", "bit_tiny", "bit_s_r50x1",
-                                                      "bit_m_r50x1", "bit_m_r101x1", "vit_ti16", "vit_s16", "vit_b16"}
+    assert set(models.catalog(task="classifier")) == {
+        "alexnet", "lenet5", "cct_small", "bit_tiny", "bit_s_r50x1", "bit_m_r50x1", "bit_m_r101x1", "vit_ti16",
+        "vit_s16", "vit_b16", "mobilenetv2", "ghostnet", "effnet_b0", "effnet_b1", "effnet_b2", "effnet_b3"}
 
 
 def test_unknown_names_list_only_public_models():
