@@ -465,6 +465,9 @@ def fit(model_or_builder, splits, *, run_dir, epochs=20, learning_rate=1e-3, opt
     model = _model_in_scope(model_or_builder, strategy, precision)
     if precision != "float32":
         _float32_outputs(model)
+    multi_worker = num_workers(strategy) > 1
+    if multi_worker:
+        _build_from_local_batch(model)
     classifier = classifier_data and _computes_no_loss(model)
     if classifier:
         _check_classes(model, splits)
@@ -500,10 +503,11 @@ def fit(model_or_builder, splits, *, run_dir, epochs=20, learning_rate=1e-3, opt
 
     start = time.time()
     try:
-        history = model.fit(train, validation_data=val, epochs=int(epochs),
-                            steps_per_epoch=None if steps_per_epoch is None else steps,
-                            class_weight=class_weight, shuffle=False, callbacks=callbacks,
-                            verbose=progress_verbosity(verbose))
+        with _step_logs_averaged(multi_worker):
+            history = model.fit(train, validation_data=val, epochs=int(epochs),
+                                steps_per_epoch=None if steps_per_epoch is None else steps,
+                                class_weight=class_weight, shuffle=False, callbacks=callbacks,
+                                verbose=progress_verbosity(verbose))
     except KeyboardInterrupt:
         # Keras skips on_train_end here: restore the best weights and draw the curves ourselves.
         best = _find(callbacks, keras.callbacks.EarlyStopping).best_weights
@@ -522,6 +526,55 @@ def fit(model_or_builder, splits, *, run_dir, epochs=20, learning_rate=1e-3, opt
     if precision != "float32" or num_workers(strategy) > 1:
         model = plain_copy(model)
     return FitResult(model=model, history=logs, seconds=time.time() - start)
+
+
+@contextlib.contextmanager
+def _step_logs_averaged(multi_worker):
+    """Keras 3 averages a multi-worker step's logs (loss, metrics) with ``strategy.reduce(...,
+    axis=0)``, which fails for the scalar logs (keras-team/keras#20585). While ``fit`` runs on
+    several workers, average each log over all replicas of all workers instead, so that every
+    worker sees the same figures (and its callbacks take the same decisions)."""
+    if not multi_worker:
+        yield
+        return
+    from keras.src.backend.tensorflow import trainer as keras_trainer
+
+    original = keras_trainer.reduce_per_replica
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction not in ("auto", "mean"):
+            return original(values, strategy, reduction)
+        return keras.tree.map_structure(
+            lambda v: strategy.reduce("MEAN", v, axis=None) if isinstance(v, tf.distribute.DistributedValues) else v,
+            values)
+
+    keras_trainer.reduce_per_replica = reduce_per_replica
+    try:
+        yield
+    finally:
+        keras_trainer.reduce_per_replica = original
+
+
+def _build_from_local_batch(model):
+    """Keras 3 builds a distributed model's metrics from a sample batch that it first averages
+    over the replicas with ``strategy.reduce``, which MultiWorkerMirroredStrategy refuses for
+    per-replica batches (keras-team/keras#20585). Build from this worker's local batch instead."""
+    strategy = model.distribute_strategy
+
+    def local(value):
+        if isinstance(value, tf.distribute.DistributedValues):
+            return strategy.experimental_local_results(value)[0]
+        return value
+
+    def build(iterator=None, data_batch=None):
+        if iterator is not None:
+            for _, _, batches in iterator:
+                data_batch = tf.nest.map_structure(local, next(batches))
+                break
+        with strategy.scope():
+            model._symbolic_build(data_batch=data_batch)
+
+    model._maybe_symbolic_build = build
 
 
 def _per_worker(dataset, strategy, repeat):
