@@ -219,7 +219,7 @@ class quiet_stderr:
 
 
 EXPECTED_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError,
-                   IsADirectoryError, ConnectionError, ImportError)
+                   IsADirectoryError, ConnectionError)
 
 
 def run(main_body, argv=None, arg_parser=None) -> int:
@@ -241,6 +241,11 @@ def run(main_body, argv=None, arg_parser=None) -> int:
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(2)
+        return 2
+    except ImportError as err:  # an optional extra that is not installed says how to get it
+        if "pip install" not in str(err):
+            raise
+        print(f"error: {err}", file=sys.stderr)
         return 2
     except RuntimeError as err:
         from keras_cv_apps.training import TrainingDivergedError

@@ -1,4 +1,4 @@
-"""Autoencoders vs the keras-io tutorials' models on the same `digits` split (issue 4, item 5).
+"""Autoencoders vs the keras-io tutorials' models on the same `digits` split.
 
 For each seed, `digits` at 28x28 (bilinear, [0, 1], stratified 70/10/20 split of that seed):
 

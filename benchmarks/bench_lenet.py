@@ -1,4 +1,4 @@
-"""LeNet-5 accuracy with the app's defaults on `digits`, seeds 0 and 1 (issue 2, item 10).
+"""LeNet-5 accuracy with the app's defaults on `digits`, seeds 0 and 1.
 
 Runs `python -m apps.lenet_train --seed S` as a user would (wall time includes start-up, training,
 evaluation and export) and reads its metrics.json.
@@ -38,9 +38,10 @@ def main(argv=None) -> int:
                 "test_top1_%": round(100 * m["test"]["top1"], 2),
                 "test_errors": round(n * (1 - m["test"]["top1"])),
                 "n_test": n,
-                "int8_top1_%": round(100 * m["tflite"]["int8"]["accuracy"], 2) if "int8" in m["tflite"] else "",
-                "epochs": m["epochs_run"],
-                "train_s": m["train_seconds"],
+                "int8_top1_%": (round(100 * m["exports"]["model_int8.tflite"]["accuracy"], 2)
+                                if "model_int8.tflite" in m["exports"] else ""),
+                "epochs": m["training"]["epochs_run"],
+                "train_s": m["training"]["train_seconds"],
                 "wall_s": round(seconds, 1),
             })
     columns = ["seed", "test_top1_%", "test_errors", "n_test", "int8_top1_%", "epochs", "train_s", "wall_s"]

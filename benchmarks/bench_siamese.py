@@ -1,4 +1,4 @@
-"""One-shot accuracy of the siamese embedding vs baselines on `digits`, seeds 0 and 1 (issue 3).
+"""One-shot accuracy of the siamese embedding vs baselines on `digits`, seeds 0 and 1.
 
 Protocol (every row, same test split and same seeded episodes): train on classes 0-6 only;
 on the test images of the held-out classes 7-9, 3-way 1-shot episode accuracy (one random
@@ -156,9 +156,10 @@ def main(argv=None) -> int:
             if done.returncode != 0:
                 raise SystemExit(f"siamese_train seed {seed} failed:\n{done.stderr[-2000:]}")
             m = json.loads((out / "metrics.json").read_text())
-            test, lite = m["test"], m["tflite"]
-            int8_ratio = (lite["int8"]["one_shot"]["held_out"] / lite["float32"]["one_shot"]["held_out"]
-                          if {"int8", "float32"} <= set(lite) else "")
+            test, lite = m["test"], m["exports"]
+            int8_ratio = (lite["embedding_int8.tflite"]["one_shot"]["held_out"]
+                          / lite["embedding.tflite"]["one_shot"]["held_out"]
+                          if {"embedding_int8.tflite", "embedding.tflite"} <= set(lite) else "")
             rows.append({"method": "siamese_train", "seed": seed,
                          "3way_1shot_%": round(100 * test["held_out"]["3way_1shot"], 1),
                          "held_out_auc": round(test["held_out"]["verification"]["roc_auc"], 3),

@@ -7,7 +7,13 @@ scikit-learn and matplotlib load only when the part that needs them is first use
     model = models.create("lenet5", num_classes=10)
 """
 
+from __future__ import annotations
+
 import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import keras
 
 __version__ = "0.1.0"
 
@@ -26,7 +32,7 @@ _SUBMODULES = (
 __all__ = ["__version__", "load_model", *_SUBMODULES]
 
 
-def load_model(path, **kwargs):
+def load_model(path, **kwargs) -> keras.Model:
     """``keras.models.load_model`` once every serializable class of the package is registered."""
     importlib.import_module(f"{__name__}.models")  # imports layers and losses too
     import keras

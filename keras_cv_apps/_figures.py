@@ -9,9 +9,13 @@ from __future__ import annotations
 import base64
 import io
 import os
+from typing import TYPE_CHECKING, Union
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
-def new_figure(figsize, **kwargs):
+def new_figure(figsize: tuple, **kwargs) -> Figure:
     """A ``matplotlib.figure.Figure`` with its own Agg canvas (``layout="constrained"`` by default)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -22,7 +26,7 @@ def new_figure(figsize, **kwargs):
     return fig
 
 
-def save_figure(fig, path, *, dpi=100) -> str:
+def save_figure(fig: Figure, path: Union[str, os.PathLike], *, dpi: int = 100) -> str:
     """Write ``fig`` as a PNG at ``path`` atomically; returns the path as a string."""
     from keras_cv_apps.artifacts import atomic_path
 
@@ -31,7 +35,7 @@ def save_figure(fig, path, *, dpi=100) -> str:
     return os.fspath(path)
 
 
-def figure_data_uri(fig, *, dpi=80) -> str:
+def figure_data_uri(fig: Figure, *, dpi: int = 80) -> str:
     """``fig`` as a base64 PNG ``data:`` URI, for self-contained HTML reports."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")

@@ -89,7 +89,7 @@ def fit_max_side(image: np.ndarray, max_side: Optional[int]) -> np.ndarray:
     return _resize(image, max(1, round(h * factor)), max(1, round(w * factor)))
 
 
-def scale_params(mode: str, mean=None, std=None):
+def scale_params(mode: str, mean: Optional[Sequence[float]] = None, std: Optional[Sequence[float]] = None):
     """``(multiplier, offset)`` float32 arrays with ``scaled = pixels * multiplier + offset``.
 
     ``standardize`` needs per-channel ``mean`` and ``std`` in pixel units; a channel whose std
@@ -108,7 +108,7 @@ def scale_params(mode: str, mean=None, std=None):
     return (1.0 / std).astype(np.float32), (-mean / std).astype(np.float32)
 
 
-def scale(x, mode: str, mean=None, std=None):
+def scale(x, mode: str, mean: Optional[Sequence[float]] = None, std: Optional[Sequence[float]] = None):
     """Pixels in [0, 255] -> model inputs. NumPy input (any dtype) gives float32 NumPy; a float
     tensor of another framework is transformed with its own arithmetic."""
     multiplier, offset = scale_params(mode, mean, std)
@@ -117,7 +117,7 @@ def scale(x, mode: str, mean=None, std=None):
     return x * multiplier + offset
 
 
-def unscale(x, mode: str, mean=None, std=None):
+def unscale(x, mode: str, mean: Optional[Sequence[float]] = None, std: Optional[Sequence[float]] = None):
     """Model inputs -> pixels in [0, 255] (float; `to_uint8` of ``x / 255`` gives bytes)."""
     multiplier, offset = scale_params(mode, mean, std)
     if isinstance(x, (np.ndarray, np.generic, list, tuple, int, float)):

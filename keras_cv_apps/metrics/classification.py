@@ -8,9 +8,18 @@ the first highest score (``argmax``); top-k ties are broken the same way, by cla
 
 from __future__ import annotations
 
+import os
+from typing import TYPE_CHECKING, Sequence, Union
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from keras_cv_apps._figures import new_figure, save_figure
+
+if TYPE_CHECKING:
+    import keras
+
+PathLike = Union[str, os.PathLike]
 
 __all__ = [
     "classification_report",
@@ -43,14 +52,14 @@ def _check_inputs(y_true, probs, class_names=None):
     return y_true.astype(np.int64), probs
 
 
-def confusion_matrix(y_true, y_pred, num_classes):
+def confusion_matrix(y_true: ArrayLike, y_pred: ArrayLike, num_classes: int) -> np.ndarray:
     """``[C, C]`` int64 counts: row = true class, column = predicted class."""
     cm = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(cm, (np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)), 1)
     return cm
 
 
-def top_k_accuracy(y_true, probs, k):
+def top_k_accuracy(y_true: ArrayLike, probs: ArrayLike, k: int) -> float:
     """Fraction of samples whose true class is among the ``k`` highest scores."""
     y_true, probs = _check_inputs(y_true, probs)
     if not 1 <= int(k) <= probs.shape[1]:
@@ -59,7 +68,7 @@ def top_k_accuracy(y_true, probs, k):
     return float(np.mean(np.any(top == y_true[:, None], axis=1)))
 
 
-def classification_report(y_true, probs, class_names):
+def classification_report(y_true: ArrayLike, probs: ArrayLike, class_names: Sequence[str]) -> dict:
     """All classification numbers of one evaluation as a JSON-ready dict.
 
     Keys: ``n``, ``num_classes``, ``class_names``, ``top1``; ``top5`` with ``top5_k`` = the k
@@ -100,7 +109,8 @@ def classification_report(y_true, probs, class_names):
     }
 
 
-def plot_confusion_matrix(cm, class_names, path, *, title="Confusion matrix"):
+def plot_confusion_matrix(cm: ArrayLike, class_names: Sequence[str], path: PathLike, *,
+                          title: str = "Confusion matrix") -> str:
     """Save the confusion matrix as a PNG at ``path`` and return ``path``.
 
     Each cell is annotated with its count; its colour is the row-normalised fraction (the
@@ -132,7 +142,8 @@ def plot_confusion_matrix(cm, class_names, path, *, title="Confusion matrix"):
     return save_figure(fig, path, dpi=100)
 
 
-def evaluate_classifier(model, x, y, class_names, batch_size=256):
+def evaluate_classifier(model: keras.Model, x: np.ndarray, y: ArrayLike, class_names: Sequence[str],
+                        batch_size: int = 256) -> dict:
     """Predict ``x`` with ``model`` and return `classification_report` of the scores."""
     if len(x) != len(y):
         raise ValueError(f"x and y must have the same length; got {len(x)} and {len(y)}.")

@@ -4,9 +4,17 @@ All functions take numpy-compatible image batches (N, H, W, C) in [0, ``max_val`
 numpy arrays with one value per image (or a float), ready for ``metrics.json``.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from keras_cv_apps._figures import new_figure, save_figure
+
+if TYPE_CHECKING:
+    import keras
 
 __all__ = [
     "mse_per_image", "psnr_per_image", "ssim_per_image", "reconstruction_metrics",
@@ -23,20 +31,20 @@ def _pair(x, y):
     return x, y
 
 
-def mse_per_image(x, y):
+def mse_per_image(x: ArrayLike, y: ArrayLike) -> np.ndarray:
     """Mean squared error of each image pair."""
     x, y = _pair(x, y)
     return np.mean(np.square(x - y), axis=(1, 2, 3))
 
 
-def psnr_per_image(x, y, max_val=1.0):
+def psnr_per_image(x: ArrayLike, y: ArrayLike, max_val: float = 1.0) -> np.ndarray:
     """Peak signal-to-noise ratio ``10 log10(max_val^2 / MSE)`` in dB of each image pair
     (identical images are capped at 100 dB)."""
     mse = np.maximum(mse_per_image(x, y), max_val ** 2 * 1e-10)
     return 10.0 * np.log10(max_val ** 2 / mse)
 
 
-def ssim_per_image(x, y, max_val=1.0):
+def ssim_per_image(x: ArrayLike, y: ArrayLike, max_val: float = 1.0) -> np.ndarray:
     """Structural similarity (Wang et al., 2004; Gaussian 11x11 window, or smaller for tiny
     images) of each image pair, via ``tf.image.ssim``."""
     import tensorflow as tf
@@ -46,7 +54,7 @@ def ssim_per_image(x, y, max_val=1.0):
     return tf.image.ssim(x, y, max_val=max_val, filter_size=size).numpy()
 
 
-def reconstruction_metrics(x, x_hat, max_val=1.0):
+def reconstruction_metrics(x: ArrayLike, x_hat: ArrayLike, max_val: float = 1.0) -> dict:
     """Mean MSE, PSNR (dB) and SSIM of a batch of reconstructions ``x_hat`` of ``x``."""
     return {
         "mse": float(np.mean(mse_per_image(x, x_hat))),
@@ -55,7 +63,7 @@ def reconstruction_metrics(x, x_hat, max_val=1.0):
     }
 
 
-def elbo_per_image(vae, x, num_samples=1, batch_size=256):
+def elbo_per_image(vae: keras.Model, x: np.ndarray, num_samples: int = 1, batch_size: int = 256) -> np.ndarray:
     """Evidence lower bound ``E_q[log p(x|z)] - KL(q(z|x) || p(z))`` in nats for each image,
     averaged over ``num_samples`` posterior draws. ``vae`` needs a ``loss_terms(x)`` method
     returning per-image (reconstruction, KL), like `keras_cv_apps.models.vae.VAE`."""
@@ -69,7 +77,7 @@ def elbo_per_image(vae, x, num_samples=1, batch_size=256):
     return out / num_samples
 
 
-def roc_auc(scores, is_anomaly):
+def roc_auc(scores: ArrayLike, is_anomaly: ArrayLike) -> float:
     """Area under the ROC curve of ``scores`` (higher = more anomalous) for boolean labels:
     the probability that a random anomaly outscores a random normal sample (ties count 1/2)."""
     scores = np.asarray(scores, np.float64)
@@ -84,7 +92,7 @@ def roc_auc(scores, is_anomaly):
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
-def knn_distance(reference, queries, k=5, chunk=1024):
+def knn_distance(reference: ArrayLike, queries: ArrayLike, k: int = 5, chunk: int = 1024) -> np.ndarray:
     """Mean Euclidean distance from each query row to its ``k`` nearest reference rows,
     computed in chunks of queries (never a full N x N matrix)."""
     ref = np.asarray(reference, np.float64).reshape(len(reference), -1)
@@ -100,7 +108,7 @@ def knn_distance(reference, queries, k=5, chunk=1024):
     return out
 
 
-def mahalanobis_distance(reference, queries, ridge=1e-3):
+def mahalanobis_distance(reference: ArrayLike, queries: ArrayLike, ridge: float = 1e-3) -> np.ndarray:
     """Squared Mahalanobis distance of each query row to a Gaussian fitted on ``reference``
     (the negative log-density up to constants); ``ridge`` regularises the covariance."""
     ref = np.asarray(reference, np.float64).reshape(len(reference), -1)
@@ -117,7 +125,7 @@ def _unit_rows(a):
     return a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
 
 
-def encoder_features(model, x, batch_size=256):
+def encoder_features(model: keras.Model, x: np.ndarray, batch_size: int = 256) -> Optional[np.ndarray]:
     """Flattened output of the encoder's feature map (the layer its cfg names, `feature_layer`),
     or None for a model without one (dense encoders)."""
     from keras_cv_apps import models
@@ -129,7 +137,7 @@ def encoder_features(model, x, batch_size=256):
     return out.reshape(len(out), -1)
 
 
-def anomaly_scores(model, x_reference, x, k=5):
+def anomaly_scores(model: keras.Model, x_reference: np.ndarray, x: np.ndarray, k: int = 5) -> dict:
     """Several anomaly scores (higher = more anomalous) of images ``x`` for a trained
     autoencoder or VAE, with ``x_reference`` the normal training images:
 
@@ -155,7 +163,7 @@ def anomaly_scores(model, x_reference, x, k=5):
     return scores
 
 
-def plot_image_rows(rows, path, *, title=None, max_columns=12):
+def plot_image_rows(rows: dict, path, *, title: Optional[str] = None, max_columns: int = 12) -> str:
     """Save a grid with one row per entry of ``rows`` (label -> images in [0, 1]) as a PNG."""
     columns = min(max_columns, min(len(v) for v in rows.values()))
     fig = new_figure((1.0 * columns + 1.2, 1.05 * len(rows) + 0.4))
@@ -174,7 +182,8 @@ def plot_image_rows(rows, path, *, title=None, max_columns=12):
     return save_figure(fig, path, dpi=80)
 
 
-def plot_latent_scatter(codes, labels, class_names, path, *, title="Latent space"):
+def plot_latent_scatter(codes: np.ndarray, labels: ArrayLike, class_names, path, *,
+                        title: str = "Latent space") -> str:
     """Scatter the codes coloured by class (the first two principal components when the code has
     more than two dimensions) and save it as a PNG."""
     import matplotlib

@@ -14,6 +14,7 @@ import keras_cv_apps.losses  # noqa: F401  (registers the serializable losses)
 from keras_cv_apps.models import alexnet, autoencoders, lenet, siamese, vae  # noqa: E402,F401,I001
 from keras_cv_apps.models._cfg import TASKS, ModelCfg
 from keras_cv_apps.models._registry import (
+    catalog,
     cfg_of,
     create,
     feature_extractor,
@@ -27,6 +28,7 @@ from keras_cv_apps.models._registry import (
 __all__ = [
     "TASKS",
     "ModelCfg",
+    "catalog",
     "cfg_of",
     "create",
     "feature_extractor",

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import os
 from pathlib import Path
-from typing import Callable, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 from keras_cv_apps.models._cfg import ModelCfg
+
+if TYPE_CHECKING:
+    import keras
 
 _REGISTRY: Dict[str, Tuple[Callable, ModelCfg]] = {}
 
@@ -40,7 +44,7 @@ def _lookup(name: str) -> Tuple[Callable, ModelCfg]:
     return _REGISTRY[name]
 
 
-def create(name: str, *, weights: Optional[str] = None, **kwargs):
+def create(name: str, *, weights: Optional[Union[str, os.PathLike]] = None, **kwargs) -> keras.Model:
     """Build the registered model ``name``.
 
     The cfg's ``defaults`` apply first; keyword arguments that are ``None`` are dropped, so CLI
@@ -57,7 +61,7 @@ def create(name: str, *, weights: Optional[str] = None, **kwargs):
     return model
 
 
-def load_weights(model, path, *, strict: bool = True):
+def load_weights(model: keras.Model, path: Union[str, os.PathLike], *, strict: bool = True):
     """Load ``path`` into ``model``: a Keras ``.keras`` / ``.weights.h5`` file, or a checkpoint the
     model's cfg can read (``cfg.load_weights``); returns that loader's report, else None."""
     path = Path(path)
@@ -91,7 +95,7 @@ def get_cfg(name: str) -> ModelCfg:
     return _lookup(name)[1]
 
 
-def cfg_of(model) -> Optional[ModelCfg]:
+def cfg_of(model: keras.Model) -> Optional[ModelCfg]:
     """The cfg a model was created with (also for a model loaded from a ``.keras`` file, found by
     its name in the registry), or None for a model the registry did not build."""
     cfg = getattr(model, "cfg", None)
@@ -101,7 +105,8 @@ def cfg_of(model) -> Optional[ModelCfg]:
     return entry[1] if entry else None
 
 
-def list_models(pattern: str = "*", *, include_test: bool = True, task=None) -> list:
+def list_models(pattern: str = "*", *, include_test: bool = True,
+                task: Union[str, Iterable[str], None] = None) -> List[str]:
     """Sorted registered names matching a shell-style ``pattern`` (and of ``task``: a task name or
     a collection of them)."""
     tasks = (task,) if isinstance(task, str) else task
@@ -112,7 +117,12 @@ def list_models(pattern: str = "*", *, include_test: bool = True, task=None) -> 
     return names
 
 
-def find_layer(model, name: str):
+def catalog(pattern: str = "*", *, task: Union[str, Iterable[str], None] = None) -> Dict[str, str]:
+    """``{name: one-line description}`` of the public models matching ``pattern`` (and ``task``)."""
+    return {name: _REGISTRY[name][1].description for name in list_models(pattern, include_test=False, task=task)}
+
+
+def find_layer(model: keras.Model, name: str) -> Tuple[keras.layers.Layer, keras.Model]:
     """``(layer, owner)``: the layer called ``name`` in ``model`` or in a model nested inside it
     (searched breadth first), with the (sub)model that holds it."""
     import keras
@@ -130,7 +140,7 @@ def find_layer(model, name: str):
                      f"{', '.join(repr(layer.name) for layer in model.layers)}.")
 
 
-def feature_extractor(model, layer: Optional[str] = None):
+def feature_extractor(model: keras.Model, layer: Optional[str] = None) -> keras.Model:
     """A model from ``model``'s input to the output of ``layer`` (default: the cfg's
     ``feature_layer``). A layer inside a nested model is cut from that model's own input."""
     import keras

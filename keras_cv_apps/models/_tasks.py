@@ -9,11 +9,15 @@ train with `check_model` before any work starts.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Dict, Iterable
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, Union
 
 import numpy as np
 
+from keras_cv_apps.models._cfg import ModelCfg
 from keras_cv_apps.models._registry import _REGISTRY, get_cfg, list_models
+
+if TYPE_CHECKING:
+    import keras
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,7 +114,7 @@ TASKS: Dict[str, Task] = {
 }
 
 
-def task_of(name_or_model) -> Task:
+def task_of(name_or_model: Union[str, keras.Model]) -> Task:
     """The `Task` of a registered name or of a model the registry built."""
     from keras_cv_apps.models._registry import cfg_of
 
@@ -120,7 +124,7 @@ def task_of(name_or_model) -> Task:
     return TASKS[cfg.task]
 
 
-def check_model(name: str, tasks: Iterable[str], *, app: str = "this app"):
+def check_model(name: str, tasks: Iterable[str], *, app: str = "this app") -> ModelCfg:
     """The cfg of ``name`` if it is a registered model of one of ``tasks``; otherwise one sentence
     naming the models ``app`` can train (never the tiny ``test_*`` variants)."""
     tasks = tuple(tasks)

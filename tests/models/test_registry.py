@@ -103,6 +103,13 @@ def test_create_loads_keras_weights_and_refuses_other_architectures(tmp_path):
         models.create("lenet5", weights=tmp_path / "w.npz")
 
 
+def test_every_public_model_describes_itself():
+    described = models.catalog()
+    assert set(described) == set(models.list_models(include_test=False))
+    assert all(len(text) > 10 for text in described.values())
+    assert set(models.catalog(task="classifier")) == {"alexnet", "lenet5"}
+
+
 def test_unknown_names_list_only_public_models():
     with pytest.raises(ValueError) as info:
         models.create("lenet6")
