@@ -6,6 +6,7 @@ an exit code. No model, data, export or file-writing code lives here (that is th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import re
@@ -181,9 +182,12 @@ class quiet_stderr:
     the TFLite converter and LiteRT print on every healthy CPU run; everything else, Python
     tracebacks and progress bars included, goes through as it comes."""
 
+    active = None  # the filter in place, if any (see `plain_stderr`)
+
     def __enter__(self):
         import threading
 
+        quiet_stderr.active = self
         sys.stderr.flush()
         self._saved = os.dup(2)
         read, write = os.pipe()
@@ -211,11 +215,31 @@ class quiet_stderr:
             os.write(self._saved, pending)
 
     def __exit__(self, *exc):
+        quiet_stderr.active = None
         sys.stderr.flush()
         os.dup2(self._saved, 2)  # closes the pipe's last write end: the pump sees the end
         self._thread.join(timeout=5)
         os.close(self._saved)
         os.close(self._read)
+
+
+@contextlib.contextmanager
+def plain_stderr():
+    """Standard error unfiltered inside the block: for work during which no Python thread runs
+    (TensorFlow joining a cluster), whose messages the filter's thread could not pass on."""
+    active = quiet_stderr.active
+    if active is None:
+        yield
+        return
+    sys.stderr.flush()
+    pipe = os.dup(2)
+    os.dup2(active._saved, 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(pipe, 2)
+        os.close(pipe)
 
 
 EXPECTED_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError,
@@ -237,10 +261,6 @@ def run(main_body, argv=None, arg_parser=None) -> int:
         return 130
     except EXPECTED_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
-        if getattr(err, "exit_now", False):  # TensorFlow still waits for the cluster in a thread
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(2)
         return 2
     except ImportError as err:  # an optional extra that is not installed says how to get it
         if "pip install" not in str(err):

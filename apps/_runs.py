@@ -12,10 +12,12 @@ def start(args):
     """Create the ``tf.distribute`` strategy before any other TensorFlow work (a multiworker
     strategy must come first) and record this process's place among the workers in
     ``args.place`` (a `training.Cluster`; one worker unless ``--strategy multiworker``)."""
+    from apps._cli import plain_stderr
     from keras_cv_apps import training
 
     args.place = training.cluster() if args.strategy == "multiworker" else training.Cluster()
-    training.get_strategy(args.strategy, timeout=args.worker_timeout)
+    with plain_stderr():
+        training.get_strategy(args.strategy, timeout=args.worker_timeout)
     return args.place
 
 

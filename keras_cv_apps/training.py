@@ -29,7 +29,6 @@ import logging
 import os
 import sys
 import tempfile
-import threading
 import time
 
 import keras
@@ -49,7 +48,6 @@ __all__ = [
     "STRATEGIES",
     "SparseCategoricalCrossentropyWithSmoothing",
     "Cluster",
-    "ClusterTimeoutError",
     "FitResult",
     "TrainingDivergedError",
     "build_optimizer",
@@ -85,14 +83,6 @@ class FitResult:
 def set_seed(seed):
     """Seed Python, NumPy and TensorFlow at once (``keras.utils.set_random_seed``)."""
     keras.utils.set_random_seed(int(seed))
-
-
-class ClusterTimeoutError(ConnectionError):
-    """A worker could not reach the rest of its cluster in time. TensorFlow's wait for the
-    cluster cannot be interrupted, so a program that gets this error should exit at once
-    (``os._exit``); ``exit_now`` says so to the apps."""
-
-    exit_now = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,8 +146,9 @@ def get_strategy(name="default", *, timeout: float = 300.0):
     ``default``: one device, no distribution; ``mirrored``: every local GPU (or the CPU when
     there is none); ``multiworker``: `tf.distribute.MultiWorkerMirroredStrategy` over the
     workers of ``TF_CONFIG`` (without it, a single local worker). It must be created before any
-    other TensorFlow work of the program and is created once per process; a worker that cannot
-    reach the others within ``timeout`` seconds raises `ClusterTimeoutError`.
+    other TensorFlow work of the program and is created once per process. TensorFlow's wait for
+    the other workers cannot be interrupted, so a worker that cannot reach them within ``timeout``
+    seconds writes one ``error:`` sentence to standard error and the process exits with status 2.
     """
     if isinstance(name, tf.distribute.Strategy):
         return name
@@ -172,33 +163,60 @@ def get_strategy(name="default", *, timeout: float = 300.0):
 
 
 def _join_cluster(place: Cluster, timeout: float):
-    """Create the MultiWorkerMirroredStrategy, giving up after ``timeout`` seconds."""
+    """Create the MultiWorkerMirroredStrategy; exit the process (status 2) after ``timeout`` s."""
     if place.workers == 1:
         return tf.distribute.MultiWorkerMirroredStrategy()
-    result = {}
-
-    def join():
-        try:  # all gradients of a step in one all-reduce instead of one per variable
-            options = tf.distribute.experimental.CommunicationOptions(bytes_per_pack=64 * 2 ** 20)
-            result["strategy"] = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
-        except Exception as err:  # noqa: BLE001 - reported below in one sentence
-            result["error"] = err
-
-    thread = threading.Thread(target=join, name="join-cluster", daemon=True)
-    thread.start()
-    thread.join(timeout)
     others = [a for i, a in enumerate(place.addresses) if i != place.rank]
-    if thread.is_alive():
-        raise ClusterTimeoutError(
-            f"Worker {place.rank} of {place.workers} could not reach the other worker(s) at {', '.join(others)} "
-            f"within {timeout:g} s; start every worker with the same TF_CONFIG cluster and its own task index, "
-            "or check the addresses, ports and firewall.")
-    if "error" in result:
-        err = result["error"]
-        raise ConnectionError(f"Worker {place.rank} could not start on {place.addresses[place.rank]} "
-                              f"({str(err).strip() or type(err).__name__}); is the port free?") from err
+    message = (f"Worker {place.rank} of {place.workers} could not reach the other worker(s) at {', '.join(others)} "
+               f"within {timeout:g} s; start every worker with the same TF_CONFIG cluster and its own task index, "
+               "or check the addresses, ports and firewall.")
+    # all gradients of a step in one all-reduce instead of one per variable
+    options = tf.distribute.experimental.CommunicationOptions(bytes_per_pack=64 * 2 ** 20)
+    with _watchdog(timeout, message):
+        try:
+            strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+        except Exception as err:  # noqa: BLE001 - reported in one sentence
+            raise ConnectionError(f"Worker {place.rank} could not start on {place.addresses[place.rank]} "
+                                  f"({str(err).strip() or type(err).__name__}); is the port free?") from err
     logger.info("Joined a cluster of %d workers as worker %d.", place.workers, place.rank)
-    return result["strategy"]
+    return strategy
+
+
+# Runs beside a worker that joins its cluster: TensorFlow waits for the other workers inside C++
+# while holding the interpreter lock, so no Python thread or signal handler of that process can
+# act. Unless told (a line, or the end of its input) within the time, it writes the message and
+# sends SIGINT, whose handler is then the C library's _exit: the process ends with status 2.
+_WATCHDOG = """import os, select, signal, sys
+parent, timeout, message = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+if not select.select([sys.stdin], [], [], timeout)[0]:
+    sys.stderr.write("error: " + message + "\\n")
+    sys.stderr.flush()
+    os.kill(parent, signal.SIGINT)
+    if not select.select([sys.stdin], [], [], 10)[0]:  # the parent's end closes when it exits
+        os.kill(parent, signal.SIGKILL)
+"""
+
+
+@contextlib.contextmanager
+def _watchdog(timeout: float, message: str):
+    """Exit this process with status 2, after writing ``message``, unless the block ends in time."""
+    import ctypes
+    import signal
+    import subprocess
+
+    previous = signal.getsignal(signal.SIGINT)
+    libc = ctypes.CDLL(None)
+    libc.signal.restype = ctypes.c_void_p
+    libc.signal.argtypes = (ctypes.c_int, ctypes.c_void_p)
+    libc.signal(signal.SIGINT, ctypes.cast(libc._exit, ctypes.c_void_p))  # _exit(SIGINT) is _exit(2)
+    dog = subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(timeout), message],
+                           stdin=subprocess.PIPE)
+    try:
+        yield
+    finally:
+        dog.stdin.close()
+        dog.wait()
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
 
 
 def num_workers(strategy) -> int:
