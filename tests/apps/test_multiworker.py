@@ -1,6 +1,7 @@
-"""Two real workers on loopback (`--strategy multiworker` with TF_CONFIG): both finish, the chief
-alone writes the run folder, and LeNet-5 on digits learns as well as on one worker; a worker whose
-peer never comes gives up with a message instead of hanging."""
+"""Two real workers on loopback (`--strategy multiworker` with TF_CONFIG): both finish and the chief
+alone writes the run folder (a short run, in the suite); LeNet-5 on digits learns as well as on one
+worker at the same global batch and learning rate (the app's 40 epochs: large); a worker whose peer
+never comes gives up with a message instead of hanging."""
 
 import json
 import os
@@ -10,8 +11,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
-ARGS = ["--image-size", "16", "--epochs", "20", "--quantize", "none", "--quiet"]
+ARGS = ["--image-size", "16", "--quantize", "none", "--quiet"]
 
 
 def _free_ports(n):
@@ -36,12 +39,11 @@ def _scratch():
     return {p.name for p in Path(tempfile.gettempdir()).glob("lenet_train-worker-*")}
 
 
-def test_two_workers_train_lenet_as_well_as_one(tmp_path):
-    from apps import lenet_train
-
+def _two_workers(tmp_path, *argv):
+    """Run two lenet_train workers to the end; the run folder they were given."""
     runs = tmp_path / "runs"
     before = _scratch()
-    argv = [*ARGS, "--strategy", "multiworker", "--worker-timeout", "240", "--output", str(runs / "lenet")]
+    argv = [*ARGS, *argv, "--strategy", "multiworker", "--worker-timeout", "240", "--output", str(runs / "lenet")]
     ports = _free_ports(2)
     logs = [open(tmp_path / f"worker{i}.log", "w") for i in range(2)]
     workers = [_worker(ports, i, argv, logs[i]) for i in range(2)]
@@ -54,11 +56,27 @@ def test_two_workers_train_lenet_as_well_as_one(tmp_path):
     assert codes == [0, 0], [(tmp_path / f"worker{i}.log").read_text()[-3000:] for i in range(2)]
     assert sorted(os.listdir(runs)) == ["lenet"] and _scratch() == before  # worker 1 wrote nothing that stayed
     assert "worker 1 of 2: training done" in (tmp_path / "worker1.log").read_text()
-    config = json.loads((runs / "lenet" / "config.json").read_text())["training"]
-    assert (config["workers"], config["global_batch_size"], config["effective_learning_rate"]) == (2, 128, 0.004)
-    two = json.loads((runs / "lenet" / "metrics.json").read_text())["test"]["top1"]
+    return runs / "lenet"
 
-    assert lenet_train.main([*ARGS, "--output", str(tmp_path / "one")]) == 0
+
+def test_two_workers_finish_and_only_the_chief_writes_the_run(tmp_path):
+    run = _two_workers(tmp_path, "--epochs", "2", "--steps-per-epoch", "3")
+    config = json.loads((run / "config.json").read_text())["training"]
+    assert (config["workers"], config["global_batch_size"], config["effective_learning_rate"]) == (2, 128, 0.004)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["training"]["epochs_run"] == 2 and (run / "model.keras").exists()
+    assert json.loads((run / "history.json").read_text())["epoch"] == [1, 2]
+
+
+@pytest.mark.large
+def test_two_workers_train_lenet_as_well_as_one(tmp_path):
+    from apps import lenet_train
+
+    run = _two_workers(tmp_path)
+    two = json.loads((run / "metrics.json").read_text())["test"]["top1"]
+    # one worker at the same global batch (2 x 64) and the same linearly scaled learning rate
+    assert lenet_train.main([*ARGS, "--batch-size", "128", "--learning-rate", "0.004", "--output",
+                             str(tmp_path / "one")]) == 0
     one = json.loads((tmp_path / "one" / "metrics.json").read_text())["test"]["top1"]
     assert abs(two - one) <= 0.01, (two, one)
 
