@@ -9,16 +9,20 @@ rate is the best of ``--epochs - 1`` epochs after a warm-up epoch (tracing, comp
 is printed: on a CPU-only machine the figures are CPU figures (``mixed_float16`` emulates float16
 in software there and is expected to be slow); run it on a machine with a GPU for GPU figures.
 
-    python -m benchmarks.bench_precision [--steps 20] [--epochs 3] [--models lenet,alexnet,siamese]
+    python -m benchmarks.bench_precision [--steps 20] [--epochs 3] [--models lenet,alexnet,siamese] [--merge]
+
+``--merge`` keeps the rows of other models already in ``results/precision.json`` (measured on
+the same device by an earlier run), so a slow model can be measured on its own.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 
-from benchmarks._util import machine, table, write_result
+from benchmarks._util import RESULTS, machine, table, write_result
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
@@ -91,6 +95,7 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--models", default="lenet,alexnet,siamese")
+    p.add_argument("--merge", action="store_true", help="keep other models' rows of an earlier run on this device")
     args = p.parse_args(argv)
     device = _device()
     print(f"device: {device}")
@@ -104,6 +109,10 @@ def main(argv=None) -> int:
                 rows.append({"model": name, "precision": precision, "xla": "yes" if jit else "no",
                              "images_per_s": round(rate), "vs_float32": round(rate / base, 2)})
                 print(rows[-1], flush=True)
+    earlier = RESULTS / "precision.json"
+    if args.merge and earlier.exists() and json.loads(earlier.read_text())["device"] == device:
+        names = args.models.split(",")
+        rows = [r for r in json.loads(earlier.read_text())["rows"] if r["model"] not in names] + rows
     print(table(rows, ["model", "precision", "xla", "images_per_s", "vs_float32"]))
     path = write_result("precision", {"device": device, "rows": rows, "steps": args.steps, "epochs": args.epochs,
                                       "batch_size": args.batch_size})
