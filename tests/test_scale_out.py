@@ -142,6 +142,7 @@ def _app(out, *extra, model="lenet5"):
             "none", "--quiet", "--output", str(out), *extra]
 
 
+@pytest.mark.large  # a second process training for about a minute; the in-process resume above stays in the suite
 def test_an_app_killed_mid_run_resumes_from_its_last_epoch(tmp_path, capsys):
     from apps import alexnet_train, lenet_train
 
