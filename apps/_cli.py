@@ -6,13 +6,21 @@ an exit code. No model, data, export or file-writing code lives here (that is th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import re
 import sys
 from pathlib import Path
 
-from keras_cv_apps.choices import AUGMENT_PRESETS, BALANCE_MODES, LABEL_MIXING_PRESETS, QUANTIZATIONS, STRATEGIES
+from keras_cv_apps.choices import (
+    AUGMENT_PRESETS,
+    BALANCE_MODES,
+    LABEL_MIXING_PRESETS,
+    PRECISIONS,
+    QUANTIZATIONS,
+    STRATEGIES,
+)
 
 # ------------------------------------------------------------------------- argument types
 
@@ -100,8 +108,8 @@ def add_output(p, app: str, *, out_alias: bool = False, default=None, run_folder
 def add_data(p, *, dataset="digits", image_size=None, batch_size=64) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--dataset", default=dataset,
-                   help="digits | shapes[:K[:N]] | photos | lfw_subset | dir:PATH | tfds:NAME[:split] | "
-                        "keras:mnist|fashion_mnist|cifar10 (default: %(default)s)")
+                   help="digits | shapes[:K[:N]] | photos | lfw_subset | dir:PATH | tfrecord:GLOB | "
+                        "tfds:NAME[:split] | keras:mnist|fashion_mnist|cifar10 (default: %(default)s)")
     g.add_argument("--image-size", type=positive_int, default=image_size,
                    help=f"square input size in pixels (default: {image_size or 'the model’s'})")
     g.add_argument("--batch-size", type=positive_int, default=batch_size, help="(default: %(default)s)")
@@ -125,6 +133,16 @@ def add_training(p, *, epochs: int, learning_rate: float) -> None:
     g.add_argument("--steps-per-epoch", type=positive_int, default=None,
                    help="limit the steps per epoch (quick runs; default: one pass over the data)")
     g.add_argument("--quiet", action="store_true", help="no per-epoch progress output")
+    g.add_argument("--resume", action="store_true",
+                   help="continue the unfinished run in --output from its last completed epoch (same command)")
+    g.add_argument("--precision", choices=PRECISIONS, default="float32",
+                   help="Keras dtype policy while training; exports stay float32/int8 (default: %(default)s)")
+    g.add_argument("--jit", action="store_true",
+                   help="compile the training steps with XLA (default: Keras decides: on GPUs, not on CPUs)")
+    g.add_argument("--cache", metavar="DIR", default=None,
+                   help="keep the decoded, resized images of a dir:/tfrecord: dataset in DIR for later epochs and runs")
+    g.add_argument("--worker-timeout", type=positive_float, default=300.0, metavar="SECONDS",
+                   help="multiworker: how long to wait for the other workers (default: %(default)s)")
 
 
 def add_export(p, *, quantize: str = "float32,int8") -> None:
@@ -183,9 +201,12 @@ class quiet_stderr:
     the TFLite converter and LiteRT print on every healthy CPU run; everything else, Python
     tracebacks and progress bars included, goes through as it comes."""
 
+    active = None  # the filter in place, if any (see `plain_stderr`)
+
     def __enter__(self):
         import threading
 
+        quiet_stderr.active = self
         sys.stderr.flush()
         self._saved = os.dup(2)
         read, write = os.pipe()
@@ -213,11 +234,31 @@ class quiet_stderr:
             os.write(self._saved, pending)
 
     def __exit__(self, *exc):
+        quiet_stderr.active = None
         sys.stderr.flush()
         os.dup2(self._saved, 2)  # closes the pipe's last write end: the pump sees the end
         self._thread.join(timeout=5)
         os.close(self._saved)
         os.close(self._read)
+
+
+@contextlib.contextmanager
+def plain_stderr():
+    """Standard error unfiltered inside the block: for work during which no Python thread runs
+    (TensorFlow joining a cluster), whose messages the filter's thread could not pass on."""
+    active = quiet_stderr.active
+    if active is None:
+        yield
+        return
+    sys.stderr.flush()
+    pipe = os.dup(2)
+    os.dup2(active._saved, 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(pipe, 2)
+        os.close(pipe)
 
 
 EXPECTED_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError,
@@ -257,7 +298,8 @@ def run(main_body, argv=None, arg_parser=None) -> int:
 def _kept(args) -> str:
     output = getattr(args, "output", None)
     if output and (Path(output) / "best.keras").exists():
-        return f"the best checkpoint so far is kept in {Path(output) / 'best.keras'}."
+        resume = " (add --resume to the same command to continue)" if (Path(output) / "backup").is_dir() else ""
+        return f"the best checkpoint so far is kept in {Path(output) / 'best.keras'}{resume}."
     return "no epoch had finished, so no checkpoint was saved."
 
 

@@ -4,23 +4,83 @@ into ``config.json``/``metrics.json``, and the classifier path that ``lenet_trai
 
 from __future__ import annotations
 
+# flags that do not change what a run computes, so a resumed run may differ in them
+NOT_SETTINGS = ("output", "overwrite", "resume", "quiet", "cache", "worker_timeout", "place")
 
-def open_run(args, app: str, *, name=None):
+
+def start(args):
+    """Create the ``tf.distribute`` strategy before any other TensorFlow work (a multiworker
+    strategy must come first) and record this process's place among the workers in
+    ``args.place`` (a `training.Cluster`; one worker unless ``--strategy multiworker``)."""
+    from apps._cli import plain_stderr
+    from keras_cv_apps import training
+
+    args.place = training.cluster() if args.strategy == "multiworker" else training.Cluster()
+    with plain_stderr():
+        training.get_strategy(args.strategy, timeout=args.worker_timeout)
+    return args.place
+
+
+def open_run(args, app: str, *, name=None, model=None):
     """The `RunFolder` of this run: ``--output`` or a new ``runs/<app>/<date-time>`` folder.
-    ``args.output`` is set to it, so messages (Ctrl-C) can name it."""
+    ``args.output`` is set to it, so messages (Ctrl-C) can name it. A non-chief worker gets a
+    temporary folder, removed when it is done (the chief alone writes the run folder)."""
     from keras_cv_apps.artifacts import RunFolder, default_run_path
 
+    resume = getattr(args, "resume", False)
+    identity = {"model": model, "settings": {k: v for k, v in vars(args).items() if k not in NOT_SETTINGS}}
+    if resume and not args.output:
+        raise ValueError("--resume needs --output naming the folder of the run to continue.")
+    place = getattr(args, "place", None)
+    if place is not None and not place.is_chief:
+        if resume:
+            RunFolder(args.output, app=app, resume=True, identity=identity).check_resumable()
+        return RunFolder(None, app=app, temporary=True, identity=identity)
     path = args.output or default_run_path(app, name=name)
     args.output = str(path)
-    return RunFolder(path, app=app, overwrite=getattr(args, "overwrite", False))
+    return RunFolder(path, app=app, overwrite=getattr(args, "overwrite", False), resume=resume,
+                     resumable=hasattr(args, "resume"), identity=identity)
+
+
+def global_batch(args) -> int:
+    """The batch of one step over all workers: ``--batch-size`` per worker times the workers."""
+    return args.batch_size * args.place.workers
+
+
+def fit_options(args, run) -> dict:
+    """`training.fit` arguments from the training flags: the learning rate scaled linearly with
+    the number of workers (the global batch grows with them), the strategy, precision, XLA and
+    the run's backup (a non-chief worker backs up into its temporary folder and restores the
+    chief's backup on --resume)."""
+    from pathlib import Path
+
+    if run.temporary:
+        backup, restore = run.backup_dir, Path(args.output) / "backup" if args.resume else None
+    else:
+        backup, restore = run.start_backup(), None
+    return dict(epochs=args.epochs, learning_rate=args.learning_rate * args.place.workers,
+                steps_per_epoch=args.steps_per_epoch, strategy=args.strategy, precision=args.precision,
+                jit_compile=True if args.jit else "auto", backup_dir=backup, restore_dir=restore,
+                verbose=0 if args.quiet else "auto")
+
+
+def worker_done(args) -> int:
+    """What a non-chief worker prints when training is over (the chief evaluates and exports)."""
+    print(f"worker {args.place.rank} of {args.place.workers}: training done; the chief (worker 0) writes the run "
+          f"folder{f' {args.output}' if args.output else ''}.")
+    return 0
 
 
 def training_record(args, result=None, **extra) -> dict:
     """The ``training`` section of ``config.json`` (flags) or ``metrics.json`` (with a `FitResult`)."""
     if result is not None:
         return {"epochs_run": result.epochs_run, "train_seconds": round(result.seconds, 1), **extra}
+    workers = args.place.workers if hasattr(args, "place") else 1
     return {"epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
-            "strategy": args.strategy, "steps_per_epoch": args.steps_per_epoch, **extra}
+            "strategy": args.strategy, "steps_per_epoch": args.steps_per_epoch, "workers": workers,
+            "global_batch_size": args.batch_size * workers, "effective_learning_rate": args.learning_rate * workers,
+            "learning_rate_scaling": "linear in the number of workers", "precision": getattr(args, "precision", None),
+            "jit": getattr(args, "jit", None), **extra}
 
 
 def check_image_size(cfg, size: int, model_kwargs: dict) -> int:
@@ -71,16 +131,18 @@ def train_classifier(args, *, app: str, model_kwargs: dict, fit_kwargs: dict, au
     if args.balance == "focal" and data.augment.mixes_labels(augment):
         raise ValueError(f"--balance focal trains with a focal loss on integer labels, which cannot take the soft "
                          f"labels of --augment {augment} (MixUp/CutMix); choose another --balance or --augment.")
-    with open_run(args, app) as run:
+    start(args)
+    with open_run(args, app, model=args.model) as run:
         training.set_seed(args.seed)
         splits = data.load(args.dataset, image_size=size, channels=cfg.image_shape[2], scale=cfg.scale,
-                           seed=args.seed, batch_size=args.batch_size, augment=augment)
+                           seed=args.seed, batch_size=global_batch(args), augment=augment, cache=args.cache or True)
         kwargs = {**model_kwargs, "num_classes": splits.num_classes, "image_shape": splits.image_shape}
         plan = balance.prepare(splits, args.balance)
         result = training.fit(lambda: models.create(args.model, **kwargs), (plan.train, splits.val),
-                              run_dir=run.path, epochs=args.epochs, learning_rate=args.learning_rate,
-                              steps_per_epoch=args.steps_per_epoch, strategy=args.strategy, loss=plan.loss,
-                              class_weight=plan.class_weight, verbose=0 if args.quiet else "auto", **fit_kwargs)
+                              run_dir=run.path, loss=plan.loss, class_weight=plan.class_weight,
+                              **fit_options(args, run), **fit_kwargs)
+        if not args.place.is_chief:
+            return None, run
         model = result.model
 
         x_test, y_test = splits.arrays("test")
@@ -145,10 +207,12 @@ def train_reconstruction(args, *, app: str, model_name: str, target: str, model_
     cfg = check_model(model_name, ("autoencoder", "vae"), app=app)
     kwargs = {"latent_dim": args.latent_dim, **(model_kwargs or {})}
     size = check_image_size(cfg, args.image_size or cfg.image_shape[0], {})
-    with open_run(args, app, name=getattr(args, "variant", None) or model_name) as run:
+    start(args)
+    with open_run(args, app, name=getattr(args, "variant", None) or model_name, model=model_name) as run:
         training.set_seed(args.seed)
         splits = data.load(args.dataset, image_size=size, channels=cfg.image_shape[2], scale=cfg.scale,
-                           seed=args.seed, batch_size=args.batch_size, min_classes=1, augment=args.augment)
+                           seed=args.seed, batch_size=global_batch(args), min_classes=1, augment=args.augment,
+                           cache=args.cache or True)
         k = args.anomaly_class
         if k is not None and not (splits.num_classes > 1 and 0 <= k < splits.num_classes):
             raise ValueError(f"--anomaly-class {k} is not a class index of this dataset; choose 0.."
@@ -165,10 +229,9 @@ def train_reconstruction(args, *, app: str, model_name: str, target: str, model_
             train, val = (splits.dataset(s, exclude=exclude, target=feed) for s in ("train", "val"))
         kwargs["image_shape"] = splits.image_shape
         result = training.fit(lambda: models.create(model_name, **kwargs), (train, val), run_dir=run.path,
-                              epochs=args.epochs, learning_rate=args.learning_rate,
-                              steps_per_epoch=args.steps_per_epoch, strategy=args.strategy,
-                              verbose=0 if args.quiet else "auto",
-                              loss=None if target == "image" else "binary_crossentropy")
+                              loss=None if target == "image" else "binary_crossentropy", **fit_options(args, run))
+        if not args.place.is_chief:
+            return None, run
         model = result.model
 
         x_train, y_train = splits.arrays("train")

@@ -55,6 +55,8 @@ def _main(args) -> int:
         raise ValueError(f"--dropout must be below 1, got {args.dropout}.")
     metrics, run = _runs.train_classifier(args, app=APP, model_kwargs={"norm": args.norm, "dropout": args.dropout},
                                           fit_kwargs=FIT_KWARGS, augment=args.augment)
+    if metrics is None:
+        return _runs.worker_done(args)
     _runs.print_classifier_summary("AlexNet", metrics, run)
     return 0
 

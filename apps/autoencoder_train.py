@@ -56,6 +56,8 @@ def _main(args) -> int:
     model_name = args.model or f"autoencoder_{args.variant}"
     metrics, run = _runs.train_reconstruction(args, app=APP, model_name=model_name,
                                               target="denoise" if args.variant == "denoising" else "self")
+    if metrics is None:
+        return _runs.worker_done(args)
     _runs.print_reconstruction_summary(metrics, run)
     return 0
 

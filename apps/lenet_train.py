@@ -54,6 +54,8 @@ def parse_args(argv=None):
 def _main(args) -> int:
     metrics, run = _runs.train_classifier(args, app=APP, model_kwargs=MODEL_KWARGS, fit_kwargs=FIT_KWARGS,
                                           augment=args.augment)
+    if metrics is None:
+        return _runs.worker_done(args)
     _runs.print_classifier_summary("LeNet-5", metrics, run)
     return 0
 

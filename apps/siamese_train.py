@@ -193,22 +193,27 @@ def _main(args) -> int:
     from keras_cv_apps.metrics import verification as metrics
 
     name, kwargs, loss, cfg = _model_and_loss(args)
+    _runs.start(args)
     augmenter = data.build_augmenter(args.augment, seed=args.seed)
-    with _runs.open_run(args, APP) as run:
+    with _runs.open_run(args, APP, model=name) as run:
         training.set_seed(args.seed)
         tf.config.experimental.enable_op_determinism()  # a seed then gives the same figures every run
+        batch = _runs.global_batch(args)
         splits = data.load(args.dataset, image_size=args.image_size, channels=cfg.image_shape[2], scale=cfg.scale,
-                           seed=args.seed, batch_size=args.batch_size)
+                           seed=args.seed, batch_size=batch, cache=args.cache or True)
         held = _held_out(args, splits.class_names)
         roles = _roles(args, splits.class_names, held)
         train, val, info = pairs.training_feeds(
-            splits, held_out=held, pairs=args.loss == "contrastive", batch_size=args.batch_size, k=args.k,
+            splits, held_out=held, pairs=args.loss == "contrastive", batch_size=batch, k=args.k,
             augment=augmenter, seed=args.seed)
-        steps = args.steps_per_epoch or -(-info["train_images"] // args.batch_size)
+        options = {**_runs.fit_options(args, run), "steps_per_epoch": args.steps_per_epoch
+                   or -(-info["train_images"] // batch)}
+        steps = options["steps_per_epoch"]
         kwargs["image_shape"] = splits.image_shape
-        result = training.fit(models.create(name, **kwargs), (train, val), run_dir=run.path, epochs=args.epochs,
-                              learning_rate=args.learning_rate, schedule="cosine", loss=loss, steps_per_epoch=steps,
-                              patience=args.epochs, strategy=args.strategy, verbose=0 if args.quiet else "auto")
+        result = training.fit(models.create(name, **kwargs), (train, val), run_dir=run.path, schedule="cosine",
+                              loss=loss, patience=args.epochs, **options)
+        if not args.place.is_chief:
+            return _runs.worker_done(args)
         embedding = result.model.embedding
 
         x_val, y_val = splits.arrays("val")

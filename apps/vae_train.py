@@ -69,6 +69,8 @@ def _vae_report(seed):
 def _main(args) -> int:
     metrics, run = _runs.train_reconstruction(args, app=APP, model_name=args.model or "vae", target="image",
                                               extra_report=_vae_report(args.seed), model_kwargs={"beta": args.beta})
+    if metrics is None:
+        return _runs.worker_done(args)
     _runs.print_reconstruction_summary(metrics, run)
     return 0
 

@@ -32,7 +32,6 @@ APP = "vit_train"
 MODEL_KWARGS = {}
 FIT_KWARGS = {"optimizer": "adamw", "schedule": "cosine", "weight_decay": 0.05, "label_smoothing": 0.1,
               "patience": 1000}
-AUGMENT = "digits"
 
 
 def _parser():
@@ -40,6 +39,7 @@ def _parser():
     _cli.add_model(p, default="cct_small", tasks=("classifier",), app=APP)
     _cli.add_data(p, batch_size=64)
     _cli.add_training(p, epochs=40, learning_rate=2e-3)
+    _cli.add_augment(p, default="digits")
     _cli.add_balance(p)
     _cli.add_export(p)
     _cli.add_output(p, APP)
@@ -59,7 +59,9 @@ def _main(args) -> int:
         size = args.image_size or cfg.image_shape[0]
         check_patch_grid((size, size, cfg.image_shape[2]), cfg.defaults["patch_size"], model=args.model)
     metrics, run = _runs.train_classifier(args, app=APP, model_kwargs=MODEL_KWARGS, fit_kwargs=FIT_KWARGS,
-                                          augment=AUGMENT)
+                                          augment=args.augment)
+    if metrics is None:
+        return _runs.worker_done(args)
     _runs.print_classifier_summary(f"{args.model} (transformer)", metrics, run)
     return 0
 

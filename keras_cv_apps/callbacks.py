@@ -10,7 +10,9 @@
   atomic rename, so an interrupted run never leaves a half-written model;
 - `keras.callbacks.ReduceLROnPlateau` when the schedule is ``"plateau"``;
 - `HistoryWriter` rewrites ``history.csv`` and ``history.json`` after every epoch and draws
-  ``training_curves.png`` every few epochs and at the end.
+  ``training_curves.png`` every few epochs and at the end;
+- `RunBackup` (when a backup folder is given) is Keras' BackupAndRestore carrying the state of
+  the callbacks above too, so that a killed run continues where its last epoch ended.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import numpy as np
 
 from keras_cv_apps._figures import new_figure, save_figure
 from keras_cv_apps._validate import check_choice
-from keras_cv_apps.artifacts import atomic_path, write_json, write_text
+from keras_cv_apps.artifacts import atomic_path, read_json, write_json, write_text
 from keras_cv_apps.choices import SCHEDULES
 
 logger = logging.getLogger(__name__)
@@ -36,6 +38,7 @@ __all__ = [
     "HistoryWriter",
     "LearningRateLogger",
     "NanGuard",
+    "RunBackup",
     "default_callbacks",
     "monitor_mode",
     "plot_training_curves",
@@ -229,12 +232,97 @@ def plot_training_curves(history, path):
     return save_figure(fig, path, dpi=90)
 
 
+class RunBackup(keras.callbacks.BackupAndRestore):
+    """Keras' BackupAndRestore for a whole training run.
+
+    After every epoch it saves, atomically, into ``backup_dir``: the weights with the optimizer
+    state (so learning-rate schedules and loss scaling continue), the epoch, and the state of
+    ``callbacks`` (early stopping's wait, best value and best weights, the plateau schedule's
+    wait, the best checkpoint's value, the history so far). Each file is written under a new name
+    and ``training_metadata.json`` names them last, so a run killed at any moment leaves the
+    previous complete backup. At the start of training it restores the backup in
+    ``restore_dir`` (default ``backup_dir``; a multi-worker worker reads the chief's), when there
+    is one, and training continues from the epoch after it. The backup is kept at the end (the
+    run folder removes it once the whole run has finished).
+    """
+
+    METADATA = "training_metadata.json"
+    STATE = {keras.callbacks.EarlyStopping: ("wait", "stopped_epoch", "best", "best_epoch"),
+             keras.callbacks.ReduceLROnPlateau: ("wait", "cooldown_counter", "best"),
+             BestModelCheckpoint: ("best", "best_epoch"), HistoryWriter: ("history",)}
+
+    def __init__(self, backup_dir, *, restore_dir=None, callbacks=()):
+        super().__init__(os.fspath(backup_dir), save_freq="epoch", delete_checkpoint=False)
+        self.restore_dir = os.fspath(restore_dir or backup_dir)
+        self.callbacks = list(callbacks)
+        self.restored_epoch = 0
+
+    def _tracked(self):
+        for cb in self.callbacks:
+            keys = next((v for k, v in self.STATE.items() if isinstance(cb, k)), None)
+            if keys:
+                yield type(cb).__name__, cb, keys
+
+    def on_train_begin(self, logs=None):
+        path = os.path.join(self.restore_dir, self.METADATA)
+        if not os.path.exists(path):
+            return
+        meta = read_json(path)
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(os.path.join(self.restore_dir, meta["weights"]))
+        for name, cb, keys in self._tracked():
+            for key, value in meta["callbacks"].get(name, {}).items():
+                setattr(cb, key, value)
+            if isinstance(cb, keras.callbacks.EarlyStopping) and meta.get("best_weights"):
+                with np.load(os.path.join(self.restore_dir, meta["best_weights"])) as best:
+                    cb.best_weights = [best[f"w{i}"] for i in range(len(best.files))]
+        epoch = self.params.get("epochs", meta["epoch"]) if meta.get("stopped") else meta["epoch"]
+        self.model._initial_epoch = self._current_epoch = self.restored_epoch = int(epoch)
+        logger.info("Restored the backup of epoch %d from %s.", meta["epoch"], self.restore_dir)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._current_epoch = epoch + 1
+        self._save_model()
+
+    def _save_model(self):
+        epoch = self._current_epoch
+        folder = self.backup_dir
+        os.makedirs(folder, exist_ok=True)
+        weights = f"epoch-{epoch:05d}.weights.h5"
+        with atomic_path(os.path.join(folder, weights)) as tmp:
+            self.model.save_weights(tmp)
+        states, best = {}, None
+        for name, cb, keys in self._tracked():
+            states[name] = {key: _state_value(getattr(cb, key, None)) for key in keys}
+            if isinstance(cb, keras.callbacks.EarlyStopping) and cb.best_weights is not None:
+                best = f"epoch-{epoch:05d}.best.npz"
+                with atomic_path(os.path.join(folder, best)) as tmp:
+                    np.savez(tmp, **{f"w{i}": w for i, w in enumerate(cb.best_weights)})
+        write_json(os.path.join(folder, self.METADATA),
+                   {"epoch": epoch, "batch": 0, "weights": weights, "best_weights": best,
+                    "stopped": bool(self.model.stop_training), "callbacks": states})
+        for old in os.listdir(folder):
+            if old.startswith("epoch-") and old not in (weights, best):
+                os.remove(os.path.join(folder, old))
+
+
+def _state_value(value):
+    """A callback attribute as plain JSON (NumPy scalars become floats/ints)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if hasattr(value, "numpy"):
+        return np.asarray(value).item()
+    return value
+
+
 def default_callbacks(run_dir, *, monitor="val_loss", patience=10, schedule="plateau",
-                      plot_every=5):
+                      plot_every=5, backup_dir=None, restore_dir=None):
     """The callbacks of a training run writing into ``run_dir`` (see the module docstring).
 
     ``patience`` epochs without improvement of ``monitor`` stop training (with any schedule);
     ``"plateau"`` also halves the learning rate after ``max(1, patience // 3)`` such epochs.
+    ``backup_dir`` adds a `RunBackup` (last, so that it saves and restores the others' state).
     """
     check_choice(schedule, SCHEDULES, "schedule")
     mode = monitor_mode(monitor)
@@ -249,4 +337,6 @@ def default_callbacks(run_dir, *, monitor="val_loss", patience=10, schedule="pla
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor=monitor, mode=mode, factor=0.5, patience=max(1, patience // 3), min_lr=1e-6))
     callbacks.append(HistoryWriter(run_dir, plot_every=plot_every))
+    if backup_dir is not None:
+        callbacks.append(RunBackup(backup_dir, restore_dir=restore_dir, callbacks=callbacks))
     return callbacks

@@ -1,9 +1,14 @@
 """`load(spec)` -> `Splits`: seeded stratified train/val/test splits as batched tf.data pipelines.
 
-The images stay uint8 in memory until the last moment. Train pipeline::
+Small built-in sets stay uint8 in memory until the last moment. Train pipeline::
 
     from_tensor_slices(uint8) -> cache -> shuffle(seed, reshuffle each epoch) -> batch
       -> map(augment [0, 255] -> scale, parallel) -> prefetch
+
+``dir:`` and ``tfrecord:`` sources are streamed (`streaming`): the file list is shuffled, and
+files are read and decoded in a parallel map before the same ``batch -> map -> prefetch``, so
+the decoded dataset is never held in memory; ``Splits.arrays`` and ``representative`` read a
+bounded sample of them.
 
 Batching *before* the map makes augmentation and scaling vectorised over the whole batch
 (one op per batch instead of per image), which is faster (``benchmarks/bench_pipeline.py``).
@@ -27,7 +32,7 @@ import numpy as np
 
 from keras_cv_apps._validate import check_choice
 from keras_cv_apps.data import augment as augment_lib
-from keras_cv_apps.data import sources
+from keras_cv_apps.data import shards, sources, streaming
 from keras_cv_apps.image import ops as image_ops
 from keras_cv_apps.image.ops import SCALES
 
@@ -35,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 TARGETS = ("label", "image", "none")
+STATS_SAMPLE = 2000  # streamed train images that `standardize` estimates its mean and std from
 
 
 def scale_images(x, scale: str, mean=None, std=None):
@@ -119,7 +125,9 @@ class Splits:
     scaled, y int32 [B])``, built on first access; `dataset` builds variants (classes left out,
     class-balanced sampling, images as targets). ``preprocessing`` records the scaling so an
     exported model can be fed the same way; `describe` is the ``dataset`` section of a run's
-    ``config.json``.
+    ``config.json``. A streamed source (``streamed`` is True) decodes its files inside the
+    pipelines; its datasets carry ``per_worker(input_context)``, which `training.fit` uses to give
+    each ``multiworker`` worker its own files.
     """
 
     def __init__(self, images, labels, indices, *, class_names, preprocessing, batch_size,
@@ -134,6 +142,11 @@ class Splits:
         self.seed = seed
         self.cache = cache
         self.info = info
+
+    @property
+    def streamed(self) -> bool:
+        """True when the images stay on disk and are decoded as the pipelines run."""
+        return isinstance(self._images, streaming.FileStream)
 
     @property
     def indices(self) -> dict:
@@ -166,7 +179,11 @@ class Splits:
         p = self.preprocessing
         return {"spec": self.info["spec"], "image_size": p["image_size"], "channels": p["channels"],
                 "scale": p["scale"], "mean": p["mean"], "std": p["std"], "class_names": self.class_names,
-                "counts": self.info["counts"], "skipped": len(self.info["skipped"])}
+                "counts": self.info["counts"], "skipped": len(self.skipped())}
+
+    def skipped(self) -> list:
+        """The files that could not be decoded (for a streamed source: found so far)."""
+        return self._images.skipped() if self.streamed else list(self.info["skipped"])
 
     def _split(self, split: str) -> np.ndarray:
         check_choice(split, SPLITS, "split")
@@ -176,12 +193,27 @@ class Splits:
         p = self.preprocessing
         return scale_images(x, p["scale"], p["mean"], p["std"])
 
-    def arrays(self, split: str, scaled: bool = True, *, exclude: Sequence[int] = ()):
+    def arrays(self, split: str, scaled: bool = True, *, exclude: Sequence[int] = (), max_images=None):
         """``(x, y)`` numpy arrays of ``split``: x float32 scaled, or the raw uint8 images;
-        ``exclude`` leaves out those class indices."""
+        ``exclude`` leaves out those class indices. At most ``max_images`` (a seeded random
+        sample, in split order); a streamed split is limited to what fits in
+        `streaming.READ_BUDGET` bytes by default, and files that fail to decode are left out."""
         idx = self._select(split, exclude)
-        x = self._images[idx]
-        return (self._scale(x) if scaled else x), self._labels[idx]
+        x, y = self._take(idx, max_images, what=f"the {split} split")
+        return (self._scale(x) if scaled else x), y
+
+    def _take(self, idx, limit=None, what="images"):
+        """uint8 images and labels at ``idx``, a seeded sample of ``limit`` when there are more."""
+        if limit is None and self.streamed:
+            limit = max(1, streaming.READ_BUDGET // (4 * int(np.prod(self.image_shape))))
+        if limit is not None and len(idx) > limit:
+            pick = np.sort(np.random.default_rng(self.seed).choice(len(idx), int(limit), replace=False))
+            logger.warning("Using a seeded sample of %d of the %d images of %s.", limit, len(idx), what)
+            idx = idx[pick]
+        if not self.streamed:
+            return self._images[idx], self._labels[idx]
+        got, images = self._images.read(idx)
+        return images, self._labels[got]
 
     def _select(self, split, exclude):
         idx = self._split(split)
@@ -193,10 +225,10 @@ class Splits:
         """A seeded random sample of ``n`` scaled float32 train images (int8 calibration)."""
         idx = self._select("train", exclude)
         pick = np.random.default_rng(self.seed).permutation(len(idx))[:n]
-        return self._scale(self._images[idx[np.sort(pick)]])
+        return self._scale(self._take(idx[np.sort(pick)])[0])
 
     def dataset(self, split: str = "train", *, exclude: Sequence[int] = (), balance: str = "none",
-                target: str = "label"):
+                target: str = "label", _shard=None, _batch=None):
         """A batched ``tf.data`` pipeline over ``split``.
 
         Args:
@@ -208,6 +240,10 @@ class Splits:
             target: what follows the images: ``label`` -> ``(x, y)``, ``image`` -> ``(x, x)``,
                 ``none`` -> ``x``. With a label-mixing augmentation ``y`` is one-hot float32
                 (mixed in the train split), else int32.
+
+        Under ``tf.distribute`` an in-memory dataset is sharded by data (each worker keeps its
+        part of every global batch); a streamed one carries ``per_worker(input_context)``, the same
+        pipeline over one worker's files at the per-replica batch size.
         """
         import tensorflow as tf
 
@@ -221,16 +257,17 @@ class Splits:
             raise ValueError(f"The {split} split has no images left after leaving out classes {list(exclude)}.")
         if balance != "none" and not training:
             raise ValueError("Balanced sampling applies to the train split only.")
-        x, y = self._images[idx], self._labels[idx]
-        if balance == "none":
-            ds = tf.data.Dataset.from_tensor_slices((x, y))
+        if self.streamed:
+            ds = self._streamed(split, idx, balance, training, _shard)
+        elif balance == "none":
+            ds = tf.data.Dataset.from_tensor_slices((self._images[idx], self._labels[idx]))
             if training:
                 if self.cache:
                     ds = ds.cache()
-                ds = ds.shuffle(len(x), seed=self.seed, reshuffle_each_iteration=True)
+                ds = ds.shuffle(len(idx), seed=self.seed, reshuffle_each_iteration=True)
         else:
-            ds = self._resampled(x, y, balance)
-        ds = ds.batch(self.batch_size)
+            ds = self._resampled(self._images[idx], self._labels[idx], balance)
+        ds = ds.batch(_batch or self.batch_size)
         augmenter = self.augmenter if training else None
         one_hot = self.mixes_labels and target == "label"
         if augmenter is not None:  # one key per batch: the seed, the epoch and the batch's place in it
@@ -252,9 +289,58 @@ class Splits:
             ds = ds.map(lambda batch, key: prepare(*batch, key), num_parallel_calls=tf.data.AUTOTUNE)
         else:
             ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
-        if self.cache and not training:
+        if self.cache and not training and not self.streamed:
             ds = ds.cache()
-        return ds.prefetch(tf.data.AUTOTUNE)
+        ds = ds.prefetch(tf.data.AUTOTUNE)
+        if not self.streamed:
+            options = tf.data.Options()
+            options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+            return ds.with_options(options)
+        if _shard is None:
+            ds.per_worker = functools.partial(self._per_worker, split, tuple(exclude), balance, target)
+        return ds
+
+    def _per_worker(self, split, exclude, balance, target, context):
+        """`dataset` for one worker of ``tf.distribute`` (its files, the per-replica batch)."""
+        return self.dataset(split, exclude=exclude, balance=balance, target=target,
+                            _shard=(context.num_input_pipelines, context.input_pipeline_id),
+                            _batch=context.get_per_replica_batch_size(self.batch_size))
+
+    def _streamed(self, split, idx, balance, training, shard):
+        """Unbatched ``(uint8 image, label)`` decoded from a streamed source."""
+        import os
+
+        import tensorflow as tf
+
+        labels = tf.constant(self._labels)
+        store = self._images
+        if balance != "none":
+            ds = self._resampled_stream(idx, balance, shard)
+        else:
+            cache = None
+            if isinstance(self.cache, (str, os.PathLike)):
+                name = store.cache_name(idx, shuffle=training, seed=self.seed, shard=shard)
+                cache = os.path.join(os.fspath(self.cache), f"{split}-{name}")
+            ds = store.stream(idx, shuffle=training, seed=self.seed, cache=cache, shard=shard)
+        return ds.map(lambda pos, image: (image, tf.gather(labels, pos)))
+
+    def _resampled_stream(self, idx, mode, shard):
+        """`_resampled` for a streamed source: one reshuffled stream of files per class."""
+        import tensorflow as tf
+
+        y = self._labels[idx]
+        classes = np.flatnonzero(np.bincount(y))
+        members = [idx[y == c] for c in classes]
+        sizes = [len(m) for m in members]
+        per_class = math.ceil((max(sizes) if mode == "oversample" else min(sizes)) / (shard[0] if shard else 1))
+        per_epoch = per_class * len(classes)
+        streams = [self._images.stream(m, shuffle=True, seed=self.seed + int(c), shard=shard).repeat()
+                   for c, m in zip(classes, members)]
+        order = (tf.data.Dataset.range(len(classes)).repeat(per_class)
+                 .shuffle(per_epoch, seed=self.seed, reshuffle_each_iteration=True))
+        picked = tf.data.Dataset.choose_from_datasets(streams, order)
+        logger.info("%s: %d examples per epoch over %d classes", mode, per_epoch, len(classes))
+        return picked.apply(tf.data.experimental.assert_cardinality(per_epoch))
 
     def _resampled(self, x, y, mode):
         """Unbatched ``(image, label)`` with the same number of draws from every present class."""
@@ -301,49 +387,95 @@ def load(spec="digits", *, image_size=32, channels: int = 1, scale: str = "unit"
     """Load a dataset ``spec`` (see `sources`) into seeded stratified `Splits`.
 
     Args:
-        spec: ``digits``, ``shapes[:K[:N]]``, ``lfw_subset``, ``photos``, ``dir:PATH``,
-            ``tfds:NAME[:split]``, ``keras:mnist|fashion_mnist|cifar10`` or an ``(x, y)`` tuple.
+        spec: ``digits``, ``shapes[:K[:N]]``, ``lfw_subset``, ``photos``, ``dir:PATH`` and
+            ``tfrecord:GLOB`` (streamed from disk; the split of a ``tfrecord:`` source is the one
+            written into its shards), ``tfds:NAME[:split]``, ``keras:mnist|fashion_mnist|cifar10``
+            or an ``(x, y)`` tuple.
         image_size: int or (h, w) to resize to, or None for the native size.
         channels: 1 (grayscale) or 3 (RGB).
         scale: ``unit``, ``symmetric`` or ``standardize`` (mean/std of the train split).
         augment: an `augment.PRESETS` name or a list of Keras layers, train split only.
         classes: optional subset of class names (or indices) to keep, relabelled in that order.
-        cache: cache the uint8 train images and the scaled val/test batches.
+        cache: cache the uint8 train images and the scaled val/test batches in memory (in-memory
+            sources); a folder path caches the decoded, resized images of a streamed source
+            there, for later epochs and runs.
         min_classes: fewer classes raise ``ValueError`` (1 for anomaly detection on one folder).
-        source_options: passed to the source (e.g. ``class_names=`` for arrays).
+        source_options: passed to the source (e.g. ``class_names=`` for arrays, ``workers=``
+            decoding threads for a streamed source).
     """
     _check_args(scale, channels, val_fraction, test_fraction, batch_size, augment)
     size = _image_size(image_size)
-    data = sources.load_source(spec, image_size=size, channels=channels, seed=seed,
-                               **source_options)
-    images, labels, class_names = data.images, data.labels, list(data.class_names)
+    fixed = None
+    if sources.is_streamed(spec):
+        images, labels, class_names, fixed = _open_stream(spec, size, channels, **source_options)
+        skipped = images.skipped()
+    else:
+        data = sources.load_source(spec, image_size=size, channels=channels, seed=seed,
+                                   **source_options)
+        images, labels, class_names, skipped = data.images, data.labels, list(data.class_names), data.skipped
     if classes is not None:
         images, labels, class_names = _select_classes(images, labels, class_names, classes)
-    indices = stratified_split(labels, val_fraction=val_fraction, test_fraction=test_fraction,
-                               seed=seed, class_names=class_names, min_classes=min_classes)
+    present = np.flatnonzero(labels >= 0)  # a streamed source keeps the files of left-out classes, labelled -1
+    if fixed is None:
+        indices = stratified_split(labels[present], val_fraction=val_fraction, test_fraction=test_fraction,
+                                   seed=seed, class_names=class_names, min_classes=min_classes)
+        indices = {split: present[idx] for split, idx in indices.items()}
+    else:
+        indices = _fixed_split(fixed, labels, class_names, min_classes)
+    if isinstance(images, streaming.FileStream):
+        streaming.check_split_readable(images, indices)
     mean = std = None
     if scale == "standardize":
-        mean, std = channel_stats(images[indices["train"]])
+        train = indices["train"]
+        if isinstance(images, streaming.FileStream) and len(train) > STATS_SAMPLE:
+            train = np.sort(np.random.default_rng(seed).choice(train, STATS_SAMPLE, replace=False))
+        mean, std = channel_stats(images.read(train)[1] if isinstance(images, streaming.FileStream)
+                                  else images[train])
     preprocessing = {"scale": scale, "mean": mean, "std": std,
                      "image_size": list(images.shape[1:3]), "channels": channels}
     info = {
         "spec": spec if isinstance(spec, str) else "arrays",
-        "num_images": int(len(labels)),
+        "num_images": int(len(present)),
         "counts": {split: {class_names[c]: int(n) for c, n in
                            enumerate(np.bincount(labels[idx], minlength=len(class_names)))}
                    for split, idx in indices.items()},
-        "skipped": list(data.skipped),
+        "skipped": list(skipped),
     }
     augmenter = augment_lib.build_augmenter(augment, seed=seed)
     logger.info("Loaded %s: %s images, %d classes, %d skipped.", info["spec"],
-                {s: len(i) for s, i in indices.items()}, len(class_names), len(data.skipped))
+                {s: len(i) for s, i in indices.items()}, len(class_names), len(skipped))
     return Splits(images, labels, indices, class_names=class_names, preprocessing=preprocessing,
                   batch_size=int(batch_size), augmenter=augmenter, seed=seed, cache=cache,
                   info=info)
 
 
+def _open_stream(spec, size, channels, **options):
+    """A streamed source: ``(FileStream, labels, class names, fixed split or None)``."""
+    unknown = sorted(set(options) - {"workers"})
+    if unknown:
+        raise TypeError(f"Spec {spec!r} does not take option(s) {unknown}; it takes ['workers'].")
+    head, _, rest = spec.partition(":")
+    if head == "dir":
+        stream, labels, names = streaming.open_folder(rest, size=size, channels=channels, **options)
+        return stream, labels, names, None
+    return shards.open_records(rest, size=size, channels=channels, **options)
+
+
+def _fixed_split(fixed, labels, class_names, min_classes):
+    """The split written into shards, without the positions of left-out classes."""
+    indices = {split: idx[labels[idx] >= 0] for split, idx in fixed.items()}
+    present = np.unique(labels[indices["train"]])
+    if len(present) < min_classes:
+        raise ValueError(f"A dataset needs at least {min_classes} classes here; the train split has {len(present)}.")
+    empty = [split for split, idx in indices.items() if not len(idx)]
+    if empty:
+        raise ValueError(f"The shards hold no images for the {', '.join(empty)} split(s) of classes {class_names}.")
+    return indices
+
+
 def _select_classes(images, labels, class_names, classes):
-    """Keep only ``classes`` (names or indices), relabelled 0..k-1 in the order given."""
+    """Keep only ``classes`` (names or indices), relabelled 0..k-1 in the order given; a
+    streamed source keeps every file and labels the others -1."""
     wanted = []
     for c in classes:
         if isinstance(c, (int, np.integer)) and 0 <= c < len(class_names):
@@ -357,5 +489,7 @@ def _select_classes(images, labels, class_names, classes):
     lookup = np.full(len(class_names), -1, np.int32)
     lookup[wanted] = np.arange(len(wanted), dtype=np.int32)
     new = lookup[labels]
+    if isinstance(images, streaming.FileStream):
+        return images, new, [class_names[w] for w in wanted]
     keep = new >= 0
     return images[keep], new[keep], [class_names[w] for w in wanted]

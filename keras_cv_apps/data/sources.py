@@ -13,7 +13,8 @@ requested channels), ``labels`` int32 ``[N]`` in ``0..len(class_names)-1``, ``cl
   among distractor shapes of other kinds; `shapes_with_masks` also returns the target's mask.
 - ``lfw_subset``: scikit-image's 200 25x25 faces / non-faces (offline).
 - ``photos``: seeded random crops of the photos scikit-image ships; the class is the photo.
-- ``dir:PATH``: one sub-folder per class; files are decoded in a thread pool (`image.io`).
+- ``dir:PATH`` (one sub-folder per class) and ``tfrecord:GLOB`` (shards written by
+  `data.write_shards`) are not loaded here: they are streamed (`data.streaming`, `data.shards`).
 - ``tfds:NAME[:split]``: TensorFlow Datasets (optional extra, needs the network once).
 - ``keras:mnist|fashion_mnist|cifar10``: ``keras.datasets`` loaders (need the network once).
 - an ``(x, y)`` tuple of numpy arrays (``class_names=`` optional).
@@ -24,7 +25,6 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-from pathlib import Path
 from typing import NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
@@ -34,8 +34,9 @@ from keras_cv_apps.image.ops import fit, fit_many, to_uint8
 logger = logging.getLogger(__name__)
 
 NAMED_SPECS = ("digits", "shapes", "shapes_target", "lfw_subset", "photos")
-PREFIX_SPECS = ("digits-c[:CORRUPTION[:SEVERITY]]", "dir:PATH", "tfds:NAME[:split]",
+PREFIX_SPECS = ("digits-c[:CORRUPTION[:SEVERITY]]", "dir:PATH", "tfrecord:GLOB", "tfds:NAME[:split]",
                 "keras:mnist|fashion_mnist|cifar10")
+STREAMED = ("dir", "tfrecord")  # spec prefixes read from disk as the pipelines run
 SHAPE_CLASSES = ("circle", "square", "triangle", "star", "cross", "hexagon", "ring", "ellipse")
 TARGET_CLASSES = ("circle", "square", "triangle", "star")  # shapes_target: the classes ...
 DISTRACTORS = ("cross", "ring", "ellipse")  # ... and the kinds of the other objects
@@ -49,7 +50,6 @@ KERAS_DATASETS = {
     "cifar10": (["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                  "ship", "truck"], "cifar-10-batches-py.tar.gz"),
 }
-PROGRESS_MIN_FILES = 256  # show a tqdm bar when decoding at least this many files
 
 
 class SourceData(NamedTuple):
@@ -64,12 +64,20 @@ def spec_choices() -> str:
     return ", ".join(NAMED_SPECS + PREFIX_SPECS) + " or an (x, y) tuple of numpy arrays"
 
 
+def is_streamed(spec) -> bool:
+    """True for the specs that stay on disk and are decoded inside the pipelines."""
+    if not isinstance(spec, str):
+        return False
+    head, _, rest = spec.partition(":")
+    return head in STREAMED and bool(rest)
+
+
 def load_source(spec, *, image_size: Optional[Tuple[int, int]], channels: int, seed: int = 0,
                 **options) -> SourceData:
     """Load ``spec`` as a `SourceData` with images resized to ``image_size`` ((h, w), or None to
     keep the native size) and converted to ``channels`` (1 or 3). ``options`` go to the source
-    (``num_classes``/``per_class`` for ``shapes``, ``per_class`` for ``photos``, ``workers`` for
-    ``dir:``, ``data_dir`` for ``tfds:``, ``class_names`` for numpy arrays)."""
+    (``num_classes``/``per_class`` for ``shapes``, ``per_class`` for ``photos``, ``data_dir`` for
+    ``tfds:``, ``class_names`` for numpy arrays)."""
     fn, args, spec_options = _resolve(spec)
     accepted = [name for name, p in inspect.signature(fn).parameters.items()
                 if p.kind == p.KEYWORD_ONLY and name not in ("size", "channels", "seed")]
@@ -111,8 +119,8 @@ def _resolve(spec):
         from keras_cv_apps.data.corruptions import parse_spec
 
         return _digits_c, (), parse_spec(rest)
-    if head == "dir" and rest:
-        return _from_dir, (rest,), {}
+    if is_streamed(spec):
+        raise ValueError(f"Spec {spec!r} is streamed from disk; load it with data.load.")
     if head == "tfds" and rest:
         name, _, split = rest.partition(":")
         return _from_tfds, (name, split or "train"), {}
@@ -297,51 +305,6 @@ def _from_arrays(x, y, *, size, channels, seed, class_names: Optional[Sequence[s
     if x.dtype != np.uint8:
         x = np.clip(np.rint(x), 0, 255).astype(np.uint8)
     return SourceData(fit_many(x, size, channels), y.astype(np.int32), list(class_names), [])
-
-
-# ---------------------------------------------------------------------------- folder source
-
-
-def _from_dir(root, *, size, channels, seed, workers: Optional[int] = None):
-    """Class-per-folder images. Every file under a class folder is tried (any extension);
-    unreadable ones are skipped and listed, never fatal. Decoding (`image.io.iter_images`:
-    OpenCV in a thread pool, EXIF rotation, 16-bit and alpha handled, BGR -> RGB) streams, and
-    each image is resized as it arrives, so memory holds only the resized dataset."""
-    from keras_cv_apps.image.io import iter_images
-
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise FileNotFoundError(f"Dataset folder {str(root)!r} does not exist or is not a folder.")
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    files, labels, names = [], [], []
-    for class_dir in class_dirs:
-        members = sorted(p for p in class_dir.rglob("*") if p.is_file()
-                         and not p.name.startswith("."))
-        if not members:
-            logger.warning("Ignoring empty class folder %s.", class_dir)
-            continue
-        files += members
-        labels += [len(names)] * len(members)
-        names.append(class_dir.name)
-    if not files:
-        raise ValueError(f"Dataset folder {str(root)!r} has no class sub-folders with files; "
-                         "expected PATH/<class_name>/<image files>.")
-    images, keep, skipped = [], [], []
-    records = iter_images(files, mode="gray" if channels == 1 else "rgb", workers=workers,
-                          progress=len(files) >= PROGRESS_MIN_FILES, desc=f"decoding {root.name}")
-    for i, record in enumerate(records):
-        if record.image is None:
-            skipped.append(str(record.path))
-        else:
-            images.append(fit(record.image, size, channels))
-            keep.append(i)
-    if skipped:
-        logger.warning("Skipped %d unreadable file(s) in %s.", len(skipped), root)
-    if not images:
-        raise ValueError(f"Dataset folder {str(root)!r} has no readable images "
-                         f"({len(skipped)} file(s) could not be decoded).")
-    return SourceData(fit_many(images, None, channels), np.array(labels, np.int32)[keep],
-                      names, skipped)
 
 
 # --------------------------------------------------------------------------- network sources

@@ -120,7 +120,8 @@ class VAE(ConfigModel):
 
         with tf.GradientTape() as tape:
             loss, reconstruction, kl = self._step(data, training=True)
-        grads = tape.gradient(loss, self.trainable_weights)
+            scaled = self.optimizer.scale_loss(loss)  # loss scaling under mixed_float16, else unchanged
+        grads = tape.gradient(scaled, self.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
         return self._report(loss, reconstruction, kl)
 

@@ -249,12 +249,16 @@ def test_dir_spec_decodes_formats_and_skips_unreadable_files(tmp_path):
     _write_class_folders(tmp_path)
     splits = data.load(f"dir:{tmp_path}", image_size=8, channels=3, val_fraction=0.15,
                        test_fraction=0.15)
-    assert splits.class_names == ["blue", "red"]
-    assert sorted(p.rsplit("/", 1)[-1] for p in splits.info["skipped"]) == ["broken.jpg",
-                                                                            "notes.txt"]
+    assert splits.class_names == ["blue", "red"] and splits.streamed
+    # a text file is no image: left out when the folder is listed
+    assert [p.rsplit("/", 1)[-1] for p in splits.info["skipped"]] == ["notes.txt"]
     x, y = np.concatenate([splits.arrays(s, False)[0] for s in ("train", "val", "test")]), \
         np.concatenate([splits.arrays(s, False)[1] for s in ("train", "val", "test")])
-    assert len(x) == 21 and np.bincount(y).tolist() == [10, 11]
+    assert len(x) == 21 and np.bincount(y).tolist() == [10, 11]  # the truncated JPEG is left out
+    for split in ("train", "val", "test"):  # streaming meets the truncated JPEG: skipped and counted
+        assert sum(len(b) for b, _ in splits.dataset(split)) == len(splits.indices[split])
+    assert sorted(p.rsplit("/", 1)[-1] for p in splits.skipped()) == ["broken.jpg", "notes.txt"]
+    assert splits.describe()["skipped"] == 2
     colours = {tuple(int(v) for v in im[0, 0]) for im in x}
     # RGB order; alpha 100/255 composited on white: 0 -> 255 * 155 / 255 = 155
     assert colours == {(255, 0, 0), (0, 0, 255), (200, 200, 200), (255, 255, 255),

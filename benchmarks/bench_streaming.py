@@ -1,0 +1,181 @@
+"""Does a streamed dataset keep memory flat and keep up with the in-memory path?
+
+1. Memory: one epoch of ``model.fit`` (a small GAP + Dense head, so decoding dominates) over a
+   ``dir:`` folder of ``--files`` JPEGs (256x256, random crops of the photos scikit-image ships,
+   6 classes) at ``image_size=224``, in a fresh process, against the same run over the first
+   1,000 of those files (a folder of links to them). Peak RSS (``ru_maxrss``) of each; goal: the
+   big run needs at most 400 MB more. The decoded 224 px set would take ``files * 150 KB``.
+2. Throughput: ``model.fit`` images/s of LeNet-5 (the ``lenet_train`` app's model, batch 64,
+   32x32 gray, the app's ``digits`` augmentation and none) on scikit-learn's digits held in
+   memory vs the same digits written as a folder of PNGs and streamed (``dir:``), and streamed
+   with ``cache=DIR``. Each rate is the best of ``--rounds`` epochs after a warm-up epoch, the
+   paths measured in alternation (the machine may be shared); goal: stream >= 0.9 x memory.
+
+Prints tables and writes ``benchmarks/results/streaming.json``.
+
+    python -m benchmarks.bench_streaming [--files 20000] [--rounds 4] [--data DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks._util import machine, table, write_result
+
+PHOTOS = ("astronaut", "chelsea", "coffee", "hubble_deep_field", "immunohistochemistry", "rocket")
+
+
+def make_jpegs(root: Path, count: int, seed: int = 0) -> Path:
+    """``count`` 256x256 JPEGs of random crops (25-100% of the short side) of the photos, one
+    class folder per photo; kept between runs (a finished folder has a ``.done`` marker)."""
+    import cv2
+    import numpy as np
+    import skimage.data
+
+    done = root / f".done-{count}"
+    if done.exists():
+        return root
+    rng = np.random.default_rng(seed)
+    photos = [np.ascontiguousarray(getattr(skimage.data, name)()[..., :3][..., ::-1]) for name in PHOTOS]
+    for name in PHOTOS:
+        (root / name).mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        c = i % len(PHOTOS)
+        photo = photos[c]
+        h, w = photo.shape[:2]
+        side = int(rng.uniform(0.25, 1.0) * min(h, w))
+        top, left = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
+        crop = cv2.resize(photo[top:top + side, left:left + side], (256, 256), interpolation=cv2.INTER_AREA)
+        cv2.imwrite(str(root / PHOTOS[c] / f"{i:06d}.jpg"), crop, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    done.touch()
+    return root
+
+
+def subset(root: Path, out: Path, count: int) -> Path:
+    """A folder of symbolic links to the first ``count`` files of ``root`` (same classes)."""
+    files = sorted(p for p in root.rglob("*.jpg"))
+    files = sorted(files, key=lambda p: int(p.stem))[:count]
+    for path in files:
+        link = out / path.parent.name / path.name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.exists():
+            link.symlink_to(path)
+    return out
+
+
+def epoch_run(folder: str, image_size: int, batch: int) -> dict:
+    """One epoch of fit over a streamed folder; what this process's peak RSS was."""
+    import keras
+
+    from keras_cv_apps import data
+
+    start = time.perf_counter()
+    splits = data.load(f"dir:{folder}", image_size=image_size, channels=3, batch_size=batch)
+    model = keras.Sequential([keras.Input(splits.image_shape), keras.layers.Conv2D(8, 3, strides=4),
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(splits.num_classes,
+                                                                                        activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(splits.train, validation_data=splits.val, epochs=1, verbose=0)
+    return {"files": int(splits.info["num_images"]), "train_images": len(splits.indices["train"]),
+            "seconds": round(time.perf_counter() - start, 1),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "val_accuracy": round(float(history.history["val_accuracy"][-1]), 4)}
+
+
+def memory(root: Path, files: int) -> list:
+    rows = []
+    small = subset(root, root.parent / f"{root.name}-first1000", 1000)
+    for folder in (small, root):
+        cmd = [sys.executable, "-m", "benchmarks.bench_streaming", "--epoch-run", str(folder)]
+        done = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1],
+                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        if done.returncode:
+            raise RuntimeError(done.stderr[-2000:])
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    rows[1]["in_memory_decoded_mb"] = round(rows[1]["files"] * 224 * 224 * 3 / 2 ** 20)
+    return rows
+
+
+def digits_folder(root: Path) -> Path:
+    """scikit-learn's digits as 8x8 PNGs, a folder per digit."""
+    import cv2
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    for i, (image, label) in enumerate(zip(bunch.images, bunch.target)):
+        folder = root / str(label)
+        folder.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / f"{i:04d}.png"), np.rint(image * 255 / 16).astype(np.uint8))
+    return root
+
+
+def throughput(rounds: int, batch: int, work: Path) -> list:
+    import keras
+
+    from apps.lenet_train import AUGMENT, MODEL_KWARGS
+    from keras_cv_apps import data, models
+
+    folder = digits_folder(work / "digits")
+    rows = []
+    for augment in (AUGMENT, "none"):
+        paths = {"in memory": data.load("digits", image_size=32, batch_size=batch, augment=augment),
+                 "streamed (dir:)": data.load(f"dir:{folder}", image_size=32, batch_size=batch, augment=augment),
+                 "streamed, disk cache": data.load(f"dir:{folder}", image_size=32, batch_size=batch, augment=augment,
+                                                   cache=str(work / f"cache-{augment}"))}
+        fits = {}
+        for name, splits in paths.items():
+            keras.utils.set_random_seed(0)
+            model = models.create("lenet5", num_classes=10, image_shape=(32, 32, 1), **MODEL_KWARGS)
+            model.compile("adam", "sparse_categorical_crossentropy")
+            model.fit(splits.train, epochs=1, verbose=0)  # warm-up: tracing, and filling a disk cache
+            fits[name] = (model, splits.train, len(splits.indices["train"]))
+        best = {name: 0.0 for name in paths}
+        for _ in range(rounds):
+            for name, (model, train, n) in fits.items():
+                start = time.perf_counter()
+                model.fit(train, epochs=1, verbose=0)
+                best[name] = max(best[name], n / (time.perf_counter() - start))
+        for name, rate in best.items():
+            rows.append({"augmentation": augment, "path": name, "images_per_s": round(rate),
+                         "vs_memory": round(rate / best["in memory"], 3)})
+    return rows
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--files", type=int, default=20000)
+    p.add_argument("--rounds", type=int, default=4)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--data", default=None, help="folder for the generated JPEGs (kept; default: a temp folder)")
+    p.add_argument("--epoch-run", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.epoch_run:
+        print(json.dumps(epoch_run(args.epoch_run, 224, args.batch_size)))
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(args.data or Path(tmp) / "jpegs") / f"photos{args.files}"
+        make_jpegs(root, args.files)
+        mem = memory(root, args.files)
+        speed = throughput(args.rounds, args.batch_size, Path(tmp))
+    print(table(mem, ["files", "train_images", "seconds", "peak_rss_mb", "val_accuracy"]))
+    print(f"peak RSS difference: {mem[1]['peak_rss_mb'] - mem[0]['peak_rss_mb']:.0f} MB (goal <= 400); the decoded "
+          f"images would take {mem[1]['in_memory_decoded_mb']} MB in memory")
+    print(table(speed, ["augmentation", "path", "images_per_s", "vs_memory"]))
+    path = write_result("streaming", {"memory": mem, "rss_difference_mb": mem[1]["peak_rss_mb"] - mem[0]["peak_rss_mb"],
+                                      "throughput": speed, "rounds": args.rounds, "batch_size": args.batch_size,
+                                      "machine_load": os.getloadavg(), "host": machine()})
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,431 @@
+"""Streamed images: files stay on disk until a parallel ``tf.data`` map decodes them.
+
+`dir:PATH` (a folder per class) and `tfrecord:GLOB` (shards from `data.write_shards`) are
+streamed: `data.load` lists them (names, labels, a cheap look at each file's first bytes), splits
+the list, and every pipeline decodes and resizes inside ``tf.data`` with
+``num_parallel_calls=AUTOTUNE``, so memory holds a few batches, never the decoded dataset. An
+optional on-disk cache (``data.load(..., cache=FOLDER)``) keeps the decoded, resized images of
+each split for later epochs and runs.
+
+Pixel contract: `decode_image` gives what `image.io.read_image` + `image.ops.fit` give for the
+same file: uint8, RGB or ITU-R 601 luma (OpenCV's fixed-point weights), EXIF orientation applied
+to JPEGs, 16-bit PNGs scaled by ``round(v / 257)``, alpha composited on white, area interpolation
+when shrinking and bilinear when enlarging. What differs: TensorFlow's resize rounds in float
+where OpenCV uses fixed point (a pixel may differ by 1 level), PNG/WebP EXIF orientation is not
+applied, GIF transparency is dropped instead of composited, and only JPEG, PNG, GIF, BMP and WebP
+decode (other files are skipped and counted; `write_shards` re-encodes them as PNG).
+
+Unreadable files never stop a run: files whose first bytes are no streamable image are skipped
+when the folder is listed; a file that fails to decode in the stream is skipped there (the split
+still yields one image per file: the slot goes to the next image of the following pass), and
+`FileStream.skipped` names every file found unreadable so far.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+MAGIC = ((b"\xff\xd8\xff", "jpeg"), (b"\x89PNG\r\n\x1a\n", "png"), (b"GIF87a", "gif"), (b"GIF89a", "gif"),
+         (b"BM", "bmp"))
+MAX_PASSES = 4  # a split may lose up to 3/4 of its files to decode errors before its stream runs dry
+READ_BUDGET = 512 * 2 ** 20  # bytes of float32 images `Splits.arrays` reads from a streamed split
+SHUFFLE_BUDGET = 64 * 2 ** 20  # bytes of decoded images held by the shuffle buffer after a disk cache
+
+
+def sniff(head: bytes) -> Optional[str]:
+    """The image format a file's first 16 bytes announce, if the stream can decode it."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    return next((name for magic, name in MAGIC if head.startswith(magic)), None)
+
+
+# ------------------------------------------------------------------------------ decoding
+
+
+def decode_image(data, size, channels: int):
+    """Encoded bytes (a scalar string tensor) -> uint8 ``[h, w, channels]`` at ``size`` = (h, w)
+    under the package's pixel contract (see the module docstring). Raises on undecodable data."""
+    import tensorflow as tf
+
+    def jpeg():
+        image = tf.io.decode_jpeg(data, channels=channels, dct_method="INTEGER_ACCURATE")
+        return _orient(image, exif_orientation(data))
+
+    def other():
+        png16 = tf.logical_and(tf.strings.substr(data, 0, 8) == b"\x89PNG\r\n\x1a\n",
+                               tf.strings.substr(data, 24, 1, unit="BYTE") == b"\x10")
+        image = tf.cond(png16, lambda: _from16(tf.io.decode_png(data, channels=0, dtype=tf.uint16)),
+                        lambda: tf.io.decode_image(data, channels=0, expand_animations=False))
+        return _to_channels(_composite(image), channels)
+
+    image = tf.cond(tf.strings.substr(data, 0, 3) == b"\xff\xd8\xff", jpeg, other)
+    image = tf.ensure_shape(image, [None, None, channels])
+    return tf.ensure_shape(_resize(image, size), [size[0], size[1], channels])
+
+
+def _from16(image):
+    import tensorflow as tf
+
+    return tf.cast(tf.round(tf.cast(image, tf.float32) / 257.0), tf.uint8)
+
+
+def _composite(image):
+    """Gray+alpha / RGBA -> gray / RGB on a white background (as `image.io` does)."""
+    import tensorflow as tf
+
+    def blend():
+        colour = tf.cast(image[..., :-1], tf.float32)
+        alpha = tf.cast(image[..., -1:], tf.float32) / 255.0
+        return tf.cast(colour * alpha + 255.0 * (1.0 - alpha) + 0.5, tf.uint8)
+
+    c = tf.shape(image)[-1]
+    return tf.cond(tf.logical_or(c == 2, c == 4), blend, lambda: image)
+
+
+def _to_channels(image, channels):
+    """1 or 3 channels -> ``channels``: RGB -> luma with OpenCV's fixed-point ITU-R 601 weights."""
+    import tensorflow as tf
+
+    c = tf.shape(image)[-1]
+    if channels == 1:
+        def luma():
+            rgb = tf.cast(image, tf.int32)
+            y = (rgb[..., :1] * 4899 + rgb[..., 1:2] * 9617 + rgb[..., 2:3] * 1868 + 8192) // 16384
+            return tf.cast(y, tf.uint8)
+        return tf.cond(c == 3, luma, lambda: image[..., :1])
+    return tf.cond(c == 1, lambda: tf.tile(image, [1, 1, 3]), lambda: image[..., :3])
+
+
+def _resize(image, size):
+    """Area interpolation when the target has fewer pixels, bilinear otherwise; none if equal."""
+    import tensorflow as tf
+
+    shape = tf.shape(image)
+    h, w = int(size[0]), int(size[1])
+
+    def resized():
+        shrink = h * w < shape[0] * shape[1]
+        out = tf.cond(shrink, lambda: tf.image.resize(image, (h, w), method="area"),
+                      lambda: tf.image.resize(image, (h, w), method="bilinear"))
+        return tf.cast(tf.clip_by_value(tf.round(out), 0.0, 255.0), tf.uint8)
+
+    same = tf.logical_and(shape[0] == h, shape[1] == w)
+    return tf.cond(same, lambda: image, resized)
+
+
+def exif_orientation(data):
+    """The EXIF orientation (1..8) of JPEG bytes, read in the graph; 1 when there is none."""
+    import tensorflow as tf
+
+    b = tf.cast(tf.io.decode_raw(tf.strings.substr(data, 0, 131072), tf.uint8), tf.int32)
+    b = tf.concat([b, tf.zeros([32], tf.int32)], 0)  # reads past the end see zeros
+    n = tf.shape(b)[0]
+
+    def at(i):
+        return tf.gather(b, tf.clip_by_value(i, 0, n - 1))
+
+    def u16(i, little):
+        return tf.where(little, at(i) + 256 * at(i + 1), 256 * at(i) + at(i + 1))
+
+    def walking(pos, found, k):  # over the APPn segments that follow the start-of-image marker
+        return (found < 0) & (k < 16) & (at(pos) == 0xFF) & (at(pos + 1) >= 0xE0) & (at(pos + 1) <= 0xEF)
+
+    def step(pos, found, k):
+        exif = at(pos + 1) == 0xE1
+        for offset, byte in enumerate(b"Exif\0\0"):
+            exif = exif & (at(pos + 4 + offset) == byte)
+        return pos + 2 + 256 * at(pos + 2) + at(pos + 3), tf.where(exif, pos + 10, found), k + 1
+
+    _, tiff, _ = tf.while_loop(walking, step, [tf.constant(2), tf.constant(-1), tf.constant(0)])
+    little = at(tiff) == 0x49  # "II": little-endian TIFF header
+    ifd = tiff + tf.where(little, u16(tiff + 4, little) + 65536 * u16(tiff + 6, little),
+                          65536 * u16(tiff + 4, little) + u16(tiff + 6, little))
+    entries = ifd + 2 + 12 * tf.range(64)
+    match = (u16(entries, little) == 0x0112) & (tf.range(64) < u16(ifd, little))
+    value = tf.reduce_max(tf.where(match, u16(entries + 8, little), 0))
+    return tf.where((tiff >= 0) & (value >= 1) & (value <= 8), value, 1)
+
+
+def _orient(image, orientation):
+    """Rotate/flip so that EXIF ``orientation`` becomes 1 (as OpenCV's reader does)."""
+    import tensorflow as tf
+
+    def t():
+        return tf.transpose(image, [1, 0, 2])
+
+    return tf.switch_case(orientation - 1, [
+        lambda: image, lambda: tf.reverse(image, [1]), lambda: tf.reverse(image, [0, 1]),
+        lambda: tf.reverse(image, [0]), t, lambda: tf.reverse(t(), [1]), lambda: tf.reverse(t(), [0, 1]),
+        lambda: tf.reverse(t(), [0])])
+
+
+# --------------------------------------------------------------------------- the stream
+
+
+class FileStream:
+    """Images addressed by position 0..n-1 and decoded on demand; the base of the folder and
+    TFRecord sources. Subclasses give the encoded bytes (`_encoded`) and a fingerprint.
+
+    `stream` builds the decoded ``(position, uint8 image)`` pipeline of some positions, `read`
+    decodes a bounded set into memory, `skipped` names the files found unreadable so far.
+    """
+
+    kind = "files"
+
+    def __init__(self, n: int, size, channels: int, *, skipped=(), workers=None):
+        self.n = int(n)
+        self.size = tuple(int(v) for v in size)
+        self.channels = int(channels)
+        self.workers = workers
+        self._skipped = list(skipped)
+        self._marks = None
+
+    @property
+    def shape(self) -> tuple:
+        return (self.n, *self.size, self.channels)
+
+    def __len__(self) -> int:
+        return self.n
+
+    # -- what subclasses provide -------------------------------------------------------------
+
+    def _encoded(self, positions, *, shuffle, seed, shard, passes):
+        """Unbatched ``(position int64, encoded bytes)`` of ``positions`` (``passes`` times)."""
+        raise NotImplementedError
+
+    def fingerprint(self) -> str:
+        raise NotImplementedError
+
+    def name(self, position: int) -> str:
+        raise NotImplementedError
+
+    # -- decoding ----------------------------------------------------------------------------
+
+    def _parallel(self):
+        import tensorflow as tf
+
+        return self.workers or tf.data.AUTOTUNE
+
+    def _decoder(self, marked: bool):
+        import tensorflow as tf
+
+        size, channels = self.size, self.channels
+        if not marked:
+            return lambda pos, data: (pos, decode_image(data, size, channels))
+        if self._marks is None:  # which positions were tried and which decoded, for `skipped`
+            self._marks = (tf.Variable(tf.zeros([self.n], tf.bool), trainable=False),
+                           tf.Variable(tf.zeros([self.n], tf.bool), trainable=False))
+        tried, done = self._marks
+
+        def decode(pos, data):
+            with tf.control_dependencies([tried.scatter_nd_update([[pos]], [True])]):
+                image = decode_image(data, size, channels)
+            with tf.control_dependencies([image]):
+                marked = done.scatter_nd_update([[pos]], [True])
+            with tf.control_dependencies([marked]):
+                return pos, tf.identity(image)
+        return decode
+
+    def stream(self, positions, *, shuffle: bool = False, seed: int = 0, cache: Optional[str] = None,
+               shard=None):
+        """Decoded ``(position, image)`` of ``positions``, exactly ``ceil(len / workers)`` per pass.
+
+        ``shuffle`` reshuffles every pass (before decoding; after a disk cache, in a buffer of at
+        most `SHUFFLE_BUDGET` bytes). ``shard=(workers, index)`` keeps one worker's share (files
+        split between workers). A file that fails to decode is skipped and its slot goes to the
+        next image of a following pass, so the length is known to ``model.fit``.
+        """
+        import tensorflow as tf
+
+        positions = np.asarray(positions, np.int64)
+        workers = shard[0] if shard else 1
+        count = math.ceil(len(positions) / workers)
+        ds = self._encoded(positions, shuffle=shuffle, seed=seed, shard=shard, passes=MAX_PASSES)
+        ds = ds.map(self._decoder(marked=True), num_parallel_calls=self._parallel())
+        ds = ds.ignore_errors().take(count).apply(tf.data.experimental.assert_cardinality(count))
+        if cache:
+            _clear_stale_lock(cache)
+            ds = ds.cache(cache)
+            if shuffle:
+                per_image = int(np.prod(self.size)) * self.channels
+                ds = ds.shuffle(max(64, min(count, SHUFFLE_BUDGET // per_image)), seed=seed,
+                                reshuffle_each_iteration=True)
+        return ds
+
+    def read(self, positions) -> tuple:
+        """Decode ``positions`` into memory: ``(decoded positions, uint8 [k, h, w, c])``, in
+        ``positions`` order, leaving out the files that fail (they are not marked as skipped)."""
+        positions = np.asarray(positions, np.int64)
+        if not len(positions):
+            return positions, np.zeros((0, *self.size, self.channels), np.uint8)
+        ds = self._encoded(positions, shuffle=False, seed=0, shard=None, passes=1)
+        ds = ds.map(self._decoder(marked=False), num_parallel_calls=self._parallel()).ignore_errors()
+        got, images = [], []
+        for pos, batch in ds.batch(256).as_numpy_iterator():
+            got.append(pos)
+            images.append(batch)
+        if not got:
+            return np.zeros(0, np.int64), np.zeros((0, *self.size, self.channels), np.uint8)
+        got, images = np.concatenate(got), np.concatenate(images)
+        rank = {int(p): i for i, p in enumerate(positions)}
+        order = np.argsort([rank[int(p)] for p in got], kind="stable")
+        return got[order], images[order]
+
+    def first_readable(self, positions) -> Optional[int]:
+        """The first of ``positions`` that decodes, trying them in small groups; None if none."""
+        positions = np.asarray(positions, np.int64)
+        start = 0
+        while start < len(positions):
+            group = positions[start:start + (1 if start == 0 else 64)]  # one file first: usually enough
+            got, _ = self.read(group)
+            self._skipped += [self.name(int(p)) for p in np.setdiff1d(group, got)]
+            if len(got):
+                return int(got[0])
+            start += len(group)
+        return None
+
+    def skipped(self) -> list:
+        """Names of the files found unreadable so far: at listing, in probes, in the streams."""
+        found = list(self._skipped)
+        if self._marks is not None:
+            tried, done = (v.numpy() for v in self._marks)
+            suspects = np.flatnonzero(tried & ~done)  # failed, or still in flight when asked
+            if len(suspects):
+                got, _ = self.read(suspects)
+                found += [self.name(int(p)) for p in np.setdiff1d(suspects, got)]
+        return list(dict.fromkeys(found))
+
+    def cache_name(self, positions, *, shuffle, seed, shard) -> str:
+        """A file prefix unique to what a cached stream holds (source, positions, size, shard)."""
+        digest = hashlib.sha1()
+        for part in (self.fingerprint(), self.size, self.channels, shuffle and seed, shard, "v1"):
+            digest.update(repr(part).encode())
+        digest.update(np.asarray(positions, np.int64).tobytes())
+        return f"{self.kind}-{digest.hexdigest()[:16]}"
+
+
+def _clear_stale_lock(prefix: str) -> None:
+    """tf.data leaves ``PREFIX.lockfile`` behind when a run is killed while writing its cache;
+    such a cache was never completed, and the lock would stop every later run."""
+    lock = Path(f"{prefix}.lockfile")
+    if lock.exists():
+        logger.warning("Removing the lock of an unfinished cache %s (a run stopped while writing it).", lock)
+        lock.unlink()
+    Path(prefix).parent.mkdir(parents=True, exist_ok=True)
+
+
+# ---------------------------------------------------------------------------- folders
+
+
+class FolderStream(FileStream):
+    """The image files of a ``dir:`` source, in listing order."""
+
+    kind = "dir"
+
+    def __init__(self, paths, size, channels, *, skipped=(), workers=None, fingerprint=""):
+        super().__init__(len(paths), size, channels, skipped=skipped, workers=workers)
+        self.paths = np.asarray([str(p) for p in paths])
+        self._fingerprint = fingerprint
+
+    def fingerprint(self) -> str:
+        return self._fingerprint
+
+    def name(self, position: int) -> str:
+        return str(self.paths[position])
+
+    def _encoded(self, positions, *, shuffle, seed, shard, passes):
+        import tensorflow as tf
+
+        if shard:
+            positions = positions[shard[1]::shard[0]]
+        ds = tf.data.Dataset.from_tensor_slices((positions, self.paths[positions]))
+        if shuffle:
+            ds = ds.shuffle(len(positions), seed=seed, reshuffle_each_iteration=True)
+        return ds.repeat(passes).map(lambda pos, path: (pos, tf.io.read_file(path)),
+                                     num_parallel_calls=self._parallel())
+
+
+def list_folder(root, *, streamable_only: bool = True) -> tuple:
+    """``dir:`` listing: ``(paths, labels, class names, skipped, fingerprint)``. Every file under a
+    class folder is looked at (any extension); those whose first bytes are no streamable image
+    are skipped (named in ``skipped``) unless ``streamable_only`` is False; hidden files and
+    empty class folders are left out."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"Dataset folder {str(root)!r} does not exist or is not a folder.")
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    paths, labels, names, skipped = [], [], [], []
+    digest = hashlib.sha1(str(root.resolve()).encode())
+    listed = 0
+    for class_dir in class_dirs:
+        members = sorted(p for p in class_dir.rglob("*") if p.is_file() and not p.name.startswith("."))
+        kept = []
+        for path in members:
+            try:
+                with open(path, "rb") as f:
+                    head = f.read(16)
+                stat = path.stat()
+            except OSError:
+                head, stat = b"", None
+            if stat is None or (streamable_only and sniff(head) is None):
+                skipped.append(str(path))
+                continue
+            kept.append(path)
+            digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        listed += len(members)
+        if not kept:
+            if not members:
+                logger.warning("Ignoring empty class folder %s.", class_dir)
+            continue
+        paths += kept
+        labels += [len(names)] * len(kept)
+        names.append(class_dir.name)
+    if not listed:
+        raise ValueError(f"Dataset folder {str(root)!r} has no class sub-folders with files; "
+                         "expected PATH/<class_name>/<image files>.")
+    if not paths:
+        raise ValueError(f"Dataset folder {str(root)!r} has no readable images ({len(skipped)} file(s) are not "
+                         "JPEG, PNG, GIF, BMP or WebP images).")
+    if skipped:
+        logger.warning("Skipped %d file(s) in %s that are not JPEG, PNG, GIF, BMP or WebP images.", len(skipped), root)
+    return paths, np.array(labels, np.int32), names, skipped, digest.hexdigest()
+
+
+def open_folder(root, *, size, channels, workers=None):
+    """The `FolderStream` of a ``dir:`` spec with its labels and class names. ``size`` None takes
+    the size of the first readable image. Raises when no file decodes, naming the count."""
+    paths, labels, names, skipped, fingerprint = list_folder(root)
+    if size is None:
+        size = _first_size(paths, channels)
+    stream = FolderStream(paths, size, channels, skipped=skipped, workers=workers, fingerprint=fingerprint)
+    if stream.first_readable(np.arange(len(paths))) is None:
+        raise ValueError(f"Dataset folder {str(root)!r} has no readable images ({len(stream.skipped())} file(s) "
+                         "could not be decoded).")
+    return stream, labels, names
+
+
+def _first_size(paths, channels) -> tuple:
+    """(h, w) of the first file that decodes (the size every image is then resized to)."""
+    from keras_cv_apps.image.io import ImageReadError, read_image
+
+    for path in paths:
+        try:
+            return read_image(path, mode="gray" if channels == 1 else "rgb").shape[:2]
+        except (ImageReadError, OSError):
+            continue
+    return (1, 1)
+
+
+def check_split_readable(stream: FileStream, indices: dict) -> None:
+    """Every split must hold at least one decodable file, or its stream could never fill."""
+    for split, idx in indices.items():
+        if len(idx) and stream.first_readable(idx) is None:
+            raise ValueError(f"None of the {len(idx)} file(s) of the {split} split could be decoded.")

@@ -1,0 +1,96 @@
+"""Two real workers on loopback (`--strategy multiworker` with TF_CONFIG): both finish and the chief
+alone writes the run folder (a short run, in the suite); LeNet-5 on digits learns as well as on one
+worker at the same global batch and learning rate (the app's 40 epochs: large); a worker whose peer
+never comes gives up with a message instead of hanging."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ARGS = ["--image-size", "16", "--quantize", "none", "--quiet"]
+
+
+def _free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def _worker(ports, index, argv, log):
+    config = {"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]}, "task": {"type": "worker", "index": index}}
+    env = {**os.environ, "TF_CONFIG": json.dumps(config), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.Popen([sys.executable, "-m", "apps.lenet_train", *argv], cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+
+
+def _scratch():
+    return {p.name for p in Path(tempfile.gettempdir()).glob("lenet_train-worker-*")}
+
+
+def _two_workers(tmp_path, *argv):
+    """Run two lenet_train workers to the end; the run folder they were given."""
+    runs = tmp_path / "runs"
+    before = _scratch()
+    argv = [*ARGS, *argv, "--strategy", "multiworker", "--worker-timeout", "240", "--output", str(runs / "lenet")]
+    ports = _free_ports(2)
+    logs = [open(tmp_path / f"worker{i}.log", "w") for i in range(2)]
+    workers = [_worker(ports, i, argv, logs[i]) for i in range(2)]
+    try:
+        codes = [w.wait(timeout=900) for w in workers]
+    finally:
+        for w, log in zip(workers, logs):
+            w.kill()
+            log.close()
+    assert codes == [0, 0], [(tmp_path / f"worker{i}.log").read_text()[-3000:] for i in range(2)]
+    assert sorted(os.listdir(runs)) == ["lenet"] and _scratch() == before  # worker 1 wrote nothing that stayed
+    assert "worker 1 of 2: training done" in (tmp_path / "worker1.log").read_text()
+    return runs / "lenet"
+
+
+def test_two_workers_finish_and_only_the_chief_writes_the_run(tmp_path):
+    run = _two_workers(tmp_path, "--epochs", "2", "--steps-per-epoch", "3")
+    config = json.loads((run / "config.json").read_text())["training"]
+    assert (config["workers"], config["global_batch_size"], config["effective_learning_rate"]) == (2, 128, 0.004)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["training"]["epochs_run"] == 2 and (run / "model.keras").exists()
+    assert json.loads((run / "history.json").read_text())["epoch"] == [1, 2]
+
+
+@pytest.mark.large
+def test_two_workers_train_lenet_as_well_as_one(tmp_path):
+    from apps import lenet_train
+
+    run = _two_workers(tmp_path)
+    two = json.loads((run / "metrics.json").read_text())["test"]["top1"]
+    # one worker at the same global batch (2 x 64) and the same linearly scaled learning rate
+    assert lenet_train.main([*ARGS, "--batch-size", "128", "--learning-rate", "0.004", "--output",
+                             str(tmp_path / "one")]) == 0
+    one = json.loads((tmp_path / "one" / "metrics.json").read_text())["test"]["top1"]
+    assert abs(two - one) <= 0.01, (two, one)
+
+
+def test_a_worker_without_its_peer_times_out_with_a_message(tmp_path):
+    ports = _free_ports(2)
+    with open(tmp_path / "worker0.log", "w") as log:
+        worker = _worker(ports, 0, [*ARGS, "--strategy", "multiworker", "--worker-timeout", "3", "--output",
+                                    str(tmp_path / "run")], log)
+        try:
+            code = worker.wait(timeout=300)
+        finally:
+            worker.kill()
+    text = (tmp_path / "worker0.log").read_text()
+    assert code == 2, text[-2000:]
+    assert f"could not reach the other worker(s) at 127.0.0.1:{ports[1]} within 3 s" in text
+    assert not (tmp_path / "run").exists()

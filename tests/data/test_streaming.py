@@ -1,0 +1,202 @@
+"""Streamed sources: `dir:` folders and `tfrecord:` shards decoded inside tf.data, with the pixel
+contract of `image.io` + `image.ops.fit`, one image per file per epoch, decode errors skipped and
+counted, an on-disk cache, per-worker shares, and `write_shards` round trips."""
+
+import io
+import json
+import types
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from keras_cv_apps import data
+from keras_cv_apps.data.streaming import decode_image
+from keras_cv_apps.image.io import read_image
+from keras_cv_apps.image.ops import fit
+
+
+def _photo(name="astronaut"):
+    import skimage.data
+
+    return getattr(skimage.data, name)()
+
+
+def _jpeg(image, orientation=1, quality=92):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, "JPEG", quality=quality, exif=exif.tobytes())
+    return out.getvalue()
+
+
+def _decode(payload, size, channels):
+    return decode_image(tf.constant(payload), size, channels).numpy()
+
+
+@pytest.mark.parametrize("orientation", [1, 3, 6, 8])
+def test_stream_decodes_jpegs_as_the_in_memory_reader_does(tmp_path, orientation):
+    """EXIF rotation, area shrink, bilinear enlargement, RGB and luma: at most 1 level apart
+    (TensorFlow resizes in float, OpenCV in fixed point)."""
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(_jpeg(_photo()[::2, ::3], orientation))  # 256 x 171, not square
+    for size in ((64, 48), (300, 200)):
+        for channels in (1, 3):
+            ref = fit(read_image(path, mode="gray" if channels == 1 else "rgb"), size, channels)
+            got = _decode(path.read_bytes(), size, channels)
+            assert got.shape == ref.shape == (*size, channels)
+            assert np.abs(got.astype(int) - ref.astype(int)).max() <= 1, (orientation, size, channels)
+    upright = _decode(path.read_bytes(), (171, 256) if orientation in (6, 8) else (256, 171), 3)
+    assert np.abs(upright.astype(int) - read_image(path).astype(int)).mean() < 0.01
+
+
+def test_stream_decodes_png_alpha_16_bit_and_gray_exactly(tmp_path):
+    rgba = np.zeros((6, 5, 4), np.uint8)
+    rgba[..., 2], rgba[..., 3] = 200, 100  # BGRA: red at 100/255 opacity, composited on white
+    deep = np.full((4, 4, 3), 40000, np.uint16)
+    gray = np.arange(48, dtype=np.uint8).reshape(6, 8)
+    for i, array in enumerate((rgba, deep, gray)):
+        path = tmp_path / f"{i}.png"
+        cv2.imwrite(str(path), array)
+        for channels in (1, 3):
+            ref = fit(read_image(path, mode="gray" if channels == 1 else "rgb"), None, channels)
+            np.testing.assert_array_equal(_decode(path.read_bytes(), ref.shape[:2], channels), ref)
+    assert _decode((tmp_path / "1.png").read_bytes(), (4, 4), 3)[0, 0, 0] == round(40000 / 257)
+    assert _decode((tmp_path / "0.png").read_bytes(), (6, 5), 3)[0, 0].tolist() == [233, 155, 155]
+
+
+def _folder(root, per_class=6, size=(20, 16)):
+    """Two classes of PNGs whose top-left pixel is a unique id (class * 100 + i)."""
+    for c, name in enumerate(("cats", "dogs")):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            image = np.full((*size, 3), 50 + 100 * c, np.uint8)
+            image[0, 0] = c * 100 + i
+            cv2.imwrite(str(root / name / f"{i:02d}.png"), image)
+    return root
+
+
+def test_each_epoch_streams_every_file_once_in_a_new_order(tmp_path):
+    root = _folder(tmp_path / "set", per_class=10, size=(20, 16))
+    splits = data.load(f"dir:{root}", image_size=(20, 16), channels=3, batch_size=4, val_fraction=0.2,
+                       test_fraction=0.2, scale="unit")
+    assert splits.streamed and splits.image_shape == (20, 16, 3)
+    train = splits.train
+    ids = [np.concatenate([np.rint(x[:, 0, 0, 0].numpy() * 255) for x, _ in train]).astype(int) for _ in range(2)]
+    expected = sorted(splits.arrays("train", False)[0][:, 0, 0, 0].astype(int))
+    assert sorted(ids[0]) == sorted(ids[1]) == expected and ids[0].tolist() != ids[1].tolist()
+    assert int(train.cardinality()) == 3  # 12 files in batches of 4: the length is known to fit
+    counts = splits.counts("train")
+    assert counts.tolist() == [6, 6] and splits.describe()["counts"]["train"] == {"cats": 6, "dogs": 6}
+
+
+def test_a_file_that_fails_to_decode_is_skipped_counted_and_its_slot_refilled(tmp_path):
+    root = _folder(tmp_path / "set", per_class=10)
+    good = (root / "cats" / "00.png").read_bytes()
+    for i in range(2):  # a real image cut short: the header is fine, the pixels are missing
+        (root / "dogs" / f"cut{i}.png").write_bytes(good[: len(good) // 2])
+    splits = data.load(f"dir:{root}", image_size=8, channels=3, batch_size=5, val_fraction=0.2, test_fraction=0.2)
+    assert splits.info["skipped"] == []  # their first bytes look like PNGs
+    seen = {split: sum(len(y) for _, y in splits.dataset(split)) for split in ("train", "val", "test")}
+    assert seen == {split: len(idx) for split, idx in splits.indices.items()}
+    assert sorted(p.rsplit("/", 1)[-1] for p in splits.skipped()) == ["cut0.png", "cut1.png"]
+    assert splits.describe()["skipped"] == 2
+
+
+def test_a_folder_of_unreadable_files_is_one_clear_error(tmp_path):
+    root = tmp_path / "bad"
+    (root / "a").mkdir(parents=True)
+    for i in range(3):
+        (root / "a" / f"{i}.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut short")
+    (root / "a" / "notes.txt").write_text("text")
+    with pytest.raises(ValueError, match=r"no readable images \(4 file\(s\) could not be decoded\)"):
+        data.load(f"dir:{root}")
+
+
+def test_arrays_of_a_streamed_split_read_a_bounded_seeded_sample(tmp_path):
+    root = _folder(tmp_path / "set", per_class=10)
+    splits = data.load(f"dir:{root}", image_size=8, channels=3, val_fraction=0.2, test_fraction=0.2)
+    x, y = splits.arrays("train", max_images=5)
+    x2, _ = splits.arrays("train", max_images=5)
+    assert x.shape == (5, 8, 8, 3) and x.dtype == np.float32 and len(y) == 5
+    np.testing.assert_array_equal(x, x2)
+    assert splits.representative(3).shape == (3, 8, 8, 3)
+
+
+def test_disk_cache_holds_the_decoded_split_for_later_epochs(tmp_path):
+    root = _folder(tmp_path / "set", per_class=8)
+    cache = tmp_path / "cache"
+    splits = data.load(f"dir:{root}", image_size=8, channels=3, val_fraction=0.25, test_fraction=0.25,
+                       cache=str(cache))
+    reference = np.concatenate([x.numpy() for x, _ in splits.val])
+    assert sum(len(y) for _, y in splits.train) == len(splits.indices["train"])
+    assert len(list(cache.glob("*.index"))) == 2  # train and val are cached on disk
+    for path in root.rglob("*.png"):  # from now on only the cache can answer
+        path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"gone" * 8)
+    np.testing.assert_array_equal(np.concatenate([x.numpy() for x, _ in splits.dataset("val")]), reference)
+    assert sum(len(y) for _, y in splits.dataset("train")) == len(splits.indices["train"])
+
+
+def test_each_worker_streams_its_own_files(tmp_path):
+    root = _folder(tmp_path / "set", per_class=11)
+    splits = data.load(f"dir:{root}", image_size=(20, 16), channels=3, batch_size=4, val_fraction=0.2,
+                       test_fraction=0.2)
+    train = splits.dataset("train")
+    shares = []
+    for worker in range(2):
+        context = types.SimpleNamespace(num_input_pipelines=2, input_pipeline_id=worker,
+                                        get_per_replica_batch_size=lambda global_batch: global_batch // 2)
+        ds = train.per_worker(context)
+        ids = np.concatenate([np.rint(x[:, 0, 0, 0].numpy() * 255) for x, _ in ds]).astype(int)
+        assert max(len(x) for x, _ in ds) == 2  # the per-replica batch
+        shares.append(ids)
+    n = len(splits.indices["train"])
+    assert len(shares[0]) == len(shares[1]) == (n + 1) // 2  # equal steps on every worker
+    assert set(shares[0]).isdisjoint(shares[1])
+    assert set(shares[0]) | set(shares[1]) == set(splits.arrays("train", False)[0][:, 0, 0, 0].astype(int))
+
+
+def test_write_shards_round_trips_digits_and_keeps_the_split(tmp_path):
+    out = tmp_path / "shards"
+    index = data.write_shards("digits", out, shard_size=500, image_size=8, channels=1)
+    assert {s: len(v["labels"]) for s, v in index["splits"].items()} == {"train": 1257, "val": 180, "test": 360}
+    assert len(index["splits"]["train"]["files"]) == 3
+    assert json.loads((out / "shards.json").read_text())["class_names"] == [str(i) for i in range(10)]
+    memory = data.load("digits", image_size=8)
+    shards = data.load(f"tfrecord:{out}/*.tfrecord", image_size=8)
+    for split in ("train", "test"):
+        a, ya = memory.arrays(split, False)
+        b, yb = shards.arrays(split, False)
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(ya, yb)
+    epoch = np.concatenate([y.numpy() for _, y in shards.train])
+    assert np.bincount(epoch).tolist() == np.bincount(shards.labels("train")).tolist()
+    some = data.load(f"tfrecord:{out}", image_size=8, classes=["3", "5"])
+    assert some.class_names == ["3", "5"] and some.counts("train").sum() == len(some.indices["train"])
+    over = np.concatenate([y.numpy() for _, y in some.dataset("train", balance="oversample")])
+    assert np.bincount(over).tolist() == [some.counts("train").max()] * 2
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        data.write_shards("digits", out)
+    with pytest.raises(FileNotFoundError, match="matches no files"):
+        data.load(f"tfrecord:{tmp_path}/none-*.tfrecord")
+
+
+def test_write_shards_copies_streamable_files_and_reencodes_the_others(tmp_path):
+    root = _folder(tmp_path / "set", per_class=10)
+    tiff = root / "dogs" / "scan.tif"
+    Image.fromarray(np.full((12, 10, 3), 77, np.uint8)).save(tiff)
+    out = tmp_path / "shards"
+    data.write_shards(f"dir:{root}", out, shard_size=8, channels=3)
+    records = {}
+    for path in out.glob("*.tfrecord"):
+        for raw in tf.data.TFRecordDataset(str(path)):
+            example = tf.train.Example.FromString(raw.numpy())
+            name = example.features.feature["name"].bytes_list.value[0].decode()
+            records["/".join(name.split("/")[-2:])] = example.features.feature["image"].bytes_list.value[0]
+    assert len(records) == 21 and records["dogs/00.png"] == (root / "dogs" / "00.png").read_bytes()
+    assert records["dogs/scan.tif"].startswith(b"\x89PNG")  # TIFF is not streamable: stored as a lossless PNG
+    assert _decode(records["dogs/scan.tif"], (12, 10), 3)[5, 5].tolist() == [77, 77, 77]
+    loaded = data.load(f"tfrecord:{out}", image_size=8, channels=3)
+    assert loaded.info["num_images"] == 21
