@@ -192,8 +192,8 @@ def noise_sigma(gray) -> float:
     If texture grew by the same factor at every scale, added noise could only make the growth look
     larger at the coarser pair (``c / b >= b / a``). When it looks smaller, the finest detail is
     texture with a grain near one pixel (a thumbnail of grass or gravel), which grows less than
-    ``k``: the growth is then taken from the coarse scales, ``k = c / b`` (at least `NOISE_MIN_GROWTH`), instead of the fixed ``k``.
-    Images under 32 px use ``a`` alone.
+    ``k``: the growth is then taken from the coarse scales, ``k = c / b`` (at least
+    `NOISE_MIN_GROWTH`), instead of the fixed ``k``. Images under 32 px use ``a`` alone.
     """
     g = np.asarray(gray, np.float32)
     a = _weakest_direction(g)
