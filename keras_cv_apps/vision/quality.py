@@ -81,6 +81,7 @@ DETAIL_REF = 1.6  # typical detail ratio of a sharp photo (calibrated: benchmark
 GRAY_REF = 16.0
 NOISE_REF = 20.0
 NOISE_SCALE_GROWTH = 2.7  # how much fine texture grows from one scale to the next (calibrated)
+NOISE_MIN_GROWTH = 1.8  # least growth assumed for pixel-grain texture (calibrated: 1.1-1.8 tried)
 NOISE_GAIN = 1.55  # makes pure Gaussian noise read its sigma (the kept patches are the quietest)
 ODD_SIZE_Z_SCALE = 7.0
 ODD_SIZE_MIN_SCALE = 0.5
@@ -139,8 +140,9 @@ def _weakest_direction(gray, patch=6, samples=2000) -> float:
     """Standard deviation along the least-used direction of the image's patch space.
 
     ``samples`` patches of ``patch`` x ``patch`` pixels (fixed pseudo-random positions, so the
-    result is deterministic) are taken; the least textured half and then quarter are kept, and the
-    square root of the smallest eigenvalue of their covariance is returned. Image structure is
+    result is deterministic; every position once when there are fewer) are taken; the least
+    textured half and then quarter are kept, and the square root of the smallest eigenvalue of
+    their covariance is returned. Image structure is
     correlated across neighbouring pixels and leaves that direction nearly empty; noise, being
     independent per pixel, fills every direction equally.
     """
@@ -148,10 +150,14 @@ def _weakest_direction(gray, patch=6, samples=2000) -> float:
     if min(h, w) < patch + 2:
         return 0.0
     windows = np.lib.stride_tricks.sliding_window_view(gray, (patch, patch))
-    rng = np.random.default_rng(0)
-    ys = rng.integers(0, windows.shape[0], samples)
-    xs = rng.integers(0, windows.shape[1], samples)
-    x = windows[ys, xs].reshape(samples, patch * patch).astype(np.float64)
+    positions = windows.shape[0] * windows.shape[1]
+    if positions <= samples:  # small image: every patch once (repeats would shrink the smallest eigenvalue)
+        ys, xs = np.divmod(np.arange(positions), windows.shape[1])
+    else:
+        rng = np.random.default_rng(0)
+        ys = rng.integers(0, windows.shape[0], samples)
+        xs = rng.integers(0, windows.shape[1], samples)
+    x = windows[ys, xs].reshape(len(ys), patch * patch).astype(np.float64)
     var = x.var(axis=1)
     sigma = 0.0
     for keep in (0.5, 0.25):
@@ -166,26 +172,40 @@ def _weakest_direction(gray, patch=6, samples=2000) -> float:
     return sigma
 
 
+def _half(g):
+    """Average over 2 x 2 blocks (an odd last row or column is dropped)."""
+    g = g[: g.shape[0] // 2 * 2, : g.shape[1] // 2 * 2]
+    return (g[0::2, 0::2] + g[1::2, 0::2] + g[0::2, 1::2] + g[1::2, 1::2]) / 4.0
+
+
 def noise_sigma(gray) -> float:
     """Noise standard deviation in grey levels, with fine texture (fur, foliage, gravel) and JPEG
     artefacts discounted.
 
-    ``a`` is `_weakest_direction` of the image and ``b`` twice that of the image averaged over
-    2 x 2 blocks. Independent noise has the same size in both (averaging four pixels halves it),
-    while image structure grows with scale, by a factor ``k = NOISE_SCALE_GROWTH`` for fine
-    textures. With ``a^2 = n^2 + t^2`` and ``b^2 = n^2 + k^2 t^2`` the noise is
-    ``n = sqrt((k^2 a^2 - b^2) / (k^2 - 1))``, scaled by `NOISE_GAIN` so that pure Gaussian noise
-    of sigma s reads s. Images under 32 px use ``a`` alone.
+    ``a`` is `_weakest_direction` of the image, ``b`` twice that of the image averaged over 2 x 2
+    blocks and ``c`` four times that of the image averaged over 4 x 4 blocks. Independent noise has
+    the same size in all three (averaging four pixels halves it), while image structure grows with
+    scale, by a factor ``k = NOISE_SCALE_GROWTH`` for fine textures. With ``a^2 = n^2 + t^2`` and
+    ``b^2 = n^2 + k^2 t^2`` the noise is ``n = sqrt((k^2 a^2 - b^2) / (k^2 - 1))``, scaled by
+    `NOISE_GAIN` so that pure Gaussian noise of sigma s reads s.
+
+    If texture grew by the same factor at every scale, added noise could only make the growth look
+    larger at the coarser pair (``c / b >= b / a``). When it looks smaller, the finest detail is
+    texture with a grain near one pixel (a thumbnail of grass or gravel), which grows less than
+    ``k``: the growth is then taken from the coarse scales, ``k = c / b`` (at least
+    `NOISE_MIN_GROWTH`), instead of the fixed ``k``. Images under 32 px use ``a`` alone.
     """
     g = np.asarray(gray, np.float32)
     a = _weakest_direction(g)
     if min(g.shape) < 32:
         return NOISE_GAIN * a
-    g = g[: g.shape[0] // 2 * 2, : g.shape[1] // 2 * 2]
-    half = (g[0::2, 0::2] + g[1::2, 0::2] + g[0::2, 1::2] + g[1::2, 1::2]) / 4.0
+    half = _half(g)
     b = 2.0 * _weakest_direction(half)
-    k2 = NOISE_SCALE_GROWTH**2
-    return NOISE_GAIN * float(np.sqrt(max(k2 * a * a - b * b, 0.0) / (k2 - 1.0)))
+    c = 4.0 * _weakest_direction(_half(half))
+    k = NOISE_SCALE_GROWTH
+    if a > 0 and c > 0 and c * a < b * b:  # growth slows down from the fine to the coarse pair
+        k = float(np.clip(c / b, NOISE_MIN_GROWTH, NOISE_SCALE_GROWTH))
+    return NOISE_GAIN * float(np.sqrt(max(k * k * a * a - b * b, 0.0) / (k * k - 1.0)))
 
 
 def sharpness(gray_small) -> tuple:

@@ -86,6 +86,24 @@ def test_scores_match_their_formulas():
     assert quality.noise_sigma(noise) == pytest.approx(10.0, rel=0.05)
 
 
+@pytest.mark.parametrize("name", ["grass", "gravel"])
+def test_pixel_grain_texture_thumbnail_is_not_noise_but_noise_on_it_still_reads(name):
+    # a whole texture photo shrunk to 96 px: its grain is about one pixel, so its detail barely
+    # grows from the 2x to the 4x scale (c / b < b / a); with the fixed growth it read 12-13 grey levels
+    photo = getattr(skdata, name)()
+    thumb = cv2.resize(photo, (96, 96), interpolation=cv2.INTER_AREA)
+    assert quality.noise_sigma(thumb) < NOISE_AT_THRESHOLD
+    # pure noise on a small image keeps its size: every patch position is used once (no repeats)
+    flat = np.random.default_rng(2).normal(128, 10, (64, 85)).astype(np.float32)
+    assert quality.noise_sigma(flat) == pytest.approx(10.0, rel=0.1)
+    # and strong noise on a smooth small photo is still found
+    smooth = cv2.resize(skdata.coffee(), (128, 96), interpolation=cv2.INTER_AREA)[..., 1]
+    assert quality.noise_sigma(_noisy(smooth, 20.0)) > 2 * NOISE_AT_THRESHOLD
+
+
+NOISE_AT_THRESHOLD = quality.NOISE_REF * quality.NOISY_THRESHOLD
+
+
 def test_odd_size_is_relative_to_the_dataset():
     heights = np.array([480] * 12 + [60])
     widths = np.array([640] * 12 + [80])
