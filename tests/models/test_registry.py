@@ -107,10 +107,21 @@ def test_every_public_model_describes_itself():
     described = models.catalog()
     assert set(described) == set(models.list_models(include_test=False))
     assert all(len(text) > 10 for text in described.values())
-    assert set(models.catalog(task="classifier")) == {"alexnet", "lenet5"}
+    assert set(models.catalog(task="classifier")) == {"alexnet", "lenet5", "mobilenetv2", "ghostnet", "effnet_b0",
+                                                      "effnet_b1", "effnet_b2", "effnet_b3"}
 
 
 def test_unknown_names_list_only_public_models():
     with pytest.raises(ValueError) as info:
         models.create("lenet6")
     assert "test_" not in str(info.value) and "'lenet5'" in str(info.value)
+
+
+def test_cfg_refuses_unknown_or_non_boolean_tflite_options():
+    from keras_cv_apps.models._cfg import ModelCfg
+
+    for options in ({"per_chanel": False}, {"per_channel": "no"}):
+        with pytest.raises(ValueError, match="tflite_options"):
+            ModelCfg(name="x", defaults={"image_shape": (8, 8, 1)}, tflite_options=options)
+    cfg = ModelCfg(name="x", defaults={"image_shape": (8, 8, 1)}, tflite_options={"per_channel": False})
+    assert cfg.to_dict()["tflite_options"] == {"per_channel": False}
