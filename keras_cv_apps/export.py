@@ -25,9 +25,13 @@ place, so an interrupted export never leaves a half-written file.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import inspect
 import logging
+import os
 import re
+import sys
 import tempfile
 from pathlib import Path
 from typing import Sequence
@@ -458,6 +462,23 @@ _APPLIES = {"per_channel": ("int8", "dynamic"), "rewrite_avg_pool": ("int8",)}
 _EXPORTER_DEFAULTS = {k: inspect.signature(export_tflite).parameters[k].default for k in _APPLIES}
 
 
+@contextlib.contextmanager
+def _native_stderr_to_log():
+    """Send what native code writes to file descriptor 2 (LiteRT's CompiledModel logs ~25 INFO
+    lines per model there) to this module's debug log instead of the terminal."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            logger.debug("LiteRT: %s", sink.read().decode("utf-8", "replace"))
+
+
 def _compiled_model_check(path, samples, limit: int) -> dict:
     """`verify_compiled_model` on the first ``limit`` samples encoded in the file's input dtype, or
     ``{"skipped": reason}`` when CompiledModel is not installed or does not take the file."""
@@ -469,7 +490,10 @@ def _compiled_model_check(path, samples, limit: int) -> dict:
         return {"skipped": f"LiteRT's CompiledModel API is not available ({err})."}
     try:
         inputs = TFLiteModel(path)._encode(np.asarray(samples[:limit], np.float32))
-        return verify_compiled_model(path, inputs)
+        with _native_stderr_to_log():
+            report = verify_compiled_model(path, inputs)
+            gc.collect()  # the runtime's environment logs again when it is freed
+        return report
     except Exception as err:  # CompiledModel raises RuntimeError/ValueError for types or ops it does not take
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         return {"skipped": f"CompiledModel did not run the file: {first}"}
