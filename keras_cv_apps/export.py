@@ -171,7 +171,8 @@ def export_tflite(model, path, *, quantization: str = "float32", representative=
             (default). Each channel then also stores a float32 scale and an int64 zero point,
             12 bytes that weigh on narrow layers (a 3x3 depthwise channel has 9 weights): False
             uses one scale per tensor, which makes mobile CNNs about 15% smaller at some cost in
-            accuracy (measure it with ``verify_tflite``).
+            accuracy (measure it with ``verify_tflite``); the mobile families' cfg asks for it,
+            and `export_all` follows the cfg.
     """
     import tensorflow as tf
 

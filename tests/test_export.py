@@ -289,6 +289,8 @@ def test_export_all_takes_the_quantization_options_of_the_model_cfg(tmp_path):
     assert report["tflite_options"]["per_channel"] is False
     assert report["tflite_options_from"] == "cfg test_mobilenetv2"
     assert _weight_scales(tmp_path / "m" / "model_int8.tflite") == {1}  # every conv kernel: one scale
+    if importlib.util.find_spec("ai_edge_litert.compiled_model") is not None:
+        assert report["compiled_model"]["max_abs_diff"] <= 1, report["compiled_model"]  # uint8 outputs
     report = export.export_all(mobile, tmp_path / "c", ["int8"], samples=x[:8], representative=x,
                                tflite_options={"per_channel": True})["model_int8.tflite"]
     assert report["tflite_options"]["per_channel"] is True and report["tflite_options_from"] == "caller"
