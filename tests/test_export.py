@@ -160,6 +160,9 @@ def test_flex_ops_are_refused_unless_allowed(tmp_path):
     assert not list(tmp_path.iterdir())
     path = export.export_tflite(model, tmp_path / "flex.tflite", allow_flex=True)
     assert b"FlexCumprod" in path.read_bytes()
+    if importlib.util.find_spec("ai_edge_litert.compiled_model") is not None:  # CompiledModel has no Flex ops
+        report = export._compiled_model_check(path, np.ones((3, 4), "float32"), 3)
+        assert report["skipped"].startswith("CompiledModel did not run the file"), report
 
 
 def test_conversion_error_names_ops_without_any_kernel():
