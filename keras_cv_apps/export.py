@@ -25,8 +25,13 @@ place, so an interrupted export never leaves a half-written file.
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import inspect
 import logging
+import os
 import re
+import sys
 import tempfile
 from pathlib import Path
 from typing import Sequence
@@ -166,7 +171,8 @@ def export_tflite(model, path, *, quantization: str = "float32", representative=
             (default). Each channel then also stores a float32 scale and an int64 zero point,
             12 bytes that weigh on narrow layers (a 3x3 depthwise channel has 9 weights): False
             uses one scale per tensor, which makes mobile CNNs about 15% smaller at some cost in
-            accuracy (measure it with ``verify_tflite``).
+            accuracy (measure it with ``verify_tflite``); the mobile families' cfg asks for it,
+            and `export_all` follows the cfg.
     """
     import tensorflow as tf
 
@@ -449,19 +455,95 @@ def export_name(stem: str, quantization: str) -> str:
     return f"{stem}.tflite" if quantization == "float32" else f"{stem}_{quantization}.tflite"
 
 
+def _tflite_options(model, override) -> tuple:
+    """``(options, source)``: the quantization options of ``model``'s registry cfg (``tflite_options``)
+    with ``override`` on top, and where they came from (``exporter``, ``cfg <name>``, ``caller``)."""
+    from keras_cv_apps.models._cfg import TFLITE_OPTIONS
+    from keras_cv_apps.models._registry import cfg_of
+
+    override = dict(override or {})
+    unknown = sorted(set(override) - set(TFLITE_OPTIONS))
+    if unknown:
+        raise ValueError(f"tflite_options {unknown} are not among {TFLITE_OPTIONS}.")
+    cfg = cfg_of(model)
+    options = dict(cfg.tflite_options) if cfg is not None else {}
+    source = f"cfg {cfg.name}" if options else "exporter"
+    if override:
+        options.update(override)
+        source = "caller"
+    return options, source
+
+
+# which options change which quantization mode's file, and export_tflite's own defaults for them
+_APPLIES = {"per_channel": ("int8", "dynamic"), "rewrite_avg_pool": ("int8",)}
+_EXPORTER_DEFAULTS = {k: inspect.signature(export_tflite).parameters[k].default for k in _APPLIES}
+
+
+@contextlib.contextmanager
+def _native_stderr_to_log():
+    """Send what native code writes to file descriptor 2 (LiteRT's CompiledModel logs ~25 INFO
+    lines per model there) to this module's debug log instead of the terminal."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            logger.debug("LiteRT: %s", sink.read().decode("utf-8", "replace"))
+
+
+def _compiled_model_check(path, samples, limit: int) -> dict:
+    """`verify_compiled_model` on the first ``limit`` samples encoded in the file's input dtype, or
+    ``{"skipped": reason}`` when CompiledModel is not installed or does not take the file."""
+    from keras_cv_apps.inference import TFLiteModel
+
+    try:
+        import ai_edge_litert.compiled_model  # noqa: F401
+    except ImportError as err:
+        return {"skipped": f"LiteRT's CompiledModel API is not available ({err})."}
+    try:
+        inputs = TFLiteModel(path)._encode(np.asarray(samples[:limit], np.float32))
+        with _native_stderr_to_log():
+            report = verify_compiled_model(path, inputs)
+            gc.collect()  # the runtime's environment logs again when it is freed
+        return report
+    except Exception as err:  # CompiledModel raises RuntimeError/ValueError for types or ops it does not take
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        return {"skipped": f"CompiledModel did not run the file: {first}"}
+
+
 def export_all(model, out_dir, quantizations: Sequence[str], *, samples, labels=None, representative=None,
-               stem: str = "model", onnx: bool = False) -> dict:
+               stem: str = "model", onnx: bool = False, tflite_options=None, compiled_model: int = 32) -> dict:
     """Export ``model`` once per quantization (and to ONNX when asked) into ``out_dir``, verify
     every file against Keras on ``samples``, and return ``{file name: verification report}``.
 
     ``representative`` (scaled float32 training images) is required when ``int8`` is asked.
+    ``tflite_options`` (``per_channel``, ``rewrite_avg_pool``) override the defaults of the
+    model's registry cfg (``ModelCfg.tflite_options``; the mobile families use per-tensor weight
+    scales); each TFLite report records the options that shaped its file (``tflite_options`` and
+    ``tflite_options_from``). Each TFLite file is also run by LiteRT's ``CompiledModel`` beside
+    its ``Interpreter`` on the first ``compiled_model`` samples (`verify_compiled_model`; 0 skips):
+    the report's ``compiled_model`` holds that result, or ``skipped`` with the reason.
     """
     out_dir = Path(out_dir)
+    options, source = _tflite_options(model, tflite_options)
     reports = {}
     for mode in quantizations:
         path = out_dir / export_name(stem, mode)
-        export_tflite(model, path, quantization=mode, representative=representative if mode == "int8" else None)
-        reports[path.name] = verify_tflite(model, path, samples, labels)
+        applied = {k: v for k, v in options.items() if mode in _APPLIES[k]}
+        export_tflite(model, path, quantization=mode, representative=representative if mode == "int8" else None,
+                      **applied)
+        report = verify_tflite(model, path, samples, labels)
+        used = {k: applied.get(k, _EXPORTER_DEFAULTS[k]) for k in _APPLIES if mode in _APPLIES[k]}
+        if used:
+            report.update(tflite_options=used, tflite_options_from=source if applied else "exporter")
+        report["compiled_model"] = (_compiled_model_check(path, samples, compiled_model) if compiled_model
+                                    else {"skipped": "not asked (compiled_model=0)."})
+        reports[path.name] = report
     if onnx:
         path = export_onnx(model, out_dir / f"{stem}.onnx")
         reports[path.name] = verify_onnx(model, path, samples, labels)

@@ -5,6 +5,8 @@ digits (16x16), so int8 calibration and top-1 agreement are meaningful.
 """
 
 
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -158,6 +160,9 @@ def test_flex_ops_are_refused_unless_allowed(tmp_path):
     assert not list(tmp_path.iterdir())
     path = export.export_tflite(model, tmp_path / "flex.tflite", allow_flex=True)
     assert b"FlexCumprod" in path.read_bytes()
+    if importlib.util.find_spec("ai_edge_litert.compiled_model") is not None:  # CompiledModel has no Flex ops
+        report = export._compiled_model_check(path, np.ones((3, 4), "float32"), 3)
+        assert report["skipped"].startswith("CompiledModel did not run the file"), report
 
 
 def test_conversion_error_names_ops_without_any_kernel():
@@ -251,6 +256,55 @@ def test_export_all_names_verifies_and_reports_every_file(classifier, digits16, 
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(reports)
     assert reports["net.tflite"]["max_abs_diff"] <= 1e-5 and reports["net.tflite"]["quantization"] == "float32"
     assert reports["net_int8.tflite"]["quantization"] == "int8" and reports["net_int8.tflite"]["top1_agreement"] > 0.9
+    # a model the registry did not build: the exporter's own options, recorded where they apply
+    assert reports["net_int8.tflite"]["tflite_options"] == {"per_channel": True, "rewrite_avg_pool": True}
+    assert reports["net_int8.tflite"]["tflite_options_from"] == "exporter"
+    assert "tflite_options" not in reports["net.tflite"]
+    compiled_api = importlib.util.find_spec("ai_edge_litert.compiled_model") is not None
+    for name, report in reports.items():  # CompiledModel beside the Interpreter on every file
+        compiled = report["compiled_model"]
+        assert ("skipped" in compiled) is not compiled_api, (name, compiled)
+        if compiled_api:
+            assert compiled["n"] == 32 and compiled["top1_agreement"] == 1.0, (name, compiled)
+            assert compiled["max_abs_diff"] <= (1 if name.endswith("_int8.tflite") else 1e-5), (name, compiled)
     with pytest.raises(ValueError, match="representative"):
         export.export_all(classifier, tmp_path, ["int8"], samples=x_test[:4])
 
+
+
+def _weight_scales(path) -> set:
+    """Numbers of scales of the int8 constant tensors of a file (1: per-tensor, >1: per-channel)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    details = Interpreter(model_path=str(path)).get_tensor_details()
+    return {len(t["quantization_parameters"]["scales"]) for t in details
+            if t["dtype"] == np.int8 and len(t["shape"]) == 4}
+
+
+def test_export_all_takes_the_quantization_options_of_the_model_cfg(tmp_path):
+    from keras_cv_apps import models
+
+    rng = np.random.default_rng(0)
+    mobile = models.create("test_mobilenetv2")
+    assert models.get_cfg("test_mobilenetv2").tflite_options == {"per_channel": False}
+    x = rng.uniform(size=(16, 32, 32, 3)).astype("float32")
+    report = export.export_all(mobile, tmp_path / "m", ["int8"], samples=x[:8], representative=x)["model_int8.tflite"]
+    assert report["tflite_options"]["per_channel"] is False
+    assert report["tflite_options_from"] == "cfg test_mobilenetv2"
+    assert _weight_scales(tmp_path / "m" / "model_int8.tflite") == {1}  # every conv kernel: one scale
+    if importlib.util.find_spec("ai_edge_litert.compiled_model") is not None:
+        assert report["compiled_model"]["max_abs_diff"] <= 1, report["compiled_model"]  # uint8 outputs
+    report = export.export_all(mobile, tmp_path / "c", ["int8"], samples=x[:8], representative=x,
+                               tflite_options={"per_channel": True})["model_int8.tflite"]
+    assert report["tflite_options"]["per_channel"] is True and report["tflite_options_from"] == "caller"
+    assert max(_weight_scales(tmp_path / "c" / "model_int8.tflite")) > 1
+    for name in ("test_lenet5", "test_alexnet"):  # families without a default keep per-channel scales
+        model = models.create(name)
+        assert not models.get_cfg(name).tflite_options
+        g = rng.uniform(size=(16, *model.input_shape[1:])).astype("float32")
+        report = export.export_all(model, tmp_path / name, ["int8"], samples=g[:8], representative=g)
+        assert report["model_int8.tflite"]["tflite_options_from"] == "exporter"
+        assert max(_weight_scales(tmp_path / name / "model_int8.tflite")) > 1, name
+    with pytest.raises(ValueError, match="per_chanel"):
+        export.export_all(mobile, tmp_path, ["int8"], samples=x[:8], representative=x,
+                          tflite_options={"per_chanel": True})

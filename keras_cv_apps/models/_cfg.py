@@ -14,6 +14,8 @@ from typing import Callable, Mapping, Optional, Union
 from keras_cv_apps.image.ops import SCALES
 
 TASKS = ("classifier", "siamese", "embedding", "autoencoder", "vae")
+# `export.export_tflite` keywords a family may set a default for in ``tflite_options``
+TFLITE_OPTIONS = ("per_channel", "rewrite_avg_pool")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +33,10 @@ class ModelCfg:
         scale: pixel scaling the model expects (``unit`` [0, 1], ``symmetric`` [-1, 1],
             ``standardize`` per-channel mean/std of the train split).
         tflite: whether the model exports to TFLite with built-in ops.
+        tflite_options: the family's defaults for the quantization options of
+            `export.export_tflite` (keys in ``TFLITE_OPTIONS``, boolean values), which
+            `export.export_all` applies unless its caller overrides them; empty means the
+            exporter's own defaults.
         min_image_size: the smallest height/width the builder accepts, as an int or as a
             function of the builder's keyword arguments (the same function the builder checks).
         feature_layer: the layer whose output is the model's feature vector or map (what
@@ -47,6 +53,7 @@ class ModelCfg:
     test_image_shape: Optional[tuple] = None
     scale: str = "unit"
     tflite: bool = True
+    tflite_options: Mapping = dataclasses.field(default_factory=dict)
     min_image_size: Union[int, Callable[..., int]] = 1
     feature_layer: Optional[str] = None
     classifier: Optional[str] = None
@@ -63,6 +70,12 @@ class ModelCfg:
         defaults = dict(self.defaults)
         defaults["image_shape"] = tuple(defaults["image_shape"])
         object.__setattr__(self, "defaults", types.MappingProxyType(defaults))
+        options = dict(self.tflite_options)
+        bad = sorted(k for k, v in options.items() if k not in TFLITE_OPTIONS or not isinstance(v, bool))
+        if bad:
+            raise ValueError(f"ModelCfg {self.name!r}: tflite_options {bad} are not boolean options among "
+                             f"{TFLITE_OPTIONS}.")
+        object.__setattr__(self, "tflite_options", types.MappingProxyType(options))
         object.__setattr__(self, "test_image_shape", tuple(self.test_image_shape or defaults["image_shape"]))
 
     @property
@@ -85,6 +98,7 @@ class ModelCfg:
     def to_dict(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["defaults"] = dict(self.defaults)
+        out["tflite_options"] = dict(self.tflite_options)
         for key in ("min_image_size", "load_weights"):
             if callable(out[key]):
                 out[key] = getattr(out[key], "__name__", repr(out[key]))

@@ -116,3 +116,13 @@ def test_unknown_names_list_only_public_models():
     with pytest.raises(ValueError) as info:
         models.create("lenet6")
     assert "test_" not in str(info.value) and "'lenet5'" in str(info.value)
+
+
+def test_cfg_refuses_unknown_or_non_boolean_tflite_options():
+    from keras_cv_apps.models._cfg import ModelCfg
+
+    for options in ({"per_chanel": False}, {"per_channel": "no"}):
+        with pytest.raises(ValueError, match="tflite_options"):
+            ModelCfg(name="x", defaults={"image_shape": (8, 8, 1)}, tflite_options=options)
+    cfg = ModelCfg(name="x", defaults={"image_shape": (8, 8, 1)}, tflite_options={"per_channel": False})
+    assert cfg.to_dict()["tflite_options"] == {"per_channel": False}
