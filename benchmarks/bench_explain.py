@@ -21,7 +21,12 @@ distractors and the target's mask is known.
 
 Results are written after every part, so a run cut short keeps what it measured.
 
+- --cnn plain: the same CNN without dilation (receptive field 22 px instead of 30 px, trained the
+  same way, cached as runs/bench_explain/cnn_plain.keras), into results/explain_plain.json and
+  results/explain_maps_plain.png; --skip ig sanity leaves those parts out.
+
     python -m benchmarks.bench_explain [--retrain] [--n-test 500] [--n-costly 100] [--figure-only]
+                                       [--cnn dilated|plain] [--skip ig sanity]
 """
 
 from __future__ import annotations
@@ -34,43 +39,46 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks._util import table, write_result
+from benchmarks._util import RESULTS, table, write_result
 
 MODEL = Path("runs/bench_explain/cnn.keras")
+# --cnn: the default CNN (last block dilated, receptive field 30 px) or the same without dilation (22 px)
+CNNS = {"dilated": {"dilations": (1, 1, 2), "suffix": ""}, "plain": {"dilations": (1, 1, 1), "suffix": "_plain"}}
 SIZE = (64, 64)
 
 
-def build_cnn(num_classes: int = 4, widths=(16, 32, 64), dilations=(1, 1, 2)):
-    """Blocks of two conv-BN-ReLU; one 2x2 pool after the first block, so the last feature map is
-    32x32; the last block's dilated convolutions keep the receptive field (30 px) object-sized."""
+def build_cnn(num_classes: int = 4, widths=(16, 32, 64), dilations=(1, 1, 2), pools=(1, 0, 0)):
+    """Blocks of two conv-BN-ReLU; a 2x2 pool after each block flagged in ``pools`` (the first one by
+    default, so the last feature map is 32x32 at stride 2); with the default dilations the last
+    feature map's receptive field is 30 px, without dilation (``--cnn plain``) 22 px."""
     import keras
 
     inp = keras.Input((*SIZE, 3))
     x = inp
-    for i, (filters, dilation) in enumerate(zip(widths, dilations)):
+    for i, (filters, dilation, pool) in enumerate(zip(widths, dilations, pools)):
         for j in range(2):
             x = keras.layers.Conv2D(filters, 3, padding="same", dilation_rate=dilation, use_bias=False,
                                     name=f"conv{i + 1}_{j + 1}")(x)
             x = keras.layers.BatchNormalization(name=f"bn{i + 1}_{j + 1}")(x)
             x = keras.layers.ReLU(name=f"relu{i + 1}_{j + 1}")(x)
-        if i == 0:
+        if pool:
             x = keras.layers.MaxPooling2D(name=f"pool{i + 1}")(x)
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
     return keras.Model(inp, keras.layers.Dense(num_classes, activation="softmax", name="predictions")(x),
                        name="shapes_cnn")
 
 
-def train(x, y, epochs: int = 15, validation=None):
+def train(x, y, epochs: int = 15, validation=None, cnn: str = "dilated", path: Path = MODEL):
     import keras
 
     keras.utils.set_random_seed(0)
-    model = build_cnn()
+    model = build_cnn(dilations=CNNS[cnn]["dilations"])
     steps = epochs * int(np.ceil(len(x) / 64))
     schedule = keras.optimizers.schedules.CosineDecay(0.0, steps, warmup_target=3e-3, warmup_steps=steps // 10)
     model.compile(keras.optimizers.Adam(schedule), "sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x, y, batch_size=64, epochs=epochs, verbose=2, validation_data=validation)
-    MODEL.parent.mkdir(parents=True, exist_ok=True)
-    model.save(MODEL)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(path)
     return model
 
 
@@ -133,7 +141,7 @@ def completeness_and_speed(model, x, y, n_speed: int, reps: int = 2) -> dict:
     return out
 
 
-def figure(maps: dict, x, masks, picks) -> Path:
+def figure(maps: dict, x, masks, picks, suffix: str = "") -> Path:
     """results/explain_maps.png: per row one test image (the target outlined in green), then each
     method's map over it."""
     import cv2
@@ -149,7 +157,7 @@ def figure(maps: dict, x, masks, picks) -> Path:
                                        cv2.CHAIN_APPROX_NONE)
         cv2.drawContours(outline, contours, -1, (0, 255, 0), 1)
         tiles += [outline] + [heatmap_overlay(image, maps[name][i]) for name in maps]
-    path = Path(__file__).resolve().parent / "results" / "explain_maps.png"
+    path = Path(__file__).resolve().parent / "results" / f"explain_maps{suffix}.png"
     save_png(path, tile_images(np.stack(tiles), columns=len(maps) + 1))
     return path
 
@@ -171,7 +179,14 @@ def main(argv=None) -> int:
     parser.add_argument("--figure-only", action="store_true", help="only draw results/explain_maps.png")
     parser.add_argument("--only-ig", action="store_true", help="only redo the integrated-gradients part "
                                                                "in results/explain.json")
+    parser.add_argument("--cnn", choices=list(CNNS), default="dilated",
+                        help="the CNN explained; 'plain' writes results/explain_plain.json")
+    parser.add_argument("--skip", nargs="*", choices=("ig", "sanity"), default=[],
+                        help="parts not measured (localisation and faithfulness always are)")
     args = parser.parse_args(argv)
+    suffix = CNNS[args.cnn]["suffix"]
+    model_path = MODEL.with_name(f"cnn{suffix}.keras")
+    out_name = f"explain{suffix}"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
 
@@ -183,11 +198,11 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     test, masks = shapes_with_masks(size=SIZE, per_class=args.n_test // 4, seed=1)
     x, y = scale(test.images, "unit"), test.labels
-    if args.retrain or not MODEL.is_file():
+    if args.retrain or not model_path.is_file():
         data, _ = shapes_with_masks(size=SIZE, per_class=750, seed=0)
-        model = train(scale(data.images, "unit"), data.labels)
+        model = train(scale(data.images, "unit"), data.labels, cnn=args.cnn, path=model_path)
     else:
-        model = keras_cv_apps.load_model(MODEL, compile=False)
+        model = keras_cv_apps.load_model(model_path, compile=False)
     accuracy = float((np.asarray(model.predict(x, verbose=0)).argmax(1) == y).mean())
     print(f"test accuracy {accuracy:.4f} on {len(x)} images", flush=True)
 
@@ -196,27 +211,34 @@ def main(argv=None) -> int:
     picks = [int(costly[y[costly] == c][0]) for c in np.unique(y)]  # one image per class for the figure
     if args.figure_only:
         few_maps = {n: fn(model, x[picks], y[picks]) for n, fn in fns.items()}
-        print(f"figure: {figure(few_maps, x[picks], masks[picks], range(len(picks)))}")
+        print(f"figure: {figure(few_maps, x[picks], masks[picks], range(len(picks)), suffix)}")
         return 0
     few = _spread(len(x), args.n_complete)
     if args.only_ig:
         import json
 
-        from benchmarks._util import RESULTS
-
-        result = json.loads((RESULTS / "explain.json").read_text())
+        result = json.loads((RESULTS / f"{out_name}.json").read_text())
         result.pop("machine", None), result.pop("date", None)
         result["integrated_gradients"] = completeness_and_speed(model, x[few], y[few], n_speed=args.n_speed)
-        print(f"IG: {result['integrated_gradients']}\nresults: {write_result('explain', result)}")
+        print(f"IG: {result['integrated_gradients']}\nresults: {write_result(out_name, result)}")
         return 0
-    result = {"test_accuracy": accuracy, "n_test": len(x), "keras": keras.__version__,
+    result = {"cnn": args.cnn, "test_accuracy": accuracy, "n_test": len(x), "keras": keras.__version__,
               "settings": {k: v for k, v in vars(args).items() if k.startswith("n_")} |
               {"smoothgrad_samples": 16, "ig_steps_maps": 32, "occlusion": "patch 8, stride 8"},
               "localisation": {}, "faithfulness": {}, "sanity": {}}
+    previous = RESULTS / f"{out_name}.json"
+    if args.skip and not args.retrain and previous.is_file():  # skipped parts: kept from the last run on this model
+        import json
+
+        old = json.loads(previous.read_text())
+        if old.get("cnn", "dilated") == args.cnn:
+            kept = {"ig": "integrated_gradients", "sanity": "sanity"}
+            result |= {kept[part]: old[kept[part]] for part in args.skip if kept[part] in old}
+            result["kept_from_previous_run"] = [kept[part] for part in args.skip if kept[part] in old]
 
     def save(part):
         result["seconds"] = time.perf_counter() - t0
-        write_result("explain", result)
+        write_result(out_name, result)
         print(f"[{result['seconds']:.0f}s] {part} done", flush=True)
 
     everyone = np.arange(len(x))
@@ -245,29 +267,38 @@ def main(argv=None) -> int:
 
     localise(["random", "gradcam", "gradcam++", "saliency"])
 
-    result["integrated_gradients"] = completeness_and_speed(model, x[few], y[few], n_speed=args.n_speed)
-    save("integrated gradients completeness and speed")
+    if "ig" not in args.skip:
+        result["integrated_gradients"] = completeness_and_speed(model, x[few], y[few], n_speed=args.n_speed)
+        save("integrated gradients completeness and speed")
 
     localise(["smoothgrad", "ig", "occlusion"])
-    figure({n: maps[n][np.searchsorted(where[n], picks)] for n in fns}, x[picks], masks[picks], range(len(picks)))
+    figure({n: maps[n][np.searchsorted(where[n], picks)] for n in fns}, x[picks], masks[picks], range(len(picks)),
+           suffix)
 
     few = _spread(len(x), args.n_sanity)
     sanity_fns = {"gradcam": fns["gradcam"], "gradcam++": fns["gradcam++"], "saliency": fns["saliency"],
                   "ig": methods(0, ig_steps=16)["ig"]}
-    for name, fn in sanity_fns.items():
+    for name, fn in sanity_fns.items() if "sanity" not in args.skip else ():
         cascade = evaluate.cascading_randomization(model, fn, x[few], y[few], seed=0)
         result["sanity"][name] = {"images": len(few), "final_rho": cascade[-1][1], "cascade": cascade}
         save(f"sanity {name}")
 
     sub = costly[_spread(len(costly), args.n_faith)]
+    per_image = {}
     for name in ["random", *fns]:
         m = maps[name][np.searchsorted(where[name], sub)]
         di = evaluate.deletion_insertion(model, x[sub], m, y[sub])
         morf = evaluate.road(model, x[sub], m, y[sub], order="morf")
         lerf = evaluate.road(model, x[sub], m, y[sub], order="lerf")
-        result["faithfulness"][name] = {"images": len(sub), "deletion_auc": float(di["deletion"].mean()),
-                                        "insertion_auc": float(di["insertion"].mean()),
-                                        "road_morf": float(morf.mean()), "road_lerf": float(lerf.mean())}
+        scores = {"deletion_auc": di["deletion"], "insertion_auc": di["insertion"], "road_morf": morf.mean(1),
+                  "road_lerf": lerf.mean(1)}
+        per_image[name] = scores
+        # paired with the random map on the same images: mean difference and its standard error
+        diff = {k: v - per_image["random"][k] for k, v in scores.items()}
+        result["faithfulness"][name] = {"images": len(sub), **{k: float(v.mean()) for k, v in scores.items()},
+                                        "minus_random_mean_se": {k: [float(d.mean()),
+                                                                     float(d.std(ddof=1) / np.sqrt(len(d)))]
+                                                                 for k, d in diff.items()}}
         save(f"faithfulness {name}")
     faith = result["faithfulness"]
     for name, f in faith.items():
@@ -276,15 +307,16 @@ def main(argv=None) -> int:
                                  and f["road_morf"] < r["road_morf"] and f["road_lerf"] > r["road_lerf"])
     save("all")
 
-    loc, sanity, ig = result["localisation"], result["sanity"], result["integrated_gradients"]
+    loc, sanity, ig = result["localisation"], result["sanity"], result.get("integrated_gradients")
     rows = [{"method": n, **{k: v for k, v in loc[n].items() if k != "seconds"}, **faith[n],
              "sanity_rho": sanity.get(n, {}).get("final_rho", "")} for n in faith]
     print(table(rows, ["method", "images", "pointing_game", "pointing_game_x_random", "relevance_mass",
                        "relevance_mass_x_random", "deletion_auc", "insertion_auc", "road_morf", "road_lerf",
                        "beats_random", "sanity_rho"]))
-    print(table([{"rule": r, **ig[r]} for r in ("trapezoid", "midpoint", "gauss_legendre")],
-                ["rule", "mean_rel_error", "median", "max"]))
-    print(f"IG speed-up over the keras-io loop: {ig['speed']['speedup']:.1f}x ({ig['speed']})")
+    if ig:
+        print(table([{"rule": r, **ig[r]} for r in ("trapezoid", "midpoint", "gauss_legendre")],
+                    ["rule", "mean_rel_error", "median", "max"]))
+        print(f"IG speed-up over the keras-io loop: {ig['speed']['speedup']:.1f}x ({ig['speed']})")
     return 0
 
 
