@@ -4,6 +4,8 @@ into ``config.json``/``metrics.json``, and the classifier path that ``lenet_trai
 
 from __future__ import annotations
 
+from keras_cv_apps.choices import LABEL_MIXING_PRESETS
+
 # flags that do not change what a run computes, so a resumed run may differ in them
 NOT_SETTINGS = ("output", "overwrite", "resume", "quiet", "cache", "worker_timeout", "place")
 
@@ -126,12 +128,12 @@ def train_classifier(args, *, app: str, model_kwargs: dict, fit_kwargs: dict, au
 
     cfg = check_model(args.model, ("classifier",), app=app)
     size = check_image_size(cfg, args.image_size or cfg.image_shape[0], model_kwargs)
-    check_model_kwargs(cfg, model_kwargs, app)
-    data.build_augmenter(augment)  # an unknown preset fails before anything is written
-    if args.balance == "focal" and data.augment.mixes_labels(augment):
+    if args.balance == "focal" and augment in LABEL_MIXING_PRESETS:
         raise ValueError(f"--balance focal trains with a focal loss on integer labels, which cannot take the soft "
                          f"labels of --augment {augment} (MixUp/CutMix); choose another --balance or --augment.")
-    start(args)
+    start(args)  # before any TensorFlow work: a multiworker strategy must come first
+    check_model_kwargs(cfg, model_kwargs, app)
+    data.build_augmenter(augment)  # an unknown preset fails before anything is written
     with open_run(args, app, model=args.model) as run:
         training.set_seed(args.seed)
         splits = data.load(args.dataset, image_size=size, channels=cfg.image_shape[2], scale=cfg.scale,

@@ -366,11 +366,6 @@ def gpu_compatibility(path) -> dict:
     TensorFlow 2.21 and ai-edge-litert 2.3 wheels calls every model compatible, even ones made of
     ``TOPK_V2`` or Flex ops that the delegate's own table rejects.
     """
-
-def analyze_tflite(path) -> dict:
-    """What LiteRT's model analyzer says about a ``.tflite`` file: ``ops`` (the op names, in graph
-    order, duplicates removed), ``flex_ops`` (Select TF ops among them) and ``gpu_compatible`` (the
-    analyzer's GPU-delegate check passed with no warning), with the ``gpu_warnings`` it printed."""
     import contextlib
     import io
 
@@ -392,6 +387,15 @@ def analyze_tflite(path) -> dict:
     return {"compatible": analyzer_ok and not unsupported, "analyzer_compatible": analyzer_ok,
             "analyzer_warnings": warnings, "unsupported_ops": dict(sorted(unsupported.items()))}
 
+
+def analyze_tflite(path) -> dict:
+    """What LiteRT's model analyzer says about a ``.tflite`` file: ``ops`` (the op names, in graph
+    order, duplicates removed), ``flex_ops`` (Select TF ops among them) and ``gpu_compatible`` (the
+    analyzer's GPU-delegate check passed with no warning), with the ``gpu_warnings`` it printed."""
+    import contextlib
+    import io
+
+    import tensorflow as tf
 
     text = io.StringIO()
     with contextlib.redirect_stdout(text):

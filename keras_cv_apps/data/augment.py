@@ -154,7 +154,7 @@ class Augmenter:
         return bool(self.mixers)
 
     def __call__(self, images, key=None):
-        dtype = images.dtype
+        dtype = tf.as_dtype(images.dtype)  # numpy arrays are taken too
         keys = split_key(key, len(self.image_layers)) if key is not None and self.image_layers else None
         for i, layer in enumerate(self.image_layers):
             k = None if keys is None else keys[i]
