@@ -121,12 +121,12 @@ def digits_folder(root: Path) -> Path:
 def throughput(rounds: int, batch: int, work: Path) -> list:
     import keras
 
-    from apps.lenet_train import AUGMENT, MODEL_KWARGS
+    from apps.lenet_train import MODEL_KWARGS, parse_args
     from keras_cv_apps import data, models
 
     folder = digits_folder(work / "digits")
     rows = []
-    for augment in (AUGMENT, "none"):
+    for augment in (parse_args([]).augment, "none"):  # the app's default augmentation, and none
         paths = {"in memory": data.load("digits", image_size=32, batch_size=batch, augment=augment),
                  "streamed (dir:)": data.load(f"dir:{folder}", image_size=32, batch_size=batch, augment=augment),
                  "streamed, disk cache": data.load(f"dir:{folder}", image_size=32, batch_size=batch, augment=augment,
