@@ -56,27 +56,29 @@ def decode_image(data, size, channels: int):
     under the package's pixel contract (see the module docstring). Raises on undecodable data.
 
     Inside a tf.data map every op of a branch not taken still costs a visit per image, so the
-    graph is kept small: straight-line ops where the formats allow, one switch on the format
-    (PNG at 16 bits inline; JPEG with its exact DCT and EXIF orientation, and GIF/BMP/WebP, as
-    single calls of functions that are not inlined) and one on the interpolation."""
+    graph is kept small: one switch on the format, where 8-bit gray PNGs (and 8-bit RGB PNGs
+    read as RGB) decode inline in one op, and JPEG (exact DCT, EXIF orientation), other PNGs
+    (16 bits, alpha, palette, luma) and GIF/BMP/WebP are single calls of functions that are not
+    inlined; then one switch on the interpolation."""
     import tensorflow as tf
 
-    jpeg, other = _format_decoders(channels)
-
-    def png():  # 8-bit PNGs arrive as v * 257, so round(v / 257) gives them back exactly
-        image = _from16(tf.io.decode_png(data, channels=0, dtype=tf.uint16))
-        return _to_channels(_composite(image), channels)
-
+    jpeg, png, other = _format_decoders(channels)
     head = tf.strings.substr(data, 0, 8)
-    kind = tf.where(tf.strings.substr(head, 0, 3) == b"\xff\xd8\xff", 0, tf.where(head == b"\x89PNG\r\n\x1a\n", 1, 2))
-    image = tf.switch_case(kind, [lambda: jpeg(data), png, lambda: other(data)])
+    depth_and_colour = tf.strings.substr(data, 24, 2)  # the IHDR chunk's bit depth and colour type
+    plain = (depth_and_colour == b"\x08\x00") | (depth_and_colour == b"\x08\x02") if channels == 3 else (
+        depth_and_colour == b"\x08\x00")
+    kind = tf.where(tf.strings.substr(head, 0, 3) == b"\xff\xd8\xff", 0,
+                    tf.where(head == b"\x89PNG\r\n\x1a\n", tf.where(plain, 3, 1), 2))
+    image = tf.switch_case(kind, [lambda: jpeg(data), lambda: png(data), lambda: other(data),
+                                  lambda: tf.io.decode_png(data, channels=channels)])
     image = tf.ensure_shape(image, [None, None, channels])
     return tf.ensure_shape(_resize(image, size), [size[0], size[1], channels])
 
 
 @functools.lru_cache(maxsize=None)
 def _format_decoders(channels: int) -> tuple:
-    """The JPEG and GIF/BMP/WebP decoders of `decode_image` as ``tf.function``s kept out of line."""
+    """The JPEG, PNG and GIF/BMP/WebP decoders of `decode_image` as ``tf.function``s kept out
+    of line."""
     import tensorflow as tf
 
     signature = [tf.TensorSpec([], tf.string)]
@@ -88,11 +90,16 @@ def _format_decoders(channels: int) -> tuple:
         return _orient(image, exif_orientation(data))
 
     @tf.function(input_signature=signature, experimental_attributes=attributes)
+    def png(data):  # 8-bit PNGs arrive as v * 257, so round(v / 257) gives them back exactly
+        image = _from16(tf.io.decode_png(data, channels=0, dtype=tf.uint16))
+        return _to_channels(_composite(image), channels)
+
+    @tf.function(input_signature=signature, experimental_attributes=attributes)
     def other(data):  # WebP decodes to uint8 only
         image = tf.io.decode_image(data, channels=0, expand_animations=False)
         return _to_channels(_composite(image), channels)
 
-    return jpeg, other
+    return jpeg, png, other
 
 
 def _from16(image):
