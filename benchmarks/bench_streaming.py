@@ -7,8 +7,9 @@
    big run needs at most 400 MB more. The decoded 224 px set would take ``files * 150 KB``.
 2. Throughput: ``model.fit`` images/s of LeNet-5 (the ``lenet_train`` app's model, batch 64,
    32x32 gray, the app's ``digits`` augmentation and none) on scikit-learn's digits held in
-   memory vs the same digits written as a folder of PNGs and streamed (``dir:``), and streamed
-   with ``cache=DIR``. Each rate is the best of ``--rounds`` epochs after a warm-up epoch, the
+   memory vs the same digits written as a folder of PNGs and streamed (``dir:``), the same PNGs
+   in TFRecord shards (``write_shards``, streamed as ``tfrecord:``), and ``dir:`` with ``cache=DIR``.
+   Each rate is the best of ``--rounds`` epochs after a warm-up epoch, the
    paths measured in alternation (the machine may be shared); goal: stream >= 0.9 x memory.
 
 Prints tables and writes ``benchmarks/results/streaming.json``.
@@ -127,10 +128,13 @@ def throughput(rounds: int, batch: int, work: Path) -> list:
     from keras_cv_apps import data, models
 
     folder = digits_folder(work / "digits")
+    data.write_shards(f"dir:{folder}", work / "shards", channels=1)  # the same PNGs, 1,000 per shard
     rows = []
     for augment in (parse_args([]).augment, "none"):  # the app's default augmentation, and none
         paths = {"in memory": data.load("digits", image_size=32, batch_size=batch, augment=augment),
                  "streamed (dir:)": data.load(f"dir:{folder}", image_size=32, batch_size=batch, augment=augment),
+                 "streamed (tfrecord:)": data.load(f"tfrecord:{work / 'shards'}", image_size=32, batch_size=batch,
+                                                   augment=augment),
                  "streamed, disk cache": data.load(f"dir:{folder}", image_size=32, batch_size=batch, augment=augment,
                                                    cache=str(work / f"cache-{augment}"))}
         fits = {}
