@@ -7,13 +7,16 @@
    big run needs at most 400 MB more. The decoded 224 px set would take ``files * 150 KB``.
 2. Throughput: ``model.fit`` images/s of LeNet-5 (the ``lenet_train`` app's model, batch 64,
    32x32 gray, the app's ``digits`` augmentation and none) on scikit-learn's digits held in
-   memory vs the same digits written as a folder of PNGs and streamed (``dir:``), and streamed
-   with ``cache=DIR``. Each rate is the best of ``--rounds`` epochs after a warm-up epoch, the
+   memory vs the same digits written as a folder of PNGs and streamed (``dir:``), the same PNGs
+   in TFRecord shards (``write_shards``, streamed as ``tfrecord:``), and ``dir:`` with ``cache=DIR``.
+   Each rate is the best of ``--rounds`` epochs after a warm-up epoch, the
    paths measured in alternation (the machine may be shared); goal: stream >= 0.9 x memory.
 
 Prints tables and writes ``benchmarks/results/streaming.json``.
 
-    python -m benchmarks.bench_streaming [--files 20000] [--rounds 4] [--data DIR]
+    python -m benchmarks.bench_streaming [--files 20000] [--rounds 4] [--data DIR] [--throughput-only]
+
+``--throughput-only`` measures part 2 alone and keeps part 1's figures from the last result file.
 """
 
 from __future__ import annotations
@@ -121,14 +124,17 @@ def digits_folder(root: Path) -> Path:
 def throughput(rounds: int, batch: int, work: Path) -> list:
     import keras
 
-    from apps.lenet_train import AUGMENT, MODEL_KWARGS
+    from apps.lenet_train import MODEL_KWARGS, parse_args
     from keras_cv_apps import data, models
 
     folder = digits_folder(work / "digits")
+    data.write_shards(f"dir:{folder}", work / "shards", channels=1)  # the same PNGs, 1,000 per shard
     rows = []
-    for augment in (AUGMENT, "none"):
+    for augment in (parse_args([]).augment, "none"):  # the app's default augmentation, and none
         paths = {"in memory": data.load("digits", image_size=32, batch_size=batch, augment=augment),
                  "streamed (dir:)": data.load(f"dir:{folder}", image_size=32, batch_size=batch, augment=augment),
+                 "streamed (tfrecord:)": data.load(f"tfrecord:{work / 'shards'}", image_size=32, batch_size=batch,
+                                                   augment=augment),
                  "streamed, disk cache": data.load(f"dir:{folder}", image_size=32, batch_size=batch, augment=augment,
                                                    cache=str(work / f"cache-{augment}"))}
         fits = {}
@@ -150,17 +156,37 @@ def throughput(rounds: int, batch: int, work: Path) -> list:
     return rows
 
 
+def throughput_only(args) -> int:
+    last = Path(__file__).resolve().parent / "results" / "streaming.json"
+    previous = json.loads(last.read_text(encoding="utf-8")) if last.exists() else {}
+    with tempfile.TemporaryDirectory() as tmp:
+        speed = throughput(args.rounds, args.batch_size, Path(tmp))
+    print(table(speed, ["augmentation", "path", "images_per_s", "vs_memory"]))
+    keep = {key: previous[key] for key in ("memory", "rss_difference_mb") if key in previous}
+    if keep:
+        keep["memory_measured"] = previous.get("memory_measured", previous.get("date"))
+    path = write_result("streaming", {**keep, "throughput": speed, "rounds": args.rounds,
+                                      "batch_size": args.batch_size, "machine_load": os.getloadavg(),
+                                      "host": machine()})
+    print(f"wrote {path}")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--files", type=int, default=20000)
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--data", default=None, help="folder for the generated JPEGs (kept; default: a temp folder)")
+    p.add_argument("--throughput-only", action="store_true",
+                   help="measure the throughput part only; keep the memory part of the last result file")
     p.add_argument("--epoch-run", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.epoch_run:
         print(json.dumps(epoch_run(args.epoch_run, 224, args.batch_size)))
         return 0
+    if args.throughput_only:
+        return throughput_only(args)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.data or Path(tmp) / "jpegs") / f"photos{args.files}"
         make_jpegs(root, args.files)

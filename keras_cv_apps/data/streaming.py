@@ -23,6 +23,7 @@ still yields one image per file: the slot goes to the next image of the followin
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import math
@@ -52,23 +53,53 @@ def sniff(head: bytes) -> Optional[str]:
 
 def decode_image(data, size, channels: int):
     """Encoded bytes (a scalar string tensor) -> uint8 ``[h, w, channels]`` at ``size`` = (h, w)
-    under the package's pixel contract (see the module docstring). Raises on undecodable data."""
+    under the package's pixel contract (see the module docstring). Raises on undecodable data.
+
+    Inside a tf.data map every op of a branch not taken still costs a visit per image, so the
+    graph is kept small: one switch on the format, where 8-bit gray PNGs (and 8-bit RGB PNGs
+    read as RGB) decode inline in one op, and JPEG (exact DCT, EXIF orientation), other PNGs
+    (16 bits, alpha, palette, luma) and GIF/BMP/WebP are single calls of functions that are not
+    inlined; then one switch on the interpolation."""
     import tensorflow as tf
 
-    def jpeg():
+    jpeg, png, other = _format_decoders(channels)
+    head = tf.strings.substr(data, 0, 8)
+    depth_and_colour = tf.strings.substr(data, 24, 2)  # the IHDR chunk's bit depth and colour type
+    plain = (depth_and_colour == b"\x08\x00") | (depth_and_colour == b"\x08\x02") if channels == 3 else (
+        depth_and_colour == b"\x08\x00")
+    kind = tf.where(tf.strings.substr(head, 0, 3) == b"\xff\xd8\xff", 0,
+                    tf.where(head == b"\x89PNG\r\n\x1a\n", tf.where(plain, 3, 1), 2))
+    image = tf.switch_case(kind, [lambda: jpeg(data), lambda: png(data), lambda: other(data),
+                                  lambda: tf.io.decode_png(data, channels=channels)])
+    image = tf.ensure_shape(image, [None, None, channels])
+    return tf.ensure_shape(_resize(image, size), [size[0], size[1], channels])
+
+
+@functools.lru_cache(maxsize=None)
+def _format_decoders(channels: int) -> tuple:
+    """The JPEG, PNG and GIF/BMP/WebP decoders of `decode_image` as ``tf.function``s kept out
+    of line."""
+    import tensorflow as tf
+
+    signature = [tf.TensorSpec([], tf.string)]
+    attributes = {"_noinline": True}
+
+    @tf.function(input_signature=signature, experimental_attributes=attributes)
+    def jpeg(data):
         image = tf.io.decode_jpeg(data, channels=channels, dct_method="INTEGER_ACCURATE")
         return _orient(image, exif_orientation(data))
 
-    def other():
-        png16 = tf.logical_and(tf.strings.substr(data, 0, 8) == b"\x89PNG\r\n\x1a\n",
-                               tf.strings.substr(data, 24, 1, unit="BYTE") == b"\x10")
-        image = tf.cond(png16, lambda: _from16(tf.io.decode_png(data, channels=0, dtype=tf.uint16)),
-                        lambda: tf.io.decode_image(data, channels=0, expand_animations=False))
+    @tf.function(input_signature=signature, experimental_attributes=attributes)
+    def png(data):  # 8-bit PNGs arrive as v * 257, so round(v / 257) gives them back exactly
+        image = _from16(tf.io.decode_png(data, channels=0, dtype=tf.uint16))
         return _to_channels(_composite(image), channels)
 
-    image = tf.cond(tf.strings.substr(data, 0, 3) == b"\xff\xd8\xff", jpeg, other)
-    image = tf.ensure_shape(image, [None, None, channels])
-    return tf.ensure_shape(_resize(image, size), [size[0], size[1], channels])
+    @tf.function(input_signature=signature, experimental_attributes=attributes)
+    def other(data):  # WebP decodes to uint8 only
+        image = tf.io.decode_image(data, channels=0, expand_animations=False)
+        return _to_channels(_composite(image), channels)
+
+    return jpeg, png, other
 
 
 def _from16(image):
@@ -78,47 +109,42 @@ def _from16(image):
 
 
 def _composite(image):
-    """Gray+alpha / RGBA -> gray / RGB on a white background (as `image.io` does)."""
+    """Gray+alpha / RGBA -> gray / RGB on a white background (as `image.io` does); an image
+    without alpha goes through the same blend at full opacity, which leaves it unchanged."""
     import tensorflow as tf
 
-    def blend():
-        colour = tf.cast(image[..., :-1], tf.float32)
-        alpha = tf.cast(image[..., -1:], tf.float32) / 255.0
-        return tf.cast(colour * alpha + 255.0 * (1.0 - alpha) + 0.5, tf.uint8)
-
     c = tf.shape(image)[-1]
-    return tf.cond(tf.logical_or(c == 2, c == 4), blend, lambda: image)
+    alpha_channels = tf.cast(tf.logical_or(c == 2, c == 4), tf.int32)
+    colour = tf.cast(image[..., :c - alpha_channels], tf.float32)
+    alpha = tf.cast(image[..., c - 1:], tf.float32) / 255.0
+    alpha = alpha * tf.cast(alpha_channels, tf.float32) + (1.0 - tf.cast(alpha_channels, tf.float32))
+    return tf.cast(colour * alpha + 255.0 * (1.0 - alpha) + 0.5, tf.uint8)
 
 
 def _to_channels(image, channels):
-    """1 or 3 channels -> ``channels``: RGB -> luma with OpenCV's fixed-point ITU-R 601 weights."""
+    """1 or 3 channels -> ``channels``: RGB -> luma with OpenCV's fixed-point ITU-R 601 weights
+    (gray is tiled to RGB first: equal weights summing to 16384 give the gray value back)."""
     import tensorflow as tf
 
-    c = tf.shape(image)[-1]
-    if channels == 1:
-        def luma():
-            rgb = tf.cast(image, tf.int32)
-            y = (rgb[..., :1] * 4899 + rgb[..., 1:2] * 9617 + rgb[..., 2:3] * 1868 + 8192) // 16384
-            return tf.cast(y, tf.uint8)
-        return tf.cond(c == 3, luma, lambda: image[..., :1])
-    return tf.cond(c == 1, lambda: tf.tile(image, [1, 1, 3]), lambda: image[..., :3])
+    rgb = tf.tile(image, [1, 1, 3 // tf.shape(image)[-1]])
+    if channels == 3:
+        return rgb
+    rgb = tf.cast(rgb, tf.int32)
+    y = (rgb[..., :1] * 4899 + rgb[..., 1:2] * 9617 + rgb[..., 2:3] * 1868 + 8192) // 16384
+    return tf.cast(y, tf.uint8)
 
 
 def _resize(image, size):
-    """Area interpolation when the target has fewer pixels, bilinear otherwise; none if equal."""
+    """Area interpolation when the target has fewer pixels, bilinear otherwise (which gives an
+    image of the target size back unchanged)."""
     import tensorflow as tf
 
     shape = tf.shape(image)
     h, w = int(size[0]), int(size[1])
-
-    def resized():
-        shrink = h * w < shape[0] * shape[1]
-        out = tf.cond(shrink, lambda: tf.image.resize(image, (h, w), method="area"),
-                      lambda: tf.image.resize(image, (h, w), method="bilinear"))
-        return tf.cast(tf.clip_by_value(tf.round(out), 0.0, 255.0), tf.uint8)
-
-    same = tf.logical_and(shape[0] == h, shape[1] == w)
-    return tf.cond(same, lambda: image, resized)
+    shrink = h * w < shape[0] * shape[1]
+    out = tf.cond(shrink, lambda: tf.image.resize(image, (h, w), method="area"),
+                  lambda: tf.image.resize(image, (h, w), method="bilinear"))
+    return tf.cast(tf.clip_by_value(tf.round(out), 0.0, 255.0), tf.uint8)
 
 
 def exif_orientation(data):

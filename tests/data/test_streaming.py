@@ -67,6 +67,23 @@ def test_stream_decodes_png_alpha_16_bit_and_gray_exactly(tmp_path):
     assert _decode((tmp_path / "0.png").read_bytes(), (6, 5), 3)[0, 0].tolist() == [233, 155, 155]
 
 
+def test_every_png_kind_and_gif_bmp_webp_decode_as_the_in_memory_reader_does(tmp_path):
+    """The decoder switches on the format and on the PNG header (8-bit gray / RGB decode in one
+    op, the rest through the full path): every kind gives `image.io`'s pixels."""
+    rgb = np.random.default_rng(0).integers(0, 256, (7, 9, 3), np.uint8)
+    kinds = {"rgb.png": ("RGB", {}), "gray.png": ("L", {}), "palette.png": ("P", {}), "la.png": ("LA", {}),
+             "gray-trns.png": ("L", {"transparency": 5}), "rgb-interlaced.png": ("RGB", {"interlace": 1}),
+             "rgb.bmp": ("RGB", {}), "rgb.gif": ("RGB", {}), "rgb.webp": ("RGB", {"lossless": True})}
+    for name, (mode, options) in kinds.items():
+        path = tmp_path / name
+        Image.fromarray(rgb).convert(mode).save(path, **options)
+        for channels in (1, 3):
+            ref = fit(read_image(path, mode="gray" if channels == 1 else "rgb"), None, channels)
+            np.testing.assert_array_equal(_decode(path.read_bytes(), ref.shape[:2], channels), ref, err_msg=name)
+            small = fit(read_image(path, mode="gray" if channels == 1 else "rgb"), (4, 5), channels)
+            assert np.abs(_decode(path.read_bytes(), (4, 5), channels).astype(int) - small).max() <= 1, name
+
+
 def _folder(root, per_class=6, size=(20, 16)):
     """Two classes of PNGs whose top-left pixel is a unique id (class * 100 + i)."""
     for c, name in enumerate(("cats", "dogs")):
