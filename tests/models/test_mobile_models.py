@@ -97,7 +97,10 @@ def test_int8_export_runs_in_one_xnnpack_partition(name, tmp_path):
     # read by LiteRT in a fresh process, as on a phone: without TensorFlow's own copy of XNNPACK
     # in the same process (together they intermittently aborted in allocate_tensors)
     code = f"import json; from keras_cv_apps import export; print(json.dumps(export.xnnpack_report({str(path)!r})))"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    for _ in range(3):  # LiteRT has aborted here once in many runs (a native "double free"); a signal is retried
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        if done.returncode >= 0:
+            break
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["partitions"] == 1, report
