@@ -168,6 +168,21 @@ def add_augment(p, *, default: str = "none", labels: bool = True) -> None:
                         "apps.augment_preview --augment PRESET; default: %(default)s)")
 
 
+def add_classifier(p, *, app: str, model: str, epochs: int, learning_rate: float, augment: str,
+                   image_size=None, architecture=None) -> None:
+    """The flags the classifier training apps share; ``architecture(p)`` adds an app's own model
+    flags between the training and the augmentation groups."""
+    add_model(p, default=model, tasks=("classifier",), app=app)
+    add_data(p, image_size=image_size, batch_size=64)
+    add_training(p, epochs=epochs, learning_rate=learning_rate)
+    if architecture is not None:
+        architecture(p)
+    add_augment(p, default=augment)
+    add_balance(p)
+    add_export(p)
+    add_output(p, app)
+
+
 def add_reconstruction(p, *, app: str, model_help: str, variants=None, epochs: int = 40) -> None:
     """The flags the autoencoder and VAE apps share."""
     if variants:

@@ -29,20 +29,18 @@ APP = "alexnet_train"
 FIT_KWARGS = {"optimizer": "adamw", "schedule": "onecycle", "patience": 1000}
 
 
-def _parser():
-    p = _cli.parser(__doc__, APP)
-    _cli.add_model(p, default="alexnet", tasks=("classifier",), app=APP)
-    _cli.add_data(p, image_size=32, batch_size=64)
-    _cli.add_training(p, epochs=25, learning_rate=2e-3)
+def _architecture(p):
     g = p.add_argument_group("AlexNet")
     g.add_argument("--norm", choices=ALEXNET_NORMS, default="batchnorm",
                    help="normalisation after the convolutions (default: %(default)s)")
     g.add_argument("--dropout", type=_cli.fraction, default=0.5,
                    help="dropout before the dense layers, in [0, 1) (default: %(default)s)")
-    _cli.add_augment(p, default="light")
-    _cli.add_balance(p)
-    _cli.add_export(p)
-    _cli.add_output(p, APP)
+
+
+def _parser():
+    p = _cli.parser(__doc__, APP)
+    _cli.add_classifier(p, app=APP, model="alexnet", epochs=25, learning_rate=2e-3, augment="light", image_size=32,
+                        architecture=_architecture)
     return p
 
 

@@ -37,13 +37,7 @@ FIT_KWARGS = {"optimizer": "adam", "schedule": "cosine", "label_smoothing": 0.1,
 
 def _parser():
     p = _cli.parser(__doc__, APP)
-    _cli.add_model(p, default="lenet5", tasks=("classifier",), app=APP)
-    _cli.add_data(p, batch_size=64)
-    _cli.add_training(p, epochs=40, learning_rate=2e-3)
-    _cli.add_augment(p, default="digits")
-    _cli.add_balance(p)
-    _cli.add_export(p)
-    _cli.add_output(p, APP)
+    _cli.add_classifier(p, app=APP, model="lenet5", epochs=40, learning_rate=2e-3, augment="digits")
     return p
 
 
