@@ -93,16 +93,38 @@ def check_image_size(cfg, size: int, model_kwargs: dict) -> int:
     return size
 
 
-def _builds(name: str, model_kwargs: dict) -> bool:
-    """Whether ``name`` takes ``model_kwargs`` (a tiny build, no data)."""
-    from keras_cv_apps import models
-    from keras_cv_apps.models._registry import get_cfg
+class _Accepted(Exception):
+    """Raised by `_ShapeProbe` when a builder first uses its ``image_shape``."""
 
-    cfg = get_cfg(name)
+
+class _ShapeProbe:
+    """An ``image_shape`` that stops a builder the moment it is used: by then Python has bound every
+    keyword argument, so the builder has accepted them all, and no layer has been built yet."""
+
+    def __getattr__(self, *_):
+        raise _Accepted
+
+
+for _op in ("iter", "getitem", "len", "index", "int", "eq", "ne", "lt", "le", "gt", "ge", "add", "radd", "mul",
+            "rmul", "bool", "contains", "hash"):
+    setattr(_ShapeProbe, f"__{_op}__", _ShapeProbe.__getattr__)
+
+
+def _builds(name: str, model_kwargs: dict) -> bool:
+    """Whether the registered builder of ``name`` takes ``model_kwargs``: its keyword binding, checked
+    without building (a ViT-B would take seconds)."""
+    from keras_cv_apps.models._registry import _lookup
+
+    fn, cfg = _lookup(name)
     try:
-        models.create(name, image_shape=cfg.test_image_shape, num_classes=2, **model_kwargs)
-    except TypeError:
-        return False
+        fn(**{"name": name, **cfg.defaults, **model_kwargs, "image_shape": _ShapeProbe()})
+    except Exception as e:  # noqa: BLE001 - a validator may wrap the probe's exception in its own
+        while e is not None and not isinstance(e, _Accepted):
+            if isinstance(e, TypeError) and "unexpected keyword argument" in str(e):
+                return False
+            e = e.__cause__ or e.__context__
+        if e is None:
+            raise
     return True
 
 

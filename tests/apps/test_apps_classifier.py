@@ -118,3 +118,22 @@ def test_balance_flag_trains_with_the_focal_loss(tmp_path):
     checkpoint = keras_cv_apps.load_model(out / "best.keras")
     assert type(checkpoint.loss).__name__ == "FocalLoss"
     assert keras_cv_apps.load_model(out / "model.keras").output_shape == (None, 10)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"norm": "batchnorm", "dropout": 0.1}, lenet_train.MODEL_KWARGS])
+def test_architecture_check_agrees_with_a_real_build(kwargs):
+    """The app's check reads the builder's keyword binding without building; a tiny real build
+    must take exactly the same keyword sets (the tiny test variants stand for their families)."""
+    from apps._runs import _builds
+    from keras_cv_apps import models
+    from keras_cv_apps.models._registry import get_cfg
+
+    for name in models.list_models(task="classifier", include_test=True):
+        if not name.startswith("test_"):
+            continue
+        try:
+            models.create(name, image_shape=get_cfg(name).test_image_shape, num_classes=2, **kwargs)
+            built = True
+        except TypeError:
+            built = False
+        assert _builds(name, kwargs) == built, name
