@@ -36,6 +36,7 @@ from keras_cv_apps._validate import check_image_shape, check_int, check_number
 from keras_cv_apps.models._blocks import check_num_classes
 from keras_cv_apps.models._registry import register_model
 from keras_cv_apps.models.bit_layers import StandardizedConv2D
+from keras_cv_apps.models.checkpoints import load_weights, register_layout
 
 GN_EPSILON = 1e-5
 MIN_IMAGE_SIZE = 8
@@ -106,6 +107,7 @@ def build_bit(*, num_classes: int = 1000, image_shape=(224, 224, 3), block_units
     return keras.Model(inputs, outputs, name=name)
 
 
+@register_layout
 def npz_layout(model):
     """``{checkpoint key: (variable, shape in the file, role)}`` for a BiT model, or None for another
     model. Keys are those of the released ``BiT-*.npz`` files (``resnet/...``); the head's
@@ -142,8 +144,6 @@ def npz_layout(model):
 
 def _load(model, weights, *, strict=True):
     """Read a released/official-layout ``.npz``, a release name or a ``hub:`` preset (`checkpoints`)."""
-    from keras_cv_apps.models.checkpoints import load_weights
-
     return load_weights(model, weights, strict=strict)
 
 

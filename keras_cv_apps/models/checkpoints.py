@@ -27,7 +27,7 @@ import dataclasses
 import logging
 import os
 from pathlib import Path
-from typing import List
+from typing import Callable, List
 
 import numpy as np
 
@@ -65,12 +65,20 @@ class CheckpointReport:
         return dataclasses.asdict(self)
 
 
+_LAYOUTS: List[Callable] = []
+
+
+def register_layout(fn: Callable) -> Callable:
+    """Decorator: a family's ``fn(model) -> {key: (variable, shape in the file, role)}`` for its own
+    models (None for any other), consulted by `npz_layout` in registration order."""
+    _LAYOUTS.append(fn)
+    return fn
+
+
 def npz_layout(model) -> dict:
     """``{key: (variable, shape in the file, role)}`` of ``model`` (a ViT or BiT model)."""
-    from keras_cv_apps.models import bit, vit
-
-    for family in (vit, bit):
-        layout = family.npz_layout(model)
+    for layout_of in _LAYOUTS:
+        layout = layout_of(model)
         if layout is not None:
             return layout
     raise ValueError(f"{model.name} is not a ViT or BiT model: only those read official .npz checkpoints.")

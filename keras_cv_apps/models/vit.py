@@ -27,6 +27,7 @@ from keras import layers
 from keras_cv_apps._validate import check_image_shape, check_int
 from keras_cv_apps.models._blocks import check_num_classes
 from keras_cv_apps.models._registry import register_model
+from keras_cv_apps.models.checkpoints import load_weights, register_layout
 from keras_cv_apps.models.vit_layers import ClassToken, Gelu, MultiHeadSelfAttention, PositionEmbedding
 
 EPSILON = 1e-6  # flax nn.LayerNorm's default, used by every released ViT
@@ -103,6 +104,7 @@ def build_vit(*, num_classes: int = 1000, image_shape=(224, 224, 3), patch_size:
     return keras.Model(inputs, outputs, name=name)
 
 
+@register_layout
 def npz_layout(model):
     """``{checkpoint key: (variable, shape in the file, role)}`` for a ViT, or None for another model.
 
@@ -148,8 +150,6 @@ def npz_layout(model):
 
 def _load(model, weights, *, strict=True):
     """Read a released/official-layout ``.npz``, a release name or a ``hub:`` preset (`checkpoints`)."""
-    from keras_cv_apps.models.checkpoints import load_weights
-
     return load_weights(model, weights, strict=strict)
 
 
