@@ -46,12 +46,12 @@ def evaluate(run_dir, seed):
     """Accuracy of a run's model.keras on clean and corrupted digits: {(name, severity): acc}."""
     import keras_cv_apps
     from keras_cv_apps.artifacts import read_json
-    from keras_cv_apps.data import corruptions
+    from keras_cv_apps.data import sources
     from keras_cv_apps.data.pipelines import scale_images
 
     config = read_json(Path(run_dir) / "config.json")["dataset"]
     model = keras_cv_apps.load_model(Path(run_dir) / "model.keras")
-    sets = corruptions.digits_c(image_size=tuple(config["image_size"]), channels=config["channels"], seed=seed)
+    sets = sources.digits_c(image_size=tuple(config["image_size"]), channels=config["channels"], seed=seed)
     scores = {}
     for key, (x, y) in sets.items():
         probs = model.predict(scale_images(x, config["scale"], config["mean"], config["std"]), verbose=0,

@@ -4,7 +4,8 @@ Like ImageNet-C / CIFAR-10-C (Hendrycks & Dietterich, 2019), it measures how a c
 up when test images are degraded in ways training never showed it: the mean accuracy over all
 corruptions and severities ("mean corruption accuracy") next to the clean accuracy. The clean
 images are exactly the test split of ``data.load("digits", seed=seed)`` (stratified 70/10/20), so
-a model trained on that split has never seen them.
+a model trained on that split has never seen them (`sources.digits_c` builds the set, the
+``digits-c`` spec loads it; this module holds the corruptions themselves).
 
 Corruptions (severity 1..5; ``S`` is the image side in pixels, 32 for LeNet-5):
 
@@ -90,27 +91,10 @@ def corrupt(images: np.ndarray, name: str, severity: int, *, seed: int = 0) -> n
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-def digits_test_split(*, image_size=(32, 32), channels: int = 1, seed: int = 0):
-    """``(images uint8 [N, H, W, C], labels int32 [N])``: the test split of ``data.load("digits",
-    image_size=..., channels=..., seed=seed)`` (default fractions), clean."""
-    from keras_cv_apps.data.pipelines import stratified_split
-    from keras_cv_apps.data.sources import load_source
-
-    data = load_source("digits", image_size=image_size, channels=channels, seed=seed)
-    test = stratified_split(data.labels, val_fraction=0.1, test_fraction=0.2, seed=seed)["test"]
-    return data.images[test], data.labels[test]
-
-
-def digits_c(*, image_size=(32, 32), channels: int = 1, seed: int = 0, corruptions=CORRUPTIONS,
-             severities=SEVERITIES) -> dict:
-    """``{(corruption, severity): (images, labels)}`` for the digits test split (see the module
-    docstring); ``("clean", 0)`` holds the uncorrupted images."""
-    images, labels = digits_test_split(image_size=image_size, channels=channels, seed=seed)
-    sets = {("clean", 0): (images, labels)}
-    for name in corruptions:
-        for severity in severities:
-            sets[(name, severity)] = (corrupt(images, name, severity, seed=seed), labels)
-    return sets
+def corrupt_all(images: np.ndarray, *, corruptions=CORRUPTIONS, severities=SEVERITIES, seed: int = 0) -> dict:
+    """``{(corruption, severity): images}`` for every pair of ``corruptions`` x ``severities``."""
+    return {(name, severity): corrupt(images, name, severity, seed=seed)
+            for name in corruptions for severity in severities}
 
 
 def parse_spec(rest: str) -> dict:

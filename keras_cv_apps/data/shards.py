@@ -71,11 +71,11 @@ def write_shards(spec, out_dir, *, shard_size: int = 1000, image_size=None, chan
     only with ``overwrite=True``.
     """
     from keras_cv_apps import artifacts
-    from keras_cv_apps.data import pipelines, sources
+    from keras_cv_apps.data import sources, splitting
 
     if not isinstance(shard_size, (int, np.integer)) or shard_size < 1:
         raise ValueError(f"shard_size must be a positive integer; got {shard_size!r}.")
-    size = pipelines._image_size(image_size)
+    size = splitting.image_size(image_size)
     out = Path(out_dir).expanduser()
     _prepare_out(out, overwrite)
     if isinstance(spec, str) and spec.startswith("dir:"):
@@ -88,7 +88,7 @@ def write_shards(spec, out_dir, *, shard_size: int = 1000, image_size=None, chan
         labels, names, skipped = data.labels, list(data.class_names), list(data.skipped)
         paths = [f"{spec if isinstance(spec, str) else 'arrays'}#{i}" for i in range(len(labels))]
         encode = _array_encoder(data.images)
-    indices = pipelines.stratified_split(labels, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
+    indices = splitting.stratified_split(labels, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
                                          class_names=names, min_classes=1)
     index = {"format": "keras_cv_apps.shards", "version": 1, "spec": spec if isinstance(spec, str) else "arrays",
              "class_names": names, "seed": seed, "val_fraction": val_fraction, "test_fraction": test_fraction,

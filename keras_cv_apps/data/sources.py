@@ -141,13 +141,33 @@ def _digits(*, size, channels, seed):
     return SourceData(fit_many(raw, size, channels), bunch.target.astype(np.int32), names, [])
 
 
-def _digits_c(*, size, channels, seed, corruptions=None, severities=None):
-    """The digits test split of ``seed`` under ``corruptions`` x ``severities`` (all by default),
-    one block after the other (`corruptions.digits_c`); at 32x32 unless ``size`` says otherwise."""
+def digits_test_split(*, image_size=(32, 32), channels: int = 1, seed: int = 0):
+    """``(images uint8 [N, H, W, C], labels int32 [N])``: the test split of ``data.load("digits",
+    image_size=..., channels=..., seed=seed)`` (default fractions), clean."""
+    from keras_cv_apps.data.splitting import stratified_split
+
+    data = _digits(size=image_size, channels=channels, seed=seed)
+    test = stratified_split(data.labels, val_fraction=0.1, test_fraction=0.2, seed=seed)["test"]
+    return data.images[test], data.labels[test]
+
+
+def digits_c(*, image_size=(32, 32), channels: int = 1, seed: int = 0, corruptions=None, severities=None) -> dict:
+    """``{(corruption, severity): (images, labels)}``: the digits test split of ``seed`` under
+    ``corruptions`` x ``severities`` (all by default; see `corruptions`); ``("clean", 0)`` holds the
+    uncorrupted images."""
     from keras_cv_apps.data import corruptions as c
 
-    sets = c.digits_c(image_size=size or (32, 32), channels=channels, seed=seed,
-                      corruptions=corruptions or c.CORRUPTIONS, severities=severities or c.SEVERITIES)
+    images, labels = digits_test_split(image_size=image_size, channels=channels, seed=seed)
+    corrupted = c.corrupt_all(images, corruptions=corruptions or c.CORRUPTIONS,
+                              severities=severities or c.SEVERITIES, seed=seed)
+    return {("clean", 0): (images, labels), **{key: (x, labels) for key, x in corrupted.items()}}
+
+
+def _digits_c(*, size, channels, seed, corruptions=None, severities=None):
+    """The digits test split of ``seed`` under ``corruptions`` x ``severities`` (all by default),
+    one block after the other (`digits_c`); at 32x32 unless ``size`` says otherwise."""
+    sets = digits_c(image_size=size or (32, 32), channels=channels, seed=seed, corruptions=corruptions,
+                    severities=severities)
     del sets[("clean", 0)]
     images = np.concatenate([x for x, _ in sets.values()])
     labels = np.concatenate([y for _, y in sets.values()]).astype(np.int32)

@@ -13,7 +13,7 @@ keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
 from keras_cv_apps import choices, data, training  # noqa: E402
-from keras_cv_apps.data import augment, corruptions  # noqa: E402
+from keras_cv_apps.data import augment, corruptions, sources  # noqa: E402
 
 
 def _epoch(dataset):
@@ -142,7 +142,7 @@ def test_bad_presets_name_the_valid_ones():
 
 
 def test_digits_c_is_the_corrupted_test_split_and_worsens_with_severity():
-    sets = corruptions.digits_c(image_size=(16, 16), seed=1, corruptions=("rotation", "occlusion", "jpeg"))
+    sets = sources.digits_c(image_size=(16, 16), seed=1, corruptions=("rotation", "occlusion", "jpeg"))
     assert len(sets) == 1 + 3 * 5
     clean_x, clean_y = sets[("clean", 0)]
     splits = data.load("digits", image_size=16, seed=1)
