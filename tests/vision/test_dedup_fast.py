@@ -61,3 +61,19 @@ def test_planted_duplicate_among_tiny_images(tmp_path):
     cv2.imwrite(str(tmp_path / "twin.jpg"), twin, [cv2.IMWRITE_JPEG_QUALITY, 60])
     result = dedup.find_duplicates(tmp_path, progress=False, workers=2)
     assert [sorted(p.name for p in g.files) for g in result.groups] == [["tile08.png", "twin.jpg"]]
+
+
+def test_ecc_on_half_size_thumbnails_finds_the_full_size_shift():
+    """The warp fitted at 32x32 is scaled back to 64x64 pixels: a known shift is recovered."""
+    from keras_cv_apps.vision import verify
+
+    square = cv2.resize(_gray("astronaut"), (80, 80), interpolation=cv2.INTER_AREA)
+    a = verify.thumbnail(square[8:72, 8:72])
+    b = verify.thumbnail(square[5:69, 11:75])  # the window moved 3 px up and 3 px right
+    warp = verify._ecc_warp(a, b, 2)
+    assert warp is not None
+    assert np.allclose(warp[:, :2], np.eye(2), atol=0.05)
+    assert np.allclose(warp[:, 2], [-3.0, 3.0], atol=0.6)  # a(x, y) = b(x - 3, y + 3)
+    assert verify.ssim(a, b) < 0.6 <= verify.aligned_ssim(a, b, shifted=True, min_ssim=0.6)
+    other = verify.thumbnail(cv2.resize(_gray("coffee"), (64, 64), interpolation=cv2.INTER_AREA))
+    assert verify.aligned_ssim(a, other, shifted=True, min_ssim=0.6) < 0.6
