@@ -340,6 +340,9 @@ def large_throughput(n: int, rounds: int = 2) -> dict:
             for a, b in itertools.combinations(g.files, 2)}
     true, ambiguous = _crop_truth(n, seed=1)
     tp, fp = len(pred & true), len(pred - true - ambiguous)
+    # the verified pairs themselves (before groups join them transitively)
+    edges = {tuple(sorted((index[a.name], index[b.name]))) for a, b, _ in result.pairs}
+    edge_tp, edge_fp = len(edges & true), len(edges - true - ambiguous)
     return {"images": n, "decode_img_s": best["decode"], "dedup_img_s": best["dedup"],
             "ratio": round(best["dedup"] / best["decode"], 2), "hashing_img_s": best["hashing"],
             "hashing_ratio": round(best["hashing"] / best["decode"], 2), "groups_found": len(result.groups),
@@ -350,7 +353,11 @@ def large_throughput(n: int, rounds: int = 2) -> dict:
             "crop_truth": {"true_pairs_iou_ge_0.7": len(true), "ambiguous_0.5_0.7": len(ambiguous),
                            "found_pairs": len(pred), "found_true": tp, "found_ambiguous": len(pred & ambiguous),
                            "found_distinct_iou_lt_0.5": fp, "precision": round(tp / max(tp + fp, 1), 3),
-                           "recall": round(tp / max(len(true), 1), 3)}}
+                           "recall": round(tp / max(len(true), 1), 3),
+                           "largest_group": max((len(g.files) for g in result.groups), default=0),
+                           "verified_pairs": len(edges), "verified_true": edge_tp,
+                           "verified_ambiguous": len(edges & ambiguous), "verified_distinct": edge_fp,
+                           "verified_precision": round(edge_tp / max(edge_tp + edge_fp, 1), 3)}}
 
 
 def huge_groups(n: int) -> dict:
