@@ -151,6 +151,8 @@ def _phash_side(n: int, spans: tuple) -> np.ndarray:
     pixels, the 8 lowest DCT rows of that span shrunk (area) to 32 pixels, reversed if mirrored."""
     blocks = []
     for start, stop, mirrored in spans:
+        if not 0 <= start < stop <= n or stop - start < 32:
+            raise ValueError(f"A pHash span must lie in 0..{n} and hold at least 32 pixels, got {start}..{stop}.")
         shrink = np.zeros((32, n))
         shrink[:, start:stop] = area_matrix(stop - start, 32)
         blocks.append(_dct_rows() @ (shrink[::-1] if mirrored else shrink))
@@ -159,7 +161,8 @@ def _phash_side(n: int, spans: tuple) -> np.ndarray:
 
 def phash_grid(square: np.ndarray, row_spans, col_spans) -> np.ndarray:
     """uint64 pHashes ``(len(row_spans), len(col_spans))`` of ``square`` cut to every pair of a row
-    span and a column span, each span ``(start, stop, mirrored)`` in pixels.
+    span and a column span, each span ``(start, stop, mirrored)`` in pixels and at least 32 long
+    (a shrink: OpenCV's area weights per axis hold only when both axes shrink).
 
     Equal to `region_hashes` on the same crops (mirrored: of the crop flipped left-right), with
     the float32 32x32 shrink; two matrix products instead of one resize and one DCT per crop.

@@ -77,3 +77,11 @@ def test_ecc_on_half_size_thumbnails_finds_the_full_size_shift():
     assert verify.ssim(a, b) < 0.6 <= verify.aligned_ssim(a, b, shifted=True, min_ssim=0.6)
     other = verify.thumbnail(cv2.resize(_gray("coffee"), (64, 64), interpolation=cv2.INTER_AREA))
     assert verify.aligned_ssim(a, other, shifted=True, min_ssim=0.6) < 0.6
+
+
+def test_phash_grid_refuses_spans_it_cannot_shrink():
+    square = np.zeros((128, 128), np.uint8)
+    with pytest.raises(ValueError, match="at least 32 pixels"):
+        hashing.phash_grid(square, [(0, 20, False)], [(0, 128, False)])
+    with pytest.raises(ValueError, match="lie in 0..128"):
+        hashing.phash_grid(square, [(0, 128, False)], [(100, 140, False)])
