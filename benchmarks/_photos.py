@@ -28,18 +28,31 @@ def photos() -> list:
     return [np.ascontiguousarray(a) for a in out]
 
 
-def _one(args):
-    import cv2
-
-    path, seed, side_range, sources = args
+def _draw(seed, shapes):
+    """(rng, photo index, crop box (y, x, height, width)) of one generated file."""
     rng = np.random.default_rng(seed)
-    photo = sources[rng.integers(len(sources))]
-    h, w = photo.shape[:2]
+    index = int(rng.integers(len(shapes)))
+    h, w = shapes[index][:2]
     frac = rng.uniform(0.2, 0.6)
     ch, cw = max(16, int(h * frac * rng.uniform(0.8, 1.2))), max(16, int(w * frac * rng.uniform(0.8, 1.2)))
     ch, cw = min(ch, h), min(cw, w)
     y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
-    crop = photo[y : y + ch, x : x + cw]
+    return rng, index, (int(y), int(x), int(ch), int(cw))
+
+
+def crop_boxes(n: int, *, seed: int = 0, start: int = 0) -> list:
+    """(photo index, (y, x, height, width)) of the files `write_distinct` writes with these
+    arguments, in order: the ground truth of which files show overlapping parts of one photo."""
+    shapes = [a.shape for a in photos()]
+    return [_draw(seed * 1_000_003 + k, shapes)[1:] for k in range(start, start + n)]
+
+
+def _one(args):
+    import cv2
+
+    path, seed, side_range, sources = args
+    rng, index, (y, x, ch, cw) = _draw(seed, [a.shape for a in sources])
+    crop = sources[index][y : y + ch, x : x + cw]
     side = int(rng.integers(*side_range))
     scale = side / max(ch, cw)
     crop = cv2.resize(crop, (max(8, round(cw * scale)), max(8, round(ch * scale))), interpolation=cv2.INTER_AREA)

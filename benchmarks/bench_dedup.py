@@ -13,13 +13,16 @@ Measures, on one machine in one run:
 - `hashing.hamming_search` time and peak traced memory on 100,000 and 1,000,000 random hashes;
 - end to end: wall time of ``python -m apps.dedup SET --out FILE`` against a process that only
   decodes the same files (our parallel `io.iter_images`, and a plain ``cv2.imread`` loop);
-- on ``--large`` (10,000) generated photos (crops of the shipped photos, resized, re-encoded):
-  `dedup.find_duplicates` images/s against decode-only images/s;
-- huge groups: 10,000 copies of one photo plus 10,000 distinct photos against 20,000 distinct
+- on ``--large`` (10,000) generated photos (crops of the shipped photos, resized, re-encoded;
+  part ``throughput``): `dedup.find_duplicates` images/s and its hashing pass alone against
+  decode-only images/s, where the time goes (search, verification, ECC fits), and pair precision /
+  recall against the crop geometry (overlap of two crops of one photo: IoU >= 0.7 is a duplicate);
+- huge groups (part ``huge``): 10,000 copies of one photo plus 10,000 distinct photos against 20,000 distinct
   photos (`find_duplicates` wall time), and the size of the largest group in the CSV;
 - the same accuracy/speed figures for imagededup / cleanvision when they are importable.
 
 Usage: python -m benchmarks.bench_dedup [--quick] [--methods phash,cnn] [--thresholds 6,10] [--large 10000]
+       [--parts accuracy,speed,end_to_end,others,throughput,huge,search]
 Prints a table and writes benchmarks/results/dedup.json.
 """
 
@@ -38,7 +41,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-PARTS = ("accuracy", "speed", "end_to_end", "others", "large", "search")
+PARTS = ("accuracy", "speed", "end_to_end", "others", "large", "throughput", "huge", "search")
+DEFAULT_PARTS = "accuracy,speed,end_to_end,others,large,search"
 TRANSFORMS = ("resize", "jpeg", "brightness_contrast", "crop", "rotation", "noise", "watermark",
               "grayscale", "flip", "exact_copy", "resave")
 
@@ -261,26 +265,99 @@ def end_to_end(root: Path, rounds: int = 3) -> dict:
     return best
 
 
-def large_throughput(n: int) -> dict:
-    """images/s of `find_duplicates` (whole pipeline) vs decode-only on ``n`` generated photos."""
+def _crop_truth(n: int, seed: int, low: float = 0.5, high: float = 0.7):
+    """(true pairs, ambiguous pairs) among `write_distinct` files by the overlap (IoU) of their crop
+    boxes in the same source photo: IoU >= ``high`` is a near-duplicate (the accuracy set's
+    ``crop`` transform keeps IoU >= 0.64), below ``low`` distinct (its overlapping tiles are
+    0.29-0.5), in between not counted either way."""
+    from benchmarks._photos import crop_boxes
+
+    boxes = crop_boxes(n, seed=seed)
+    photo = np.array([b[0] for b in boxes])
+    y, x, h, w = (np.array([b[1][k] for b in boxes], float) for k in range(4))
+    true, ambiguous = set(), set()
+    for p in np.unique(photo):
+        idx = np.flatnonzero(photo == p)
+        a, b = np.triu_indices(len(idx), 1)
+        i, j = idx[a], idx[b]
+        ih = np.clip(np.minimum(y[i] + h[i], y[j] + h[j]) - np.maximum(y[i], y[j]), 0, None)
+        iw = np.clip(np.minimum(x[i] + w[i], x[j] + w[j]) - np.maximum(x[i], x[j]), 0, None)
+        iou = ih * iw / (h[i] * w[i] + h[j] * w[j] - ih * iw)
+        true.update(zip(i[iou >= high].tolist(), j[iou >= high].tolist()))
+        mid = (iou >= low) & (iou < high)
+        ambiguous.update(zip(i[mid].tolist(), j[mid].tolist()))
+    return true, ambiguous
+
+
+def large_throughput(n: int, rounds: int = 2) -> dict:
+    """images/s of `find_duplicates` (whole pipeline) and of its hashing pass alone vs decode-only
+    on ``n`` generated photos (best of ``rounds`` alternating runs), where its time goes, and pair
+    precision / recall against the crop geometry (`_crop_truth`)."""
     from benchmarks._photos import write_distinct
     from keras_cv_apps.image import io
-    from keras_cv_apps.vision import dedup
+    from keras_cv_apps.vision import dedup, hashing, verify
+
+    stages = {}
+
+    def timed(module, name):
+        fn = getattr(module, name)
+
+        def wrapper(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                stages[name] = stages.get(name, 0.0) + time.perf_counter() - t0
+                stages[name + "_calls"] = stages.get(name + "_calls", 0) + 1
+        setattr(module, name, wrapper)
+        return fn
 
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_distinct(tmp, n, seed=1)
-        rates = {"decode": [], "dedup": []}
-        for _ in range(2):
+        rates = {"decode": [], "hashing": [], "dedup": []}
+        for _ in range(rounds):
             t0 = time.perf_counter()
             for _rec in io.iter_images(paths, progress=False):
                 pass
             rates["decode"].append(n / (time.perf_counter() - t0))
             t0 = time.perf_counter()
-            result = dedup.find_duplicates(paths, progress=False)
-            rates["dedup"].append(n / (time.perf_counter() - t0))
+            dedup.compute_hashes(paths, progress=False)
+            rates["hashing"].append(n / (time.perf_counter() - t0))
+            stages.clear()
+            originals = [(m, k, timed(m, k)) for m, k in ((hashing, "hamming_search"), (dedup, "_verify"),
+                                                           (verify, "_ecc_warp"))]
+            try:
+                t0 = time.perf_counter()
+                result = dedup.find_duplicates(paths, progress=False)
+                elapsed = time.perf_counter() - t0
+            finally:
+                for module, name, fn in originals:
+                    setattr(module, name, fn)
+            rates["dedup"].append(n / elapsed)
     best = {k: round(max(v), 1) for k, v in rates.items()}
+    index = {p.name: k for k, p in enumerate(paths)}
+    pred = {tuple(sorted((index[a.name], index[b.name]))) for g in result.groups
+            for a, b in itertools.combinations(g.files, 2)}
+    true, ambiguous = _crop_truth(n, seed=1)
+    tp, fp = len(pred & true), len(pred - true - ambiguous)
+    # the verified pairs themselves (before groups join them transitively)
+    edges = {tuple(sorted((index[a.name], index[b.name]))) for a, b, _ in result.pairs}
+    edge_tp, edge_fp = len(edges & true), len(edges - true - ambiguous)
     return {"images": n, "decode_img_s": best["decode"], "dedup_img_s": best["dedup"],
-            "ratio": round(best["dedup"] / best["decode"], 2), "groups_found": len(result.groups)}
+            "ratio": round(best["dedup"] / best["decode"], 2), "hashing_img_s": best["hashing"],
+            "hashing_ratio": round(best["hashing"] / best["decode"], 2), "groups_found": len(result.groups),
+            "last_run_s": {"total": round(elapsed, 2), "search": round(stages.get("hamming_search", 0), 2),
+                           "verify": round(stages.get("_verify", 0), 2),
+                           "of_which_ecc": round(stages.get("_ecc_warp", 0), 2)},
+            "ecc_fits": int(stages.get("_ecc_warp_calls", 0)),
+            "crop_truth": {"true_pairs_iou_ge_0.7": len(true), "ambiguous_0.5_0.7": len(ambiguous),
+                           "found_pairs": len(pred), "found_true": tp, "found_ambiguous": len(pred & ambiguous),
+                           "found_distinct_iou_lt_0.5": fp, "precision": round(tp / max(tp + fp, 1), 3),
+                           "recall": round(tp / max(len(true), 1), 3),
+                           "largest_group": max((len(g.files) for g in result.groups), default=0),
+                           "verified_pairs": len(edges), "verified_true": edge_tp,
+                           "verified_ambiguous": len(edges & ambiguous), "verified_distinct": edge_fp,
+                           "verified_precision": round(edge_tp / max(edge_tp + edge_fp, 1), 3)}}
 
 
 def huge_groups(n: int) -> dict:
@@ -386,7 +463,7 @@ def _print_table(report) -> None:
     print("pair F1 per transform; P/R/F1 over all pairs; s = wall seconds for the whole run")
     print(f"{'method':18s} {'P':>5s} {'R':>5s} {'F1':>5s} {'s':>6s} "
           + " ".join(f"{t[:6]:>6s}" for t in TRANSFORMS))
-    rows = [(f"ours {m}", r) for m, r in report["methods"].items()]
+    rows = [(f"ours {m}", r) for m, r in report.get("methods", {}).items()]
     for tool, res in report.get("others", {}).items():
         if isinstance(res, dict):
             rows += [(f"{tool} {m}", r) for m, r in res.items()]
@@ -410,7 +487,9 @@ def _print_table(report) -> None:
     t = report.get("large_throughput")
     if t:
         print(f"{t['images']} generated photos: find_duplicates {t['dedup_img_s']} img/s, decode-only "
-              f"{t['decode_img_s']} img/s (ratio {t['ratio']})")
+              f"{t['decode_img_s']} img/s (ratio {t['ratio']}); hashing pass {t.get('hashing_img_s')} img/s "
+              f"(ratio {t.get('hashing_ratio')}); last run {t.get('last_run_s')}, {t.get('ecc_fits')} ECC fits; "
+              f"against the crop geometry {t.get('crop_truth')}")
     h = report.get("huge_groups")
     if h:
         print(f"{h['copies']} copies + {h['copies']} distinct: {h['copies_plus_distinct_s']} s vs "
@@ -434,14 +513,16 @@ def main(argv=None) -> int:
     parser.add_argument("--large", type=int, default=None,
                         help="generated photos for the throughput and huge-group runs (default 10000, "
                              "1000 with --quick; 0 skips them)")
-    parser.add_argument("--parts", default="accuracy,speed,end_to_end,others,large,search",
-                        help="comma-separated parts to run; the others keep their figures from --out")
+    parser.add_argument("--parts", default=DEFAULT_PARTS,
+                        help="comma-separated parts to run (large = throughput + huge); the others keep "
+                             "their figures from --out")
     parser.add_argument("--out", type=Path,
                         default=Path(__file__).parent / "results" / "dedup.json")
     args = parser.parse_args(argv)
     methods = (args.methods or "phash,dhash,ahash,whash" + ("" if args.quick else ",cnn"))
     parts = set(args.parts.split(","))
-    report = json.loads(args.out.read_text()) if args.out.exists() and parts != set(PARTS) else {}
+    fresh = parts >= set(DEFAULT_PARTS.split(","))
+    report = json.loads(args.out.read_text()) if args.out.exists() and not fresh else {}
     with tempfile.TemporaryDirectory(prefix="bench_dedup_") as tmp:
         root = Path(tmp)
         truth, transform_of = build_set(root, args.quick)
@@ -464,8 +545,9 @@ def main(argv=None) -> int:
         if "others" in parts:
             report["others"] = others(root, truth, transform_of)
     large = args.large if args.large is not None else (1000 if args.quick else 10_000)
-    if large and "large" in parts:
+    if large and parts & {"large", "throughput"}:
         report["large_throughput"] = large_throughput(large)
+    if large and parts & {"large", "huge"}:
         report["huge_groups"] = huge_groups(large)
     if "search" in parts:
         sizes = (10_000, 100_000) if args.quick else (100_000, 1_000_000)

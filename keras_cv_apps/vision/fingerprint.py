@@ -24,6 +24,9 @@ from keras_cv_apps.vision import hashing, keep, verify
 WORK_SIDE = 128  # images are decoded to at most this many pixels per side
 _AXIS = ((0.0, 1.0), (0.07, 1.0), (0.0, 0.93), (0.07, 0.93))
 REGIONS = tuple((y0, y1, x0, x1) for (y0, y1), (x0, x1) in itertools.product(_AXIS, _AXIS))
+_SQUARE = 128  # hashes are cut from a _SQUARE x _SQUARE gray square (see `hashing.shrink_regions`)
+# pixel spans of the _AXIS fractions on the square, as `hashing.crop_region` rounds them
+_SPANS = tuple((round(a * _SQUARE), max(round(b * _SQUARE), 1), False) for a, b in _AXIS)
 
 
 def _gray_work(image: np.ndarray) -> np.ndarray:
@@ -39,7 +42,22 @@ def _gray_work(image: np.ndarray) -> np.ndarray:
 
 
 def variant_hashes(gray: np.ndarray, method: str) -> np.ndarray:
-    """[whole, mirrored whole, region 1, ..., region 15] hashes of one image."""
+    """[whole, mirrored whole, region 1, ..., region 15] hashes of one image.
+
+    pHash takes the batched path (`hashing.phash_grid`: all 17 from two matrix products on the
+    square); the other methods shrink each region with ``cv2.resize`` (`reference_variant_hashes`).
+    """
+    if method == "phash":
+        import cv2
+
+        square = cv2.resize(gray, (_SQUARE, _SQUARE), interpolation=cv2.INTER_AREA)
+        grid = hashing.phash_grid(square, _SPANS, _SPANS + ((0, _SQUARE, True),))  # rows x (cols, mirror)
+        return np.concatenate([grid[:1, 0], grid[:1, -1], grid[:, :-1].ravel()[1:]])
+    return reference_variant_hashes(gray, method)
+
+
+def reference_variant_hashes(gray: np.ndarray, method: str) -> np.ndarray:
+    """`variant_hashes` the plain way: one ``cv2.resize`` (and for pHash one ``cv2.dct``) per region."""
     small = hashing.shrink_regions(gray, method, REGIONS)
     small = np.concatenate([small[:1], small[:1, :, ::-1], small[1:]])  # mirror the shrunk whole
     return hashing.stack_hashes(small, method)
@@ -51,8 +69,9 @@ def sharpness(gray: np.ndarray) -> float:
     is not "sharper" than its original, while a blurred copy still scores lower."""
     import cv2
 
-    g = gray.astype(np.float32)
-    return float(cv2.Laplacian(g, cv2.CV_32F).var() / (g.var() + 1.0))
+    _, std = cv2.meanStdDev(gray)
+    _, lap_std = cv2.meanStdDev(cv2.Laplacian(gray, cv2.CV_32F))
+    return float(lap_std[0, 0] ** 2 / (std[0, 0] ** 2 + 1.0))
 
 
 def summarise(image: np.ndarray, method: str = "phash") -> tuple:

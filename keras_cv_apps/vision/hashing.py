@@ -16,6 +16,11 @@ and the ``imagehash`` package. They are written in numpy rather than calling
 ``cv2.img_hash`` because each of those calls resizes the full image again, while here one
 128x128 square serves an image's 17 variants (whole, mirror, regions) in one batch.
 
+The pHash 32x32 shrink is kept in float32 (not rounded to uint8). Area shrinking and the DCT are
+both linear, so `phash_grid` gets the 8x8 low frequencies of many crops of one square from two
+matrix products (rows of ``DCT8 @ shrink`` per crop side); `region_hashes` (one ``cv2.resize``
+and ``cv2.dct`` per crop) is the plain reference it equals, and the tests check that it does.
+
 `hamming_search` finds all pairs within a Hamming distance T with multi-index hashing: the 64
 bits are cut into ``m`` chunks with radii r_c such that sum(r_c + 1) > T. A pair within T then
 differs by at most r_c bits on some chunk c (generalised pigeonhole), so each chunk is a
@@ -27,6 +32,7 @@ of at most 2**22 + 1 offsets.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from typing import Optional, Tuple
@@ -95,6 +101,8 @@ def shrink_regions(gray: np.ndarray, method: str, regions) -> np.ndarray:
     import cv2
 
     square = cv2.resize(gray, (128, 128), interpolation=cv2.INTER_AREA)
+    if method == "phash":  # the 32x32 shrink stays float, as in `phash_grid`
+        square = square.astype(np.float32)
     size = _SIZES[method]
     return np.stack([cv2.resize(crop_region(square, r), size, interpolation=cv2.INTER_AREA)
                      for r in regions]).astype(np.float32)
@@ -117,6 +125,55 @@ def image_hash(image: np.ndarray, method: str = "phash") -> np.uint64:
     check_method(method)
     gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
     return region_hashes(gray, method, [(0.0, 1.0, 0.0, 1.0)])[0]
+
+
+@functools.lru_cache(maxsize=None)
+def area_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """``(n_out, n_in)`` weights of ``cv2.resize(..., INTER_AREA)`` shrinking one axis of n_in
+    pixels to n_out (read off OpenCV by shrinking the identity, so the two agree exactly)."""
+    import cv2
+
+    eye = np.eye(n_in, dtype=np.float64)
+    return cv2.resize(eye, (n_out, n_in), interpolation=cv2.INTER_AREA).T.copy()
+
+
+@functools.lru_cache(maxsize=None)
+def _dct_rows(n: int = 32, k: int = 8) -> np.ndarray:
+    """The first ``k`` rows of the orthonormal n-point DCT-II matrix (what ``cv2.dct`` applies)."""
+    rows = np.cos(np.pi * (2 * np.arange(n) + 1) * np.arange(k)[:, None] / (2 * n)) * np.sqrt(2 / n)
+    rows[0] /= np.sqrt(2)
+    return rows
+
+
+@functools.lru_cache(maxsize=64)
+def _phash_side(n: int, spans: tuple) -> np.ndarray:
+    """float32 ``(8 * len(spans), n)``: for each span ``(start, stop, mirrored)`` of an axis of n
+    pixels, the 8 lowest DCT rows of that span shrunk (area) to 32 pixels, reversed if mirrored."""
+    blocks = []
+    for start, stop, mirrored in spans:
+        if not 0 <= start < stop <= n or stop - start < 32:
+            raise ValueError(f"A pHash span must lie in 0..{n} and hold at least 32 pixels, got {start}..{stop}.")
+        shrink = np.zeros((32, n))
+        shrink[:, start:stop] = area_matrix(stop - start, 32)
+        blocks.append(_dct_rows() @ (shrink[::-1] if mirrored else shrink))
+    return np.vstack(blocks).astype(np.float32)
+
+
+def phash_grid(square: np.ndarray, row_spans, col_spans) -> np.ndarray:
+    """uint64 pHashes ``(len(row_spans), len(col_spans))`` of ``square`` cut to every pair of a row
+    span and a column span, each span ``(start, stop, mirrored)`` in pixels and at least 32 long
+    (a shrink: OpenCV's area weights per axis hold only when both axes shrink).
+
+    Equal to `region_hashes` on the same crops (mirrored: of the crop flipped left-right), with
+    the float32 32x32 shrink; two matrix products instead of one resize and one DCT per crop.
+    """
+    left = _phash_side(square.shape[0], tuple(map(tuple, row_spans)))
+    right = _phash_side(square.shape[1], tuple(map(tuple, col_spans)))
+    low = left @ np.asarray(square, np.float32) @ right.T
+    rows, cols = len(row_spans), len(col_spans)
+    low = low.reshape(rows, 8, cols, 8).transpose(0, 2, 1, 3).reshape(rows * cols, 64)
+    median = np.partition(low[:, 1:], 31, axis=1)[:, 31:32]  # the median of 63 values
+    return pack_bits(low > median).reshape(rows, cols)
 
 
 def popcount(x: np.ndarray) -> np.ndarray:

@@ -7,6 +7,8 @@
   importing scipy.
 - `aligned_ssim`: SSIM of two lined-up thumbnails; when the hashes say the pair is shifted (a
   crop or rotation) and plain SSIM falls short, an affine ECC fit refines the alignment first.
+  The fit runs on the thumbnails shrunk to 32x32 with at most `ECC_ITERATIONS` steps (distinct
+  images never converge and use them all), and the warp is scaled back for the 64x64 SSIM.
 - `ThumbStore`: the 64x64 gray thumbnail of every image, kept from the hashing pass so that
   verification never decodes a file twice. The first `ThumbStore.MEMORY_LIMIT` bytes stay in
   memory and the rest spill to a temporary file, so a folder of any size keeps memory bounded.
@@ -73,18 +75,36 @@ def aligned_ssim(a: np.ndarray, b: np.ndarray, *, shifted: bool, min_ssim: float
     score = ssim(a, b)
     if score >= min_ssim or not shifted:
         return score
-    warp = np.eye(2, 3, dtype=np.float32)
-    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-4)
-    try:
-        _, warp = cv2.findTransformECC(a.astype(np.float32), b.astype(np.float32), warp,
-                                       cv2.MOTION_AFFINE, criteria, None, 3)
-    except cv2.error:  # no convergence: keep the hash alignment
-        return score
-    if np.abs(warp[:, :2] - np.eye(2)).max() > 0.25 or np.abs(warp[:, 2]).max() > 10:
+    warp = _ecc_warp(a, b, ECC_SCALE)
+    if warp is None or np.abs(warp[:, :2] - np.eye(2)).max() > 0.25 or np.abs(warp[:, 2]).max() > 10:
         return score
     moved = cv2.warpAffine(b, warp, (THUMB, THUMB), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                            borderMode=cv2.BORDER_REPLICATE)
     return max(score, ssim(a, moved))
+
+
+ECC_SCALE = 2  # the ECC fit runs on thumbnails shrunk by this factor (32x32)
+ECC_ITERATIONS = 20  # at most this many ECC steps (pairs that do not line up use them all)
+
+
+def _ecc_warp(a: np.ndarray, b: np.ndarray, scale: int):
+    """Affine ECC warp (THUMB-pixel units, inverse map) taking ``b`` onto ``a``, fitted on both
+    shrunk ``scale`` times; None when the fit does not converge."""
+    import cv2
+
+    side = THUMB // scale
+    small = [cv2.resize(x, (side, side), interpolation=cv2.INTER_AREA).astype(np.float32) if scale > 1
+             else x.astype(np.float32) for x in (a, b)]
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, ECC_ITERATIONS, 1e-4)
+    try:
+        _, warp = cv2.findTransformECC(small[0], small[1], np.eye(2, 3, dtype=np.float32), cv2.MOTION_AFFINE,
+                                       criteria, None, 3)
+    except cv2.error:  # no convergence: keep the hash alignment
+        return None
+    # pixel centres: x_full = scale * x_small + (scale - 1) / 2, so t_full = scale * t + (scale - 1) / 2 (I - A) 1
+    shift = (scale - 1) / 2.0
+    warp[:, 2] = scale * warp[:, 2] + shift * (1.0 - warp[:, :2].sum(axis=1))
+    return warp
 
 
 class ThumbStore:
