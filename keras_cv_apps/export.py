@@ -492,6 +492,26 @@ def add_classifier_metadata(path, class_names, preprocessing: dict, *, name: str
     return report
 
 
+# ITU-R 601 luma, the weights OpenCV's RGB -> gray uses (and so this package's image readers)
+LUMA = (0.299, 0.587, 0.114)
+
+
+def with_rgb_input(model):
+    """``model`` (one 1-channel image input) behind a fixed RGB -> luma 1x1 convolution: a Keras model
+    taking ``(H, W, 3)`` images, for runtimes that feed only RGB (MediaPipe's ``ImageClassifier``).
+    The weights sum to 1, so an image whose three channels are equal gives the model its own input."""
+    import keras
+
+    shape = _input_shape(model)
+    if len(shape) != 4 or shape[-1] != 1:
+        raise ValueError(f"with_rgb_input takes a model with one (H, W, 1) image input; this one takes {shape[1:]}.")
+    rgb = keras.Input((*shape[1:3], 3), name="rgb_image")
+    luma = keras.layers.Conv2D(1, 1, use_bias=False, trainable=False, name="rgb_to_luma")
+    outputs = model(luma(rgb))
+    luma.set_weights([np.asarray(LUMA, np.float32).reshape(1, 1, 3, 1)])
+    return keras.Model(rgb, outputs, name=f"{model.name}_rgb")
+
+
 def read_classifier_metadata(path) -> dict | None:
     """The classifier metadata of a ``.tflite`` file (labels, normalisation ``mean``/``std``, colour
     space, input ``size``, ``min_parser_version``), or None when the file carries none."""

@@ -83,3 +83,21 @@ def test_files_without_metadata_or_with_one_channel_are_refused(exported, tmp_pa
     assert "refuses" in written["mediapipe_image_classifier"]
     with pytest.raises(Exception, match="RGB color space|depth = 3 or 4"):  # 1 channel: not taken
         classify(gray, np.zeros((1, 16, 16, 3), np.uint8))
+
+
+def test_grayscale_model_runs_behind_an_rgb_front(tmp_path):
+    """The lenet_train kind of model (1 channel) exported through `export.with_rgb_input`."""
+    splits = data.load("digits", image_size=16, channels=1, scale="unit", seed=0)
+    x, y = splits.arrays("train")
+    keras.utils.set_random_seed(0)
+    model = models.create("test_lenet5", num_classes=10, image_shape=(16, 16, 1))
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=4, batch_size=32, verbose=0)
+    x_test, y_test = splits.arrays("test")
+    rgb = export.with_rgb_input(model)
+    reports = export.export_all(rgb, tmp_path, ["float32"], samples=np.repeat(x_test, 3, -1), labels=y_test,
+                                class_names=NAMES, preprocessing=splits.preprocessing, compiled_model=0)
+    assert reports["model.tflite"]["metadata"]["color_space"] == "RGB"
+    pixels = np.repeat(splits.arrays("test", scaled=False)[0], 3, -1)
+    top, _, _ = classify(tmp_path / "model.tflite", pixels)
+    assert np.array_equal(top, model.predict(x_test, verbose=0).argmax(1))  # the gray model's own top-1

@@ -120,3 +120,16 @@ def test_export_all_writes_metadata_into_every_tflite_file(model, digits16, tmp_
         assert export.read_classifier_metadata(tmp_path / name)["labels"] == NAMES
     assert reports["model.tflite"]["metadata"]["std"] == [255.0]
     assert reports["model_int8.tflite"]["metadata"]["std"] == [1.0]
+
+
+def test_rgb_front_feeds_the_gray_model_its_luma(model, digits16):
+    x_test = digits16[2][:32]
+    rgb = export.with_rgb_input(model)
+    assert rgb.input_shape == (None, 16, 16, 3)
+    gray_out = model.predict(x_test, verbose=0)
+    np.testing.assert_allclose(rgb.predict(np.repeat(x_test, 3, -1), verbose=0), gray_out, atol=1e-6)
+    colour = np.random.default_rng(0).uniform(0, 1, (4, 16, 16, 3)).astype("float32")
+    luma = colour @ np.array(export.LUMA, np.float32)  # ITU-R 601 by hand
+    np.testing.assert_allclose(rgb.predict(colour, verbose=0), model.predict(luma[..., None], verbose=0), atol=1e-6)
+    with pytest.raises(ValueError, match=r"\(H, W, 1\)"):
+        export.with_rgb_input(rgb)
