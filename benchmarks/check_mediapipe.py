@@ -1,7 +1,7 @@
 """MediaPipe Tasks reads the classifier metadata this package writes: an offline check.
 
-Trains `lenet5` on `digits` as RGB (MediaPipe's ImageClassifier takes only 3- or 4-channel inputs)
-for a few epochs, exports float32 and int8 files with `export.export_all` (which writes the labels
+Trains `lenet5` on `digits` as RGB (MediaPipe's ImageClassifier takes only RGB inputs) for a few
+epochs, exports float32 and int8 files with `export.export_all` (which writes the labels
 and input normalisation as TFLite metadata), then, with MediaPipe installed:
 
 - parses the metadata with MediaPipe's own reader (``MetadataDisplayer``: the schema's generated
@@ -9,7 +9,8 @@ and input normalisation as TFLite metadata), then, with MediaPipe installed:
 - runs MediaPipe's ``ImageClassifier`` on every test image (uint8 RGB, labels and normalisation
   taken from the file alone) and compares its top-1 with Keras (float32) and with the LiteRT
   interpreter (int8, which takes the same uint8 pixels);
-- exports the default grayscale `lenet5` the same way and records what MediaPipe says about it.
+- trains the `lenet_train` default, grayscale `lenet5`, records what MediaPipe says about its file
+  and checks it again behind `export.with_rgb_input` (a fixed RGB -> luma 1x1 convolution).
 
 MediaPipe's own metadata writer (``mediapipe.tasks.python.metadata``) imports a compiled module,
 ``mediapipe.tasks.cc.metadata.python._pywrap_metadata_version``, that the 0.10.35 wheel lacks; it
@@ -76,41 +77,63 @@ def classify(path, pixels) -> np.ndarray:
                          .categories[0].index for p in pixels])
 
 
+def train(splits, channels: int, epochs: int):
+    import keras
+
+    from keras_cv_apps import models
+
+    x, y = splits.arrays("train")
+    keras.utils.set_random_seed(0)
+    model = models.create("lenet5", num_classes=splits.num_classes, image_shape=(32, 32, channels))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=epochs, batch_size=64, verbose=0)
+    return model
+
+
+def check(model, splits, folder, *, rgb_front: bool = False) -> dict:
+    """Export ``model`` (behind `export.with_rgb_input` when asked) in float32 and int8 with metadata
+    and compare MediaPipe's top-1 on the test split with Keras and with the interpreter."""
+    from keras_cv_apps import export
+    from keras_cv_apps.inference import TFLiteModel
+
+    x_test, y_test = splits.arrays("test")
+    pixels, _ = splits.arrays("test", scaled=False)
+    keras_top = model.predict(x_test, verbose=0).argmax(1)
+    exported, representative = model, splits.representative(200)
+    if rgb_front:  # gray images become RGB with three equal channels, as MediaPipe gets them
+        exported = export.with_rgb_input(model)
+        x_test, pixels, representative = (np.repeat(a, 3, -1) for a in (x_test, pixels, representative))
+    reports = export.export_all(exported, folder, ["float32", "int8"], samples=x_test, labels=y_test,
+                                representative=representative, class_names=splits.class_names,
+                                preprocessing=splits.preprocessing, compiled_model=0)
+    rows = {}
+    for name, report in reports.items():
+        path = Path(folder) / name
+        top = classify(path, pixels)
+        rows[name] = {"n": len(top), "written": report["metadata"], "mediapipe_reads": mediapipe_reads(path),
+                      "top1_equal_keras": float(np.mean(top == keras_top)),
+                      "top1_equal_interpreter": float(np.mean(top == TFLiteModel(path)(x_test).argmax(1))),
+                      "mediapipe_accuracy": float(np.mean(top == y_test)),
+                      "keras_accuracy": float(np.mean(keras_top == y_test))}
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=5)
     args = parser.parse_args(argv)
 
-    import keras
     import mediapipe
 
-    from keras_cv_apps import data, export, models
-    from keras_cv_apps.inference import TFLiteModel
+    from keras_cv_apps import data, export
 
     _stand_in_version_module()
-    splits = data.load("digits", image_size=32, channels=3, scale="unit", seed=0)
-    x, y = splits.arrays("train")
-    x_test, y_test = splits.arrays("test")
-    pixels, _ = splits.arrays("test", scaled=False)
-    keras.utils.set_random_seed(0)
-    model = models.create("lenet5", num_classes=splits.num_classes, image_shape=(32, 32, 3))
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
-    model.fit(x, y, epochs=args.epochs, batch_size=64, verbose=0)
-    keras_top = model.predict(x_test, verbose=0).argmax(1)
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
-        reports = export.export_all(model, tmp, ["float32", "int8"], samples=x_test, labels=y_test,
-                                    representative=splits.representative(200), class_names=splits.class_names,
-                                    preprocessing=splits.preprocessing, compiled_model=0)
-        for name, report in reports.items():
-            path = Path(tmp) / name
-            top = classify(path, pixels)
-            rows[name] = {"n": len(top), "written": report["metadata"], "mediapipe_reads": mediapipe_reads(path),
-                          "top1_equal_keras": float(np.mean(top == keras_top)),
-                          "top1_equal_interpreter": float(np.mean(top == TFLiteModel(path)(x_test).argmax(1))),
-                          "mediapipe_accuracy": float(np.mean(top == y_test)),
-                          "keras_accuracy": float(np.mean(keras_top == y_test))}
-        gray = models.create("lenet5", num_classes=splits.num_classes)  # the lenet_train default, 32x32x1
+        splits = data.load("digits", image_size=32, channels=3, scale="unit", seed=0)
+        rows["lenet5 32x32x3"] = check(train(splits, 3, args.epochs), splits, Path(tmp, "rgb"))
+        splits = data.load("digits", image_size=32, channels=1, scale="unit", seed=0)  # the lenet_train default
+        gray = train(splits, 1, args.epochs)
         path = export.export_tflite(gray, Path(tmp) / "gray.tflite")
         export.add_classifier_metadata(path, splits.class_names, splits.preprocessing)
         try:
@@ -118,13 +141,15 @@ def main(argv=None) -> int:
             gray_result = "ran"
         except Exception as err:  # MediaPipe raises ValueError/RuntimeError with its status text
             gray_result = f"refused: {err}"
-    out = write_result("mediapipe", {"mediapipe": mediapipe.__version__, "model": "lenet5 (32x32x3)",
-                                     "epochs": args.epochs, "files": rows, "grayscale_lenet5": gray_result})
-    for name, row in rows.items():
-        print(f"{name}: MediaPipe top-1 = Keras on {row['top1_equal_keras']:.2%}, = interpreter on "
-              f"{row['top1_equal_interpreter']:.2%} of {row['n']} test images "
-              f"(accuracy {row['mediapipe_accuracy']:.2%})")
-    print(f"grayscale lenet5: {gray_result}\nwrote {out}")
+        rows["lenet5 32x32x1 behind with_rgb_input"] = check(gray, splits, Path(tmp, "gray"), rgb_front=True)
+    out = write_result("mediapipe", {"mediapipe": mediapipe.__version__, "epochs": args.epochs, "models": rows,
+                                     "grayscale_lenet5_as_is": gray_result})
+    for model, files in rows.items():
+        for name, row in files.items():
+            print(f"{model} {name}: MediaPipe top-1 = Keras on {row['top1_equal_keras']:.2%}, = interpreter on "
+                  f"{row['top1_equal_interpreter']:.2%} of {row['n']} test images "
+                  f"(accuracy {row['mediapipe_accuracy']:.2%}, Keras {row['keras_accuracy']:.2%})")
+    print(f"grayscale lenet5 as is: {gray_result}\nwrote {out}")
     return 0
 
 
