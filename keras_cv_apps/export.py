@@ -19,6 +19,11 @@ is exactly a depthwise convolution with constant weights ``1 / (pool_h * pool_w)
 does run in int8, so ``export_tflite`` swaps one for the other in int8 exports of functional and
 sequential models (``rewrite_avg_pool=False`` keeps the pools).
 
+Classifier files can carry their labels and input normalisation as TFLite model metadata
+(`add_classifier_metadata`, which `export_all` applies when given ``class_names``), the form
+MediaPipe Tasks' ``ImageClassifier`` reads; `with_rgb_input` gives 1-channel models the RGB input
+it needs.
+
 Every artifact is written under a temporary name in the destination folder and renamed into
 place, so an interrupted export never leaves a half-written file.
 """
@@ -488,7 +493,7 @@ def add_classifier_metadata(path, class_names, preprocessing: dict, *, name: str
                            "pixels to integer inputs, will see other values than the model was calibrated on.",
                            path.name, np.dtype(inputs[0]["dtype"]).name, report["pixel_steps"])
     if channels not in (3, 4):
-        report["mediapipe_image_classifier"] = "refuses inputs with 1 channel (it takes 3 or 4)"
+        report["mediapipe_image_classifier"] = "refuses 1-channel inputs (RGB only): export with_rgb_input(model)"
     return report
 
 
