@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint reference install install-test clean-venv
+.PHONY: demo test lint reference install install-test clean-venv mediapipe-check
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,24 @@ reference: $(VENV)/.installed
 	  $(PY) -m apps.autoencoder_train --quiet --variant $$v --output saved_models/autoencoder_train/$$v --overwrite || exit 1; \
 	done
 	$(PY) -m apps.vae_train --quiet --output saved_models/vae_train/vae --overwrite
+
+# MediaPipe Tasks reads the exported classifiers offline (tests/test_mediapipe.py and
+# benchmarks/check_mediapipe.py). mediapipe needs the non-headless OpenCV, so it never joins the
+# project's venv: a side venv sees the project's packages through a .pth and gets mediapipe alone.
+MP_VENV   ?= .venv-mediapipe
+MEDIAPIPE ?= mediapipe==0.10.35
+$(MP_VENV)/.installed:
+	@test -x $(PY) || { echo "make mediapipe-check: run 'make install-test' first (or pass VENV=...)." >&2; exit 2; }
+	$(PYTHON) -m venv $(MP_VENV)
+	$(PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" > $(MP_VENV)/project-site.txt
+	$(MP_VENV)/bin/python -c "import sysconfig, pathlib; pathlib.Path(sysconfig.get_paths()['purelib'], \
+	  'project.pth').write_text(pathlib.Path('$(MP_VENV)/project-site.txt').read_text())"
+	$(MP_VENV)/bin/python -m pip install --quiet --no-deps $(MEDIAPIPE)
+	touch $@
+
+mediapipe-check: $(MP_VENV)/.installed
+	$(MP_VENV)/bin/python -m pytest -q -p no:warnings tests/test_mediapipe.py
+	$(MP_VENV)/bin/python -m benchmarks.check_mediapipe
 
 clean-venv:
 	rm -rf $(VENV)

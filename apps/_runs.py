@@ -174,7 +174,8 @@ def train_classifier(args, *, app: str, model_kwargs: dict, fit_kwargs: dict, au
         metrics.plot_confusion_matrix(report["confusion_matrix"], splits.class_names, run.file("confusion_matrix.png"))
         export.save_keras(model, run.file("model.keras"))
         exports = export.export_all(model, run.path, args.quantize, samples=x_test, labels=y_test,
-                                    representative=splits.representative(200))
+                                    representative=splits.representative(200), class_names=splits.class_names,
+                                    preprocessing=splits.preprocessing)
         artifacts.write_labels(run.file("labels.txt"), splits.class_names)
         run.write_config(model=args.model, model_kwargs=kwargs, dataset=splits.describe(), seed=args.seed,
                          training=training_record(args, **fit_kwargs),

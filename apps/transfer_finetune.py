@@ -115,7 +115,8 @@ def _main(args) -> int:
         metrics.plot_confusion_matrix(test["confusion_matrix"], splits.class_names, run.file("confusion_matrix.png"))
         save_keras(model, run.file("model.keras"))
         exports = export_all(model, run.path, args.quantize, samples=x_test, labels=y_test,
-                             representative=splits.representative(200))
+                             representative=splits.representative(200), class_names=splits.class_names,
+                             preprocessing=splits.preprocessing)
         artifacts.write_labels(run.file("labels.txt"), splits.class_names)
         run.write_config(model=args.backbone, model_kwargs=build, dataset=splits.describe(), seed=args.seed,
                          training={**adapt["settings"], "weights": weights, "pretrain_steps": args.pretrain_steps},

@@ -19,6 +19,11 @@ is exactly a depthwise convolution with constant weights ``1 / (pool_h * pool_w)
 does run in int8, so ``export_tflite`` swaps one for the other in int8 exports of functional and
 sequential models (``rewrite_avg_pool=False`` keeps the pools).
 
+Classifier files can carry their labels and input normalisation as TFLite model metadata
+(`add_classifier_metadata`, which `export_all` applies when given ``class_names``), the form
+MediaPipe Tasks' ``ImageClassifier`` reads; `with_rgb_input` gives 1-channel models the RGB input
+it needs.
+
 Every artifact is written under a temporary name in the destination folder and renamed into
 place, so an interrupted export never leaves a half-written file.
 """
@@ -409,6 +414,118 @@ def analyze_tflite(path) -> dict:
 
 
 # --------------------------------------------------------------------------------------------
+# Metadata for phone runtimes (MediaPipe Tasks)
+
+
+def _normalization(scale: str, mean, std, channels: int) -> tuple:
+    """Per-channel ``(mean, std)`` in pixel units such that ``(pixel - mean) / std`` is what a float
+    model takes (the inverse of `image.ops.scale_params`)."""
+    from keras_cv_apps.image.ops import scale_params
+
+    scale_params(scale, mean, std)  # validates the mode and the statistics
+    if scale == "unit":
+        mean, std = 0.0, 255.0
+    elif scale == "symmetric":
+        mean, std = 127.5, 127.5
+    else:  # standardize: a constant channel (std 0) is only centred, as in training
+        std = np.where(np.asarray(std, np.float64) > 0, np.asarray(std, np.float64), 1.0)
+    return ([float(v) for v in np.broadcast_to(np.asarray(mean, np.float64), (channels,))],
+            [float(v) for v in np.broadcast_to(np.asarray(std, np.float64), (channels,))])
+
+
+def _pixel_steps(details: dict, scale: str, mean, std) -> float:
+    """For an integer input tensor, the largest gap (in integer steps) between a raw pixel value and
+    the value the model expects for it: MediaPipe feeds the pixels unchanged into such a tensor."""
+    from keras_cv_apps.image.ops import scale as scale_pixels
+
+    q_scale, zero = details["quantization"]
+    channels = int(details["shape"][-1])
+    pixels = np.repeat(np.arange(256, dtype=np.float64)[:, None], channels, axis=1)
+    expected = np.asarray(scale_pixels(pixels, scale, mean, std), np.float64) / q_scale + zero
+    shift = 128 if details["dtype"] == np.int8 else 0  # MediaPipe maps [0, 255] onto [-128, 127]
+    return float(np.max(np.abs(expected - (pixels - shift))))
+
+
+def add_classifier_metadata(path, class_names, preprocessing: dict, *, name: str | None = None,
+                            description: str | None = None, labels_file: str = "labels.txt") -> dict:
+    """Write the labels and input normalisation of an image classifier into its ``.tflite`` file as
+    TFLite model metadata, the form MediaPipe Tasks' ``ImageClassifier`` reads; the graph is unchanged.
+
+    ``preprocessing`` is the run's ``{"scale", "mean", "std"}`` (`Splits.preprocessing`). A float
+    input gets the per-channel ``mean``/``std`` (pixel units) with ``(pixel - mean) / std`` equal to
+    the model's scaling (``unit``: 0 / 255, ``symmetric``: 127.5 / 127.5). An integer (int8-export)
+    input takes raw pixels, so it gets mean 0 and std 1, and ``pixel_steps`` reports how far (in
+    quantization steps) the file's input quantization is from taking pixels as they are.
+    ``class_names`` become ``labels_file`` inside the file. Returns what was written.
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    from keras_cv_apps import _tflite_metadata as md
+
+    path = _existing(path)
+    interpreter = Interpreter(model_path=str(path), num_threads=1)
+    inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
+    if len(inputs) != 1 or len(outputs) != 1 or len(inputs[0]["shape"]) != 4 or len(outputs[0]["shape"]) != 2:
+        raise ValueError(f"{path} is not an image classifier with one (N, H, W, C) input and one (N, classes) "
+                         "output; classifier metadata describes only that form.")
+    names = [str(n) for n in class_names]
+    n_classes = int(outputs[0]["shape"][-1])
+    if len(names) != n_classes or any("\n" in n or "\r" in n or not n.strip() for n in names):
+        raise ValueError(f"{path} scores {n_classes} classes; give as many one-line, non-blank class names "
+                         f"(got {len(names)}).")
+    _, height, width, channels = (int(d) for d in inputs[0]["shape"])
+    scale, mean, std = preprocessing.get("scale"), preprocessing.get("mean"), preprocessing.get("std")
+    integer = np.issubdtype(inputs[0]["dtype"], np.integer)
+    norm_mean, norm_std = ([0.0] * channels, [1.0] * channels) if integer else \
+        _normalization(scale, mean, std, channels)
+    meta = md.build_metadata(name=name or path.stem, description=description or f"Image classifier ({scale} "
+                             "input scaling).", labels_file=labels_file, num_classes=n_classes, height=height,
+                             width=width, channels=channels, mean=norm_mean, std=norm_std)
+    data = path.read_bytes()
+    write_bytes(path, md.populate(data, meta, {labels_file: ("\n".join(names) + "\n").encode("utf-8")}))
+    report = {"format": "TFLite metadata (MediaPipe Tasks)", "labels_file": labels_file, "num_labels": n_classes,
+              "mean": norm_mean, "std": norm_std, "color_space": "GRAYSCALE" if channels == 1 else "RGB",
+              "min_parser_version": md.MIN_PARSER_VERSION, "bytes_added": path.stat().st_size - len(data)}
+    if integer:
+        report["pixel_steps"] = _pixel_steps(inputs[0], scale, mean, std)
+        if report["pixel_steps"] > 1.0:
+            logger.warning("%s: its %s input is %.1f steps away from raw pixels; MediaPipe, which feeds raw "
+                           "pixels to integer inputs, will see other values than the model was calibrated on.",
+                           path.name, np.dtype(inputs[0]["dtype"]).name, report["pixel_steps"])
+    if channels not in (3, 4):
+        report["mediapipe_image_classifier"] = "refuses 1-channel inputs (RGB only): export with_rgb_input(model)"
+    return report
+
+
+# ITU-R 601 luma, the weights OpenCV's RGB -> gray uses (and so this package's image readers)
+LUMA = (0.299, 0.587, 0.114)
+
+
+def with_rgb_input(model):
+    """``model`` (one 1-channel image input) behind a fixed RGB -> luma 1x1 convolution: a Keras model
+    taking ``(H, W, 3)`` images, for runtimes that feed only RGB (MediaPipe's ``ImageClassifier``).
+    The weights sum to 1, so an image whose three channels are equal gives the model its own input."""
+    import keras
+
+    shape = _input_shape(model)
+    if len(shape) != 4 or shape[-1] != 1:
+        raise ValueError(f"with_rgb_input takes a model with one (H, W, 1) image input; this one takes {shape[1:]}.")
+    rgb = keras.Input((*shape[1:3], 3), name="rgb_image")
+    luma = keras.layers.Conv2D(1, 1, use_bias=False, trainable=False, name="rgb_to_luma")
+    outputs = model(luma(rgb))
+    luma.set_weights([np.asarray(LUMA, np.float32).reshape(1, 1, 3, 1)])
+    return keras.Model(rgb, outputs, name=f"{model.name}_rgb")
+
+
+def read_classifier_metadata(path) -> dict | None:
+    """The classifier metadata of a ``.tflite`` file (labels, normalisation ``mean``/``std``, colour
+    space, input ``size``, ``min_parser_version``), or None when the file carries none."""
+    from keras_cv_apps import _tflite_metadata as md
+
+    return md.read_metadata(_existing(path).read_bytes())
+
+
+# --------------------------------------------------------------------------------------------
 # ONNX and SavedModel
 
 
@@ -521,7 +638,8 @@ def _compiled_model_check(path, samples, limit: int) -> dict:
 
 
 def export_all(model, out_dir, quantizations: Sequence[str], *, samples, labels=None, representative=None,
-               stem: str = "model", onnx: bool = False, tflite_options=None, compiled_model: int = 32) -> dict:
+               stem: str = "model", onnx: bool = False, tflite_options=None, compiled_model: int = 32,
+               class_names=None, preprocessing=None) -> dict:
     """Export ``model`` once per quantization (and to ONNX when asked) into ``out_dir``, verify
     every file against Keras on ``samples``, and return ``{file name: verification report}``.
 
@@ -532,7 +650,13 @@ def export_all(model, out_dir, quantizations: Sequence[str], *, samples, labels=
     ``tflite_options_from``). Each TFLite file is also run by LiteRT's ``CompiledModel`` beside
     its ``Interpreter`` on the first ``compiled_model`` samples (`verify_compiled_model`; 0 skips):
     the report's ``compiled_model`` holds that result, or ``skipped`` with the reason.
+
+    With ``class_names`` and ``preprocessing`` (the run's ``{"scale", "mean", "std"}``) every TFLite
+    file gets classifier metadata (`add_classifier_metadata`: labels and input normalisation for
+    MediaPipe Tasks) before it is verified; the report's ``metadata`` says what was written.
     """
+    if class_names is not None and preprocessing is None:
+        raise ValueError("Classifier metadata needs preprocessing= (the run's scale, mean and std) with class_names=.")
     out_dir = Path(out_dir)
     options, source = _tflite_options(model, tflite_options)
     reports = {}
@@ -541,7 +665,10 @@ def export_all(model, out_dir, quantizations: Sequence[str], *, samples, labels=
         applied = {k: v for k, v in options.items() if mode in _APPLIES[k]}
         export_tflite(model, path, quantization=mode, representative=representative if mode == "int8" else None,
                       **applied)
+        written = None if class_names is None else add_classifier_metadata(path, class_names, preprocessing)
         report = verify_tflite(model, path, samples, labels)
+        if written is not None:
+            report["metadata"] = written
         used = {k: applied.get(k, _EXPORTER_DEFAULTS[k]) for k in _APPLIES if mode in _APPLIES[k]}
         if used:
             report.update(tflite_options=used, tflite_options_from=source if applied else "exporter")

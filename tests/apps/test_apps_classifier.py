@@ -7,6 +7,7 @@ import pytest
 pytest.importorskip("keras")
 
 from apps import alexnet_train, lenet_train  # noqa: E402
+from keras_cv_apps import export  # noqa: E402
 
 TINY = ["--epochs", "2", "--steps-per-epoch", "3", "--batch-size", "32", "--quiet"]
 
@@ -24,6 +25,9 @@ def test_lenet_app_trains_exports_and_verifies(tmp_path, capsys):
     assert metrics["exports"]["model.tflite"]["top1_agreement"] == 1.0
     assert metrics["exports"]["model_int8.tflite"]["quantization"] == "int8"
     assert (out / "labels.txt").read_text().split() == [str(i) for i in range(10)]
+    for name, std in (("model.tflite", [255.0]), ("model_int8.tflite", [1.0])):  # metadata inside each file
+        assert metrics["exports"][name]["metadata"]["std"] == std
+        assert export.read_classifier_metadata(out / name)["labels"] == (out / "labels.txt").read_text().split()
     config = json.loads((out / "config.json").read_text())
     assert config["dataset"]["scale"] == "unit" and config["model"]["name"] == "test_lenet5"
     assert config["model"]["kwargs"]["num_classes"] == 10
