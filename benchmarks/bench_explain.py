@@ -19,6 +19,9 @@ distractors and the target's mask is known.
   batched IG against keras-io's loop of one gradient call per path point (written below as that
   example does it), same model, images and process (3 images, best of 2 interleaved runs; --only-ig
   redoes this part alone).
+- Grad-CAM diagnosis (all test images): relevance mass per class, per feature layer, per
+  upsampling of the cell-grid map and within the mask grown by 1-5 px, and the class maps on plain
+  backgrounds over their peaks on test images (--only-diagnosis redoes this part alone).
 - results/explain_maps.png: one test image per class (target outlined) and each method's map.
 
 Results are written after every part, so a run cut short keeps what it measured.
@@ -27,10 +30,10 @@ Results are written after every part, so a run cut short keeps what it measured.
   same way, cached as runs/bench_explain/cnn_plain.keras), into results/explain_plain.json and
   results/explain_maps_plain.png; --cnn nocenter: the default CNN whose last block's batch-norms
   have no learned shift (cnn_nocenter.keras, results/explain_nocenter.json); --skip ig sanity
-  leaves those parts out.
+  faith leaves those parts out (kept from the last run on the same CNN where there is one).
 
     python -m benchmarks.bench_explain [--retrain] [--n-test 500] [--n-costly 100] [--figure-only]
-                                       [--cnn dilated|plain|nocenter] [--skip ig sanity]
+                                       [--cnn dilated|plain|nocenter] [--skip ig sanity faith]
 """
 
 from __future__ import annotations
@@ -149,6 +152,56 @@ def completeness_and_speed(model, x, y, n_speed: int, reps: int = 2) -> dict:
     return out
 
 
+def gradcam_diagnosis(model, x, y, masks, layers=("relu3_2", "relu3_1", "conv3_2", "bn3_2", "relu2_2")) -> dict:
+    """Where Grad-CAM's mass goes: relevance mass per class, within the mask dilated by 1-5 px,
+    per feature layer and per upsampling of the cell-grid map (the library's bilinear resize with
+    half-pixel centres, OpenCV's linear, nearest and cubic), and the class maps on plain noisy
+    backgrounds as the image generator draws them (no shape) over the maps' peaks on test images."""
+    import cv2
+    import keras
+
+    from keras_cv_apps.data.sources import TARGET_CLASSES
+    from keras_cv_apps.explain import _core, evaluate, grad_cam
+    from keras_cv_apps.explain.gradcam import _weights
+
+    def raw(layer, images, classes):
+        fn, out = _core.score_gradients(model, (layer,)), []
+        for s in _core.batches(len(images), 100):
+            _, _, _, captured = fn(images[s], classes[s])
+            a, g = captured[layer]
+            cam = keras.ops.relu(keras.ops.sum(a * _weights(a, g, False)[:, None, None, :], axis=-1))
+            out.append(keras.ops.convert_to_numpy(cam))
+        return np.concatenate(out)
+
+    h, w = x.shape[1:3]
+    resize = {"library_bilinear": lambda c: keras.ops.convert_to_numpy(_core.resize_maps(c, (h, w))),
+              **{name: lambda c, f=flag: np.stack([cv2.resize(m, (w, h), interpolation=f) for m in c])
+                 for name, flag in (("cv2_linear", cv2.INTER_LINEAR), ("nearest", cv2.INTER_NEAREST),
+                                    ("cubic", cv2.INTER_CUBIC))}}
+    out = {"layers": {}}
+    for layer in layers:
+        cells = raw(layer, x, y)
+        out["layers"][layer] = {"grid": list(cells.shape[1:]), **{
+            name: float(evaluate.relevance_mass(np.maximum(up(cells), 0), masks).mean())
+            for name, up in resize.items()}}
+    maps = grad_cam(model, x, class_index=y)
+    rm = evaluate.relevance_mass(maps, masks)
+    out["per_class"] = {TARGET_CLASSES[c]: float(rm[y == c].mean()) for c in np.unique(y)}
+    out["mask_dilated"] = {}
+    for r in (1, 2, 3, 5):
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,) * 2)
+        grown = np.stack([cv2.dilate(m.astype(np.uint8), kernel) > 0 for m in masks])
+        out["mask_dilated"][f"{r}px"] = {"relevance_mass": float(evaluate.relevance_mass(maps, grown).mean()),
+                                         "area_share": float(grown.mean())}
+    rng = np.random.default_rng(0)  # plain backgrounds: dark or light colour plus noise, as the generator's
+    colours = np.where((np.arange(40) % 2 == 0)[:, None], rng.uniform(0, 90, (40, 3)), rng.uniform(165, 255, (40, 3)))
+    plain = (np.clip(colours[:, None, None] + rng.normal(0, 12, (40, h, w, 3)), 0, 255) / 255).astype(np.float32)
+    peaks = {c: float(raw(layers[0], x[y == c], y[y == c]).max(axis=(1, 2)).mean()) for c in np.unique(y)}
+    out["background_over_peak"] = {
+        TARGET_CLASSES[c]: float(raw(layers[0], plain, np.full(len(plain), c)).mean() / peaks[c]) for c in np.unique(y)}
+    return out
+
+
 def figure(maps: dict, x, masks, picks, suffix: str = "") -> Path:
     """results/explain_maps.png: per row one test image (the target outlined in green), then each
     method's map over it."""
@@ -187,10 +240,12 @@ def main(argv=None) -> int:
     parser.add_argument("--figure-only", action="store_true", help="only draw results/explain_maps.png")
     parser.add_argument("--only-ig", action="store_true", help="only redo the integrated-gradients part "
                                                                "in results/explain.json")
+    parser.add_argument("--only-diagnosis", action="store_true", help="only redo the Grad-CAM diagnosis "
+                                                                       "(where its mass goes) in the results")
     parser.add_argument("--cnn", choices=list(CNNS), default="dilated",
                         help="the CNN explained; 'plain' and 'nocenter' write results/explain_<cnn>.json")
-    parser.add_argument("--skip", nargs="*", choices=("ig", "sanity"), default=[],
-                        help="parts not measured (localisation and faithfulness always are)")
+    parser.add_argument("--skip", nargs="*", choices=("ig", "sanity", "faith"), default=[],
+                        help="parts not measured (localisation always is)")
     args = parser.parse_args(argv)
     suffix = CNNS[args.cnn]["suffix"]
     model_path = MODEL.with_name(f"cnn{suffix}.keras")
@@ -230,6 +285,14 @@ def main(argv=None) -> int:
         result["integrated_gradients"] = completeness_and_speed(model, x[few], y[few], n_speed=args.n_speed)
         print(f"IG: {result['integrated_gradients']}\nresults: {write_result(out_name, result)}")
         return 0
+    if args.only_diagnosis:
+        import json
+
+        result = json.loads((RESULTS / f"{out_name}.json").read_text())
+        result.pop("machine", None), result.pop("date", None)
+        result["gradcam_diagnosis"] = gradcam_diagnosis(model, x, y, masks)
+        print(f"Grad-CAM diagnosis: {result['gradcam_diagnosis']}\nresults: {write_result(out_name, result)}")
+        return 0
     result = {"cnn": args.cnn, "test_accuracy": accuracy, "n_test": len(x), "keras": keras.__version__,
               "settings": {k: v for k, v in vars(args).items() if k.startswith("n_")} |
               {"smoothgrad_samples": 16, "ig_steps_maps": 32, "occlusion": "patch 8, stride 8"},
@@ -240,7 +303,7 @@ def main(argv=None) -> int:
 
         old = json.loads(previous.read_text())
         if old.get("cnn", "dilated") == args.cnn:
-            kept = {"ig": "integrated_gradients", "sanity": "sanity"}
+            kept = {"ig": "integrated_gradients", "sanity": "sanity", "faith": "faithfulness"}
             result |= {kept[part]: old[kept[part]] for part in args.skip if kept[part] in old}
             result["kept_from_previous_run"] = [kept[part] for part in args.skip if kept[part] in old]
 
@@ -274,6 +337,8 @@ def main(argv=None) -> int:
             save(f"localisation {name}")
 
     localise(["random", "gradcam", "gradcam++", "saliency"])
+    result["gradcam_diagnosis"] = gradcam_diagnosis(model, x, y, masks)
+    save("Grad-CAM diagnosis")
 
     if "ig" not in args.skip:
         result["integrated_gradients"] = completeness_and_speed(model, x[few], y[few], n_speed=args.n_speed)
@@ -297,7 +362,7 @@ def main(argv=None) -> int:
     mean_colour = x.mean(axis=(0, 1, 2))  # what zero is in mean-subtracted inputs
     substrates = {"": "blur", "_zero": "zero", "_mean": mean_colour}
     per_image = {}
-    for name in ["random", *fns]:
+    for name in ["random", *fns] if "faith" not in args.skip else ():
         m = maps[name][np.searchsorted(where[name], costly)]
         scores = {}
         for tag, substrate in substrates.items():
@@ -328,8 +393,8 @@ def main(argv=None) -> int:
     save("all")
 
     loc, sanity, ig = result["localisation"], result["sanity"], result.get("integrated_gradients")
-    rows = [{"method": n, **{k: v for k, v in loc[n].items() if k != "seconds"}, **faith[n],
-             "sanity_rho": sanity.get(n, {}).get("final_rho", "")} for n in faith]
+    rows = [{"method": n, **{k: v for k, v in loc[n].items() if k != "seconds"}, **faith.get(n, {}),
+             "sanity_rho": sanity.get(n, {}).get("final_rho", "")} for n in faith or loc]
     print(table(rows, ["method", "images", "pointing_game", "pointing_game_x_random", "relevance_mass",
                        "relevance_mass_x_random", "deletion_auc", "deletion_auc_zero", "deletion_auc_mean",
                        "insertion_auc", "road_morf", "road_lerf",
