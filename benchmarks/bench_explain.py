@@ -393,7 +393,7 @@ def main(argv=None) -> int:
     save("all")
 
     loc, sanity, ig = result["localisation"], result["sanity"], result.get("integrated_gradients")
-    rows = [{"method": n, **{k: v for k, v in loc[n].items() if k != "seconds"}, **faith.get(n, {}),
+    rows = [{"method": n, **faith.get(n, {}), **{k: v for k, v in loc[n].items() if k != "seconds"},
              "sanity_rho": sanity.get(n, {}).get("final_rho", "")} for n in faith or loc]
     print(table(rows, ["method", "images", "pointing_game", "pointing_game_x_random", "relevance_mass",
                        "relevance_mass_x_random", "deletion_auc", "deletion_auc_zero", "deletion_auc_mean",
