@@ -22,7 +22,10 @@ the keras-io step, and memory of a large tiled dream.
   512-px dream (one step, separate processes, InceptionV3 mixed3 + mixed5), and the same above
   each process's memory before the dream (model built, weights in memory).
 
-    python -m benchmarks.bench_dream [--reps 3] [--skip-memory]
+  --variants adds two trials to the speed part: the same step compiled with XLA (``jit_compile``)
+  and with the convolutions in bfloat16; --only-speed redoes the speed part alone.
+
+    python -m benchmarks.bench_dream [--reps 3] [--skip-memory] [--only-speed] [--variants]
 """
 
 from __future__ import annotations
@@ -170,7 +173,31 @@ def _kio_dream(step, img, octaves=3, octave_scale=1.4, iterations=20):
     return x
 
 
-def speed(reps: int) -> dict:
+def _bf16_dreamer(base):
+    """A Dreamer whose fused convolutions run in bfloat16 (inputs, weights and outputs cast)."""
+    import tensorflow as tf
+
+    from keras_cv_apps import dream
+    from keras_cv_apps.explain import _fold
+
+    def fused(tf_, conv, kernel, bias, relu):
+        strides, dilations, padding = (1, *conv.strides, 1), (1, *conv.dilation_rate, 1), conv.padding.upper()
+        k16, b16 = tf.cast(kernel, tf.bfloat16), tf.cast(bias, tf.bfloat16)
+
+        def call(x, *args, **kwargs):
+            y = tf.nn.bias_add(tf.nn.conv2d(tf.cast(x, tf.bfloat16), k16, strides, padding, dilations=dilations), b16)
+            return tf.cast(tf.nn.relu(y) if relu else y, tf.float32)
+
+        return call
+
+    original, _fold._fused = _fold._fused, fused
+    try:
+        return dream.Dreamer(base, INCEPTION, "symmetric")
+    finally:
+        _fold._fused = original
+
+
+def speed(reps: int, variants: bool = False) -> dict:
     import keras
     import tensorflow as tf
 
@@ -181,6 +208,10 @@ def speed(reps: int) -> dict:
     kio = _kio_step_fn(extractor, INCEPTION)
     ours = {name: dream.Dreamer(base, INCEPTION, "symmetric", fuse=fuse) for name, fuse in (("ours", True),
                                                                                              ("ours_unfused", False))}
+    if variants:  # trials: the same step compiled with XLA, and with the convolutions in bfloat16
+        ours["ours_xla"] = dream.Dreamer(base, INCEPTION, "symmetric")
+        ours["ours_xla"]._step = tf.function(ours["ours_xla"]._step.python_function, jit_compile=True)
+        ours["ours_bf16"] = _bf16_dreamer(base)
     x = np.random.default_rng(0).uniform(-1, 1, (512, 512, 3)).astype(np.float32)
     xt = tf.constant(x[None])
     rng = np.random.default_rng(0)
@@ -213,7 +244,9 @@ def speed(reps: int) -> dict:
     t = time.perf_counter()
     _kio_dream(fresh, tf.constant(x[None]), iterations=5).numpy()
     whole_kio = time.perf_counter() - t
-    return {"ms_per_step": ms, "median_ms": median, "cpu_ms": cpu_ms,
+    trials = {k: {"ratio_cpu": cpu_ms[k] / cpu_ms["keras_io"], "ratio": ms[k] / ms["keras_io"]}
+              for k in ("ours_xla", "ours_bf16") if k in ms}
+    return {"ms_per_step": ms, "median_ms": median, "cpu_ms": cpu_ms, "trials": trials,
             "all_ms": {k: [1000 * s for s in v] for k, v in times.items()},
             "ratio": ms["ours"] / ms["keras_io"], "ratio_unfused": ms["ours_unfused"] / ms["keras_io"],
             "ratio_median": median["ours"] / median["keras_io"], "ratio_cpu": cpu_ms["ours"] / cpu_ms["keras_io"],
@@ -275,6 +308,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--reps", type=int, default=6, help="timed repetitions per variant (best and median kept)")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--only-speed", action="store_true", help="only redo the speed part in results/dream.json")
+    parser.add_argument("--variants", action="store_true", help="also time the step with XLA and in bfloat16")
     parser.add_argument("--memory-probe", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -282,9 +317,16 @@ def main(argv=None) -> int:
         size, tile = args.memory_probe
         print(json.dumps(memory_probe(size, tile or None)))
         return 0
+    if args.only_speed:
+        result = json.loads((RESULTS / "dream.json").read_text())
+        result.pop("machine", None), result.pop("date", None)
+        result["speed"] = speed(args.reps, args.variants)
+        print(json.dumps(result["speed"], indent=1))
+        print(f"results: {write_result('dream', result)}")
+        return 0
     result = {"quality": rise_tiles_seams(args.reps)}
     write_result("dream", result)  # what is measured is kept if a later part fails
-    result["speed"] = speed(args.reps)
+    result["speed"] = speed(args.reps, args.variants)
     write_result("dream", result)
     if not args.skip_memory:
         result["memory"] = memory()

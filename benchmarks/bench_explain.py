@@ -8,25 +8,32 @@ distractors and the target's mask is known.
   per method, against a uniform random map on the same images: Grad-CAM, Grad-CAM++ and saliency
   on all 500 test images; SmoothGrad (16 samples), IG (32 steps) and occlusion (8 px patches,
   stride 8), which cost 16-64 model calls per image, on 100 of them (25 per class).
-- faithfulness (40 of those 100): deletion and insertion AUC of the class probability, and ROAD
-  (noisy linear imputation) MoRF / LeRF mean probability over 10-90% removed, per method and for
-  the random map.
+- faithfulness: deletion and insertion AUC of the class probability on those 100 (deletion with
+  removed pixels set to the blurred image, the default, and for reference to zero and to the test
+  images' mean colour), and ROAD (noisy linear imputation) MoRF / LeRF mean probability over
+  10-90% removed on 40 of them, per method and for the random map; each paired with the random
+  map per image (mean difference and its 95% interval).
 - sanity (20 images): cascading randomisation from the output down; Spearman rho between the
   trained model's maps and the fully randomised model's.
 - integrated gradients: completeness error at 64 steps per rule (20 images), and the time of our
   batched IG against keras-io's loop of one gradient call per path point (written below as that
   example does it), same model, images and process (3 images, best of 2 interleaved runs; --only-ig
   redoes this part alone).
+- Grad-CAM diagnosis (all test images): relevance mass per class, per feature layer, per
+  upsampling of the cell-grid map and within the mask grown by 1-5 px, and the class maps on plain
+  backgrounds over their peaks on test images (--only-diagnosis redoes this part alone).
 - results/explain_maps.png: one test image per class (target outlined) and each method's map.
 
 Results are written after every part, so a run cut short keeps what it measured.
 
 - --cnn plain: the same CNN without dilation (receptive field 22 px instead of 30 px, trained the
   same way, cached as runs/bench_explain/cnn_plain.keras), into results/explain_plain.json and
-  results/explain_maps_plain.png; --skip ig sanity leaves those parts out.
+  results/explain_maps_plain.png; --cnn nocenter: the default CNN whose last block's batch-norms
+  have no learned shift (cnn_nocenter.keras, results/explain_nocenter.json); --skip ig sanity
+  faith leaves those parts out (kept from the last run on the same CNN where there is one).
 
     python -m benchmarks.bench_explain [--retrain] [--n-test 500] [--n-costly 100] [--figure-only]
-                                       [--cnn dilated|plain] [--skip ig sanity]
+                                       [--cnn dilated|plain|nocenter] [--skip ig sanity faith]
 """
 
 from __future__ import annotations
@@ -43,23 +50,27 @@ from benchmarks._util import RESULTS, table, write_result
 
 MODEL = Path("runs/bench_explain/cnn.keras")
 # --cnn: the default CNN (last block dilated, receptive field 30 px) or the same without dilation (22 px)
-CNNS = {"dilated": {"dilations": (1, 1, 2), "suffix": ""}, "plain": {"dilations": (1, 1, 1), "suffix": "_plain"}}
+# or the default one whose last block's batch-norms have no learned shift (--cnn nocenter)
+CNNS = {"dilated": {"dilations": (1, 1, 2), "suffix": ""}, "plain": {"dilations": (1, 1, 1), "suffix": "_plain"},
+        "nocenter": {"dilations": (1, 1, 2), "centers": (1, 1, 0), "suffix": "_nocenter"}}
 SIZE = (64, 64)
 
 
-def build_cnn(num_classes: int = 4, widths=(16, 32, 64), dilations=(1, 1, 2), pools=(1, 0, 0)):
+def build_cnn(num_classes: int = 4, widths=(16, 32, 64), dilations=(1, 1, 2), pools=(1, 0, 0), centers=(1, 1, 1)):
     """Blocks of two conv-BN-ReLU; a 2x2 pool after each block flagged in ``pools`` (the first one by
     default, so the last feature map is 32x32 at stride 2); with the default dilations the last
-    feature map's receptive field is 30 px, without dilation (``--cnn plain``) 22 px."""
+    feature map's receptive field is 30 px, without dilation (``--cnn plain``) 22 px. A block not
+    flagged in ``centers`` has batch-norms without the learned shift (``--cnn nocenter``): its
+    channels cannot switch on over a plain background by a bias alone."""
     import keras
 
     inp = keras.Input((*SIZE, 3))
     x = inp
-    for i, (filters, dilation, pool) in enumerate(zip(widths, dilations, pools)):
+    for i, (filters, dilation, pool, center) in enumerate(zip(widths, dilations, pools, centers)):
         for j in range(2):
             x = keras.layers.Conv2D(filters, 3, padding="same", dilation_rate=dilation, use_bias=False,
                                     name=f"conv{i + 1}_{j + 1}")(x)
-            x = keras.layers.BatchNormalization(name=f"bn{i + 1}_{j + 1}")(x)
+            x = keras.layers.BatchNormalization(center=bool(center), name=f"bn{i + 1}_{j + 1}")(x)
             x = keras.layers.ReLU(name=f"relu{i + 1}_{j + 1}")(x)
         if pool:
             x = keras.layers.MaxPooling2D(name=f"pool{i + 1}")(x)
@@ -72,7 +83,7 @@ def train(x, y, epochs: int = 15, validation=None, cnn: str = "dilated", path: P
     import keras
 
     keras.utils.set_random_seed(0)
-    model = build_cnn(dilations=CNNS[cnn]["dilations"])
+    model = build_cnn(dilations=CNNS[cnn]["dilations"], centers=CNNS[cnn].get("centers", (1, 1, 1)))
     steps = epochs * int(np.ceil(len(x) / 64))
     schedule = keras.optimizers.schedules.CosineDecay(0.0, steps, warmup_target=3e-3, warmup_steps=steps // 10)
     model.compile(keras.optimizers.Adam(schedule), "sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -141,6 +152,56 @@ def completeness_and_speed(model, x, y, n_speed: int, reps: int = 2) -> dict:
     return out
 
 
+def gradcam_diagnosis(model, x, y, masks, layers=("relu3_2", "relu3_1", "conv3_2", "bn3_2", "relu2_2")) -> dict:
+    """Where Grad-CAM's mass goes: relevance mass per class, within the mask dilated by 1-5 px,
+    per feature layer and per upsampling of the cell-grid map (the library's bilinear resize with
+    half-pixel centres, OpenCV's linear, nearest and cubic), and the class maps on plain noisy
+    backgrounds as the image generator draws them (no shape) over the maps' peaks on test images."""
+    import cv2
+    import keras
+
+    from keras_cv_apps.data.sources import TARGET_CLASSES
+    from keras_cv_apps.explain import _core, evaluate, grad_cam
+    from keras_cv_apps.explain.gradcam import _weights
+
+    def raw(layer, images, classes):
+        fn, out = _core.score_gradients(model, (layer,)), []
+        for s in _core.batches(len(images), 100):
+            _, _, _, captured = fn(images[s], classes[s])
+            a, g = captured[layer]
+            cam = keras.ops.relu(keras.ops.sum(a * _weights(a, g, False)[:, None, None, :], axis=-1))
+            out.append(keras.ops.convert_to_numpy(cam))
+        return np.concatenate(out)
+
+    h, w = x.shape[1:3]
+    resize = {"library_bilinear": lambda c: keras.ops.convert_to_numpy(_core.resize_maps(c, (h, w))),
+              **{name: lambda c, f=flag: np.stack([cv2.resize(m, (w, h), interpolation=f) for m in c])
+                 for name, flag in (("cv2_linear", cv2.INTER_LINEAR), ("nearest", cv2.INTER_NEAREST),
+                                    ("cubic", cv2.INTER_CUBIC))}}
+    out = {"layers": {}}
+    for layer in layers:
+        cells = raw(layer, x, y)
+        out["layers"][layer] = {"grid": list(cells.shape[1:]), **{
+            name: float(evaluate.relevance_mass(np.maximum(up(cells), 0), masks).mean())
+            for name, up in resize.items()}}
+    maps = grad_cam(model, x, class_index=y)
+    rm = evaluate.relevance_mass(maps, masks)
+    out["per_class"] = {TARGET_CLASSES[c]: float(rm[y == c].mean()) for c in np.unique(y)}
+    out["mask_dilated"] = {}
+    for r in (1, 2, 3, 5):
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,) * 2)
+        grown = np.stack([cv2.dilate(m.astype(np.uint8), kernel) > 0 for m in masks])
+        out["mask_dilated"][f"{r}px"] = {"relevance_mass": float(evaluate.relevance_mass(maps, grown).mean()),
+                                         "area_share": float(grown.mean())}
+    rng = np.random.default_rng(0)  # plain backgrounds: dark or light colour plus noise, as the generator's
+    colours = np.where((np.arange(40) % 2 == 0)[:, None], rng.uniform(0, 90, (40, 3)), rng.uniform(165, 255, (40, 3)))
+    plain = (np.clip(colours[:, None, None] + rng.normal(0, 12, (40, h, w, 3)), 0, 255) / 255).astype(np.float32)
+    peaks = {c: float(raw(layers[0], x[y == c], y[y == c]).max(axis=(1, 2)).mean()) for c in np.unique(y)}
+    out["background_over_peak"] = {
+        TARGET_CLASSES[c]: float(raw(layers[0], plain, np.full(len(plain), c)).mean() / peaks[c]) for c in np.unique(y)}
+    return out
+
+
 def figure(maps: dict, x, masks, picks, suffix: str = "") -> Path:
     """results/explain_maps.png: per row one test image (the target outlined in green), then each
     method's map over it."""
@@ -172,17 +233,19 @@ def main(argv=None) -> int:
     parser.add_argument("--retrain", action="store_true")
     parser.add_argument("--n-test", type=int, default=500, help="test images (localisation of the cheap methods)")
     parser.add_argument("--n-costly", type=int, default=100, help="images for SmoothGrad, IG and occlusion maps")
-    parser.add_argument("--n-faith", type=int, default=40, help="images for deletion/insertion and ROAD")
+    parser.add_argument("--n-faith", type=int, default=40, help="images for ROAD (deletion/insertion: all n-costly)")
     parser.add_argument("--n-sanity", type=int, default=20, help="images for cascading randomisation")
     parser.add_argument("--n-complete", type=int, default=20, help="images for IG completeness")
     parser.add_argument("--n-speed", type=int, default=3, help="images for the IG timing against keras-io")
     parser.add_argument("--figure-only", action="store_true", help="only draw results/explain_maps.png")
     parser.add_argument("--only-ig", action="store_true", help="only redo the integrated-gradients part "
                                                                "in results/explain.json")
+    parser.add_argument("--only-diagnosis", action="store_true", help="only redo the Grad-CAM diagnosis "
+                                                                       "(where its mass goes) in the results")
     parser.add_argument("--cnn", choices=list(CNNS), default="dilated",
-                        help="the CNN explained; 'plain' writes results/explain_plain.json")
-    parser.add_argument("--skip", nargs="*", choices=("ig", "sanity"), default=[],
-                        help="parts not measured (localisation and faithfulness always are)")
+                        help="the CNN explained; 'plain' and 'nocenter' write results/explain_<cnn>.json")
+    parser.add_argument("--skip", nargs="*", choices=("ig", "sanity", "faith"), default=[],
+                        help="parts not measured (localisation always is)")
     args = parser.parse_args(argv)
     suffix = CNNS[args.cnn]["suffix"]
     model_path = MODEL.with_name(f"cnn{suffix}.keras")
@@ -222,6 +285,14 @@ def main(argv=None) -> int:
         result["integrated_gradients"] = completeness_and_speed(model, x[few], y[few], n_speed=args.n_speed)
         print(f"IG: {result['integrated_gradients']}\nresults: {write_result(out_name, result)}")
         return 0
+    if args.only_diagnosis:
+        import json
+
+        result = json.loads((RESULTS / f"{out_name}.json").read_text())
+        result.pop("machine", None), result.pop("date", None)
+        result["gradcam_diagnosis"] = gradcam_diagnosis(model, x, y, masks)
+        print(f"Grad-CAM diagnosis: {result['gradcam_diagnosis']}\nresults: {write_result(out_name, result)}")
+        return 0
     result = {"cnn": args.cnn, "test_accuracy": accuracy, "n_test": len(x), "keras": keras.__version__,
               "settings": {k: v for k, v in vars(args).items() if k.startswith("n_")} |
               {"smoothgrad_samples": 16, "ig_steps_maps": 32, "occlusion": "patch 8, stride 8"},
@@ -232,7 +303,7 @@ def main(argv=None) -> int:
 
         old = json.loads(previous.read_text())
         if old.get("cnn", "dilated") == args.cnn:
-            kept = {"ig": "integrated_gradients", "sanity": "sanity"}
+            kept = {"ig": "integrated_gradients", "sanity": "sanity", "faith": "faithfulness"}
             result |= {kept[part]: old[kept[part]] for part in args.skip if kept[part] in old}
             result["kept_from_previous_run"] = [kept[part] for part in args.skip if kept[part] in old]
 
@@ -266,6 +337,8 @@ def main(argv=None) -> int:
             save(f"localisation {name}")
 
     localise(["random", "gradcam", "gradcam++", "saliency"])
+    result["gradcam_diagnosis"] = gradcam_diagnosis(model, x, y, masks)
+    save("Grad-CAM diagnosis")
 
     if "ig" not in args.skip:
         result["integrated_gradients"] = completeness_and_speed(model, x[few], y[few], n_speed=args.n_speed)
@@ -283,35 +356,48 @@ def main(argv=None) -> int:
         result["sanity"][name] = {"images": len(few), "final_rho": cascade[-1][1], "cascade": cascade}
         save(f"sanity {name}")
 
+    # deletion/insertion (cheap: 17 model calls per image and substrate) on every image that has
+    # all the maps; ROAD (a sparse solve per image and fraction) on n_faith of them
     sub = costly[_spread(len(costly), args.n_faith)]
+    mean_colour = x.mean(axis=(0, 1, 2))  # what zero is in mean-subtracted inputs
+    substrates = {"": "blur", "_zero": "zero", "_mean": mean_colour}
     per_image = {}
-    for name in ["random", *fns]:
+    for name in ["random", *fns] if "faith" not in args.skip else ():
+        m = maps[name][np.searchsorted(where[name], costly)]
+        scores = {}
+        for tag, substrate in substrates.items():
+            di = evaluate.deletion_insertion(model, x[costly], m, y[costly], substrate=substrate)
+            scores[f"deletion_auc{tag}"] = di["deletion"]
+            if not tag:
+                scores["insertion_auc"] = di["insertion"]
         m = maps[name][np.searchsorted(where[name], sub)]
-        di = evaluate.deletion_insertion(model, x[sub], m, y[sub])
-        morf = evaluate.road(model, x[sub], m, y[sub], order="morf")
-        lerf = evaluate.road(model, x[sub], m, y[sub], order="lerf")
-        scores = {"deletion_auc": di["deletion"], "insertion_auc": di["insertion"], "road_morf": morf.mean(1),
-                  "road_lerf": lerf.mean(1)}
+        scores["road_morf"] = evaluate.road(model, x[sub], m, y[sub], order="morf").mean(1)
+        scores["road_lerf"] = evaluate.road(model, x[sub], m, y[sub], order="lerf").mean(1)
         per_image[name] = scores
-        # paired with the random map on the same images: mean difference and its standard error
+        # paired with the random map on the same images: mean difference and its 95% interval
         diff = {k: v - per_image["random"][k] for k, v in scores.items()}
-        result["faithfulness"][name] = {"images": len(sub), **{k: float(v.mean()) for k, v in scores.items()},
-                                        "minus_random_mean_se": {k: [float(d.mean()),
-                                                                     float(d.std(ddof=1) / np.sqrt(len(d)))]
-                                                                 for k, d in diff.items()}}
+        result["faithfulness"][name] = {
+            "images": len(costly), "images_road": len(sub), **{k: float(v.mean()) for k, v in scores.items()},
+            "minus_random_mean_ci95": {k: [float(d.mean()), float(1.96 * d.std(ddof=1) / np.sqrt(len(d)))]
+                                       for k, d in diff.items()}}
         save(f"faithfulness {name}")
     faith = result["faithfulness"]
     for name, f in faith.items():
         r = faith["random"]
         f["beats_random"] = bool(f["deletion_auc"] < r["deletion_auc"] and f["insertion_auc"] > r["insertion_auc"]
                                  and f["road_morf"] < r["road_morf"] and f["road_lerf"] > r["road_lerf"])
+        # the whole 95% interval of the paired difference on the better side of the random map
+        sign = {"insertion_auc": 1, "road_lerf": 1}
+        f["beats_random_ci95"] = {k: bool(sign.get(k, -1) * d > ci) for k, (d, ci) in
+                                  f["minus_random_mean_ci95"].items()}
     save("all")
 
     loc, sanity, ig = result["localisation"], result["sanity"], result.get("integrated_gradients")
-    rows = [{"method": n, **{k: v for k, v in loc[n].items() if k != "seconds"}, **faith[n],
-             "sanity_rho": sanity.get(n, {}).get("final_rho", "")} for n in faith]
+    rows = [{"method": n, **faith.get(n, {}), **{k: v for k, v in loc[n].items() if k != "seconds"},
+             "sanity_rho": sanity.get(n, {}).get("final_rho", "")} for n in faith or loc]
     print(table(rows, ["method", "images", "pointing_game", "pointing_game_x_random", "relevance_mass",
-                       "relevance_mass_x_random", "deletion_auc", "insertion_auc", "road_morf", "road_lerf",
+                       "relevance_mass_x_random", "deletion_auc", "deletion_auc_zero", "deletion_auc_mean",
+                       "insertion_auc", "road_morf", "road_lerf",
                        "beats_random", "sanity_rho"]))
     if ig:
         print(table([{"rule": r, **ig[r]} for r in ("trapezoid", "midpoint", "gauss_legendre")],

@@ -67,6 +67,27 @@ def test_a_faithful_map_beats_an_unfaithful_one(bright_pixel_model):
     assert (morf_good < morf_bad).all()
 
 
+def test_deletion_substrates(bright_pixel_model):
+    x = np.zeros((1, 8, 8, 1), "float32")
+    x[:, :4, :4] = 1.0
+    maps = x[..., 0].copy()
+    # the image itself as the substrate: nothing changes, the area is the unchanged probability
+    p = float(bright_pixel_model(x)[0, 1])
+    same = evaluate.deletion_insertion(bright_pixel_model, x, maps, 1, steps=4, substrate=x)
+    assert same["deletion"][0] == pytest.approx(p, rel=1e-5)
+    # zeros: the corner's 16 pixels go in the first 1/4 of the steps, then p(mean 0) = 0.5 to the end
+    zero = evaluate.deletion_insertion(bright_pixel_model, x, maps, 1, steps=4, substrate="zero")
+    assert zero["deletion"][0] == pytest.approx((p + 0.5) / 2 * 0.25 + 0.5 * 0.75, rel=1e-5)
+    # a mean colour broadcasts; the blur (default) keeps some of the corner after its pixels are gone
+    grey = evaluate.deletion_insertion(bright_pixel_model, x, maps, 1, steps=4, substrate=[0.25])
+    blur = evaluate.deletion_insertion(bright_pixel_model, x, maps, 1, steps=4)
+    assert zero["deletion"][0] < grey["deletion"][0] < p and zero["deletion"][0] < blur["deletion"][0] < p
+    with pytest.raises(ValueError, match="substrate"):
+        evaluate.deletion_insertion(bright_pixel_model, x, maps, 1, substrate="black")
+    with pytest.raises(ValueError, match="substrate"):
+        evaluate.deletion_insertion(bright_pixel_model, x, maps, 1, substrate=np.zeros(3))
+
+
 def test_cascading_randomisation_decorrelates_gradients(cam_model, images):
     from keras_cv_apps import explain
 
