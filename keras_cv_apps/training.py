@@ -495,9 +495,11 @@ def fit(model_or_builder, splits, *, run_dir, epochs=20, learning_rate=1e-3, opt
     train, val = _datasets(splits)
     run_dir = _prepare_run_dir(run_dir)
     steps = _steps_per_epoch(train, steps_per_epoch, schedule)
-    repeat = steps_per_epoch is not None and int(train.cardinality()) > 0
-    if repeat:
-        train = train.repeat()  # epochs of `steps` batches walk on through the data
+    # One iterator for the whole run: a dataset of known length is repeated and each epoch takes
+    # exactly its `steps` batches (or `steps_per_epoch`, walking on through the data), so Keras does
+    # not restart the pipeline every epoch (Keras' evaluate starts the validation pipeline anew
+    # every time whatever it is given). A one-epoch run iterates the dataset once.
+    repeat = int(train.cardinality()) > 0 and (steps_per_epoch is not None or int(epochs) > 1)
     label_kind = _label_kind(train)  # from the dataset, before it is distributed
     train, val = _per_worker(train, strategy, repeat), _per_worker(val, strategy, False)
     if precision == "mixed_float16" and not tf.config.list_physical_devices("GPU"):
@@ -554,7 +556,7 @@ def fit(model_or_builder, splits, *, run_dir, epochs=20, learning_rate=1e-3, opt
     try:
         with _step_logs_averaged(multi_worker):
             history = model.fit(train, validation_data=val, epochs=int(epochs),
-                                steps_per_epoch=None if steps_per_epoch is None else steps,
+                                steps_per_epoch=steps if repeat or steps_per_epoch is not None else None,
                                 class_weight=class_weight, shuffle=False, callbacks=callbacks,
                                 verbose=progress_verbosity(verbose))
     except KeyboardInterrupt:
@@ -635,17 +637,24 @@ def _build_from_local_batch(model):
     model._maybe_symbolic_build = build
 
 
+def _repeated(dataset):
+    """``dataset`` repeated, with a prefetch after the repeat, so the next pass starts while the
+    model still trains on the last batches of the current one."""
+    return dataset.repeat().prefetch(tf.data.AUTOTUNE)
+
+
 def _per_worker(dataset, strategy, repeat):
-    """Under a distribution strategy, a dataset that can build one worker's part of itself
-    (``per_worker(input_context)``, as streamed `data.Splits` datasets do) is distributed that
-    way: each worker reads its own files at the per-replica batch size."""
+    """``dataset`` (repeated when ``repeat``) for ``strategy``. Under a distribution strategy a
+    dataset that can build one worker's part of itself (``per_worker(input_context)``, as streamed
+    `data.Splits` datasets do) is distributed that way: each worker reads its own files at the
+    per-replica batch size."""
     build = getattr(dataset, "per_worker", None)
     if build is None or strategy is tf.distribute.get_strategy():
-        return dataset
+        return _repeated(dataset) if repeat else dataset
 
     def per_worker(context):
         ds = build(context)
-        return ds.repeat() if repeat else ds
+        return _repeated(ds) if repeat else ds
     return strategy.distribute_datasets_from_function(per_worker)
 
 
