@@ -56,6 +56,7 @@ __all__ = [
     "fit",
     "get_strategy",
     "learning_rate_schedule",
+    "repeated",
     "set_seed",
 ]
 
@@ -637,9 +638,10 @@ def _build_from_local_batch(model):
     model._maybe_symbolic_build = build
 
 
-def _repeated(dataset):
+def repeated(dataset):
     """``dataset`` repeated, with a prefetch after the repeat, so the next pass starts while the
-    model still trains on the last batches of the current one."""
+    model still trains on the last batches of the current one: what `fit` hands to ``model.fit``
+    (with ``steps_per_epoch`` = the batches of one pass) so that one iterator serves every epoch."""
     return dataset.repeat().prefetch(tf.data.AUTOTUNE)
 
 
@@ -650,11 +652,11 @@ def _per_worker(dataset, strategy, repeat):
     per-replica batch size."""
     build = getattr(dataset, "per_worker", None)
     if build is None or strategy is tf.distribute.get_strategy():
-        return _repeated(dataset) if repeat else dataset
+        return repeated(dataset) if repeat else dataset
 
     def per_worker(context):
         ds = build(context)
-        return _repeated(ds) if repeat else ds
+        return repeated(ds) if repeat else ds
     return strategy.distribute_datasets_from_function(per_worker)
 
 
