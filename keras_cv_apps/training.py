@@ -479,8 +479,9 @@ def fit(model_or_builder, splits, *, run_dir, epochs=20, learning_rate=1e-3, opt
     (default ``backup_dir``) continues from its last completed epoch.
 
     Raises ``TrainingDivergedError`` when the loss becomes NaN/inf (after restoring the best
-    weights); on Ctrl-C restores the best weights, keeps the files written so far and
-    re-raises ``KeyboardInterrupt``.
+    weights), ``ConnectionError`` when another worker is lost during multi-worker training; on
+    Ctrl-C restores the best weights, keeps the files written so far and re-raises
+    ``KeyboardInterrupt``.
     """
     check_choice(optimizer, OPTIMIZERS, "optimizer")
     check_choice(schedule, SCHEDULES, "schedule")
@@ -560,6 +561,12 @@ def fit(model_or_builder, splits, *, run_dir, epochs=20, learning_rate=1e-3, opt
                                 steps_per_epoch=steps if repeat or steps_per_epoch is not None else None,
                                 class_weight=class_weight, shuffle=False, callbacks=callbacks,
                                 verbose=progress_verbosity(verbose))
+    except tf.errors.UnavailableError as err:
+        if not multi_worker:
+            raise
+        raise ConnectionError("Lost another worker during training (it stopped or cannot be reached); restart every "
+                              "worker with the same command and --resume to continue from the last completed "
+                              "epoch.") from err
     except KeyboardInterrupt:
         # Keras skips on_train_end here: restore the best weights and draw the curves ourselves.
         best = _find(callbacks, keras.callbacks.EarlyStopping).best_weights

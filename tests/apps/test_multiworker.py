@@ -112,6 +112,8 @@ def test_a_killed_worker_and_its_peer_resume_the_run_with_every_epoch_once(tmp_p
             w.wait()
             log.close()
     assert peer != 0 and not (out / "metrics.json").exists()
+    if peer == 2:  # it stopped by itself (the coordination service saw worker 1 stop sending heartbeats)
+        assert "restart every worker with the same command and --resume" in (tmp_path / "worker0.log").read_text()
     kept = json.loads(meta.read_text())["epoch"]
     assert 2 <= kept < 8
 
