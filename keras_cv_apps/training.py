@@ -3,7 +3,9 @@
 `fit` picks the optimizer and learning-rate schedule, compiles the model (unless it is already
 compiled), runs it under a ``tf.distribute`` strategy and leaves a run folder behind:
 ``best.keras`` (the best epoch, written atomically), ``history.csv``, ``history.json`` and
-``training_curves.png``. The model ends with the weights of its best epoch.
+``training_curves.png``. The model ends with the weights of its best epoch. A training dataset of
+known length is `repeated` and each epoch takes one pass of it, so one iterator serves the whole run
+(a streamed pipeline is not restarted every epoch).
 
 Scaling out: ``strategy="multiworker"`` trains on every worker named by ``TF_CONFIG`` (see
 `cluster`), each reading its own part of the data (a streamed source's own files); ``precision``
