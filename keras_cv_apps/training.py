@@ -3,7 +3,9 @@
 `fit` picks the optimizer and learning-rate schedule, compiles the model (unless it is already
 compiled), runs it under a ``tf.distribute`` strategy and leaves a run folder behind:
 ``best.keras`` (the best epoch, written atomically), ``history.csv``, ``history.json`` and
-``training_curves.png``. The model ends with the weights of its best epoch.
+``training_curves.png``. The model ends with the weights of its best epoch. A training dataset of
+known length is `repeated` and each epoch takes one pass of it, so one iterator serves the whole run
+(a streamed pipeline is not restarted every epoch).
 
 Scaling out: ``strategy="multiworker"`` trains on every worker named by ``TF_CONFIG`` (see
 `cluster`), each reading its own part of the data (a streamed source's own files); ``precision``
@@ -56,6 +58,7 @@ __all__ = [
     "fit",
     "get_strategy",
     "learning_rate_schedule",
+    "repeated",
     "set_seed",
 ]
 
@@ -478,8 +481,9 @@ def fit(model_or_builder, splits, *, run_dir, epochs=20, learning_rate=1e-3, opt
     (default ``backup_dir``) continues from its last completed epoch.
 
     Raises ``TrainingDivergedError`` when the loss becomes NaN/inf (after restoring the best
-    weights); on Ctrl-C restores the best weights, keeps the files written so far and
-    re-raises ``KeyboardInterrupt``.
+    weights), ``ConnectionError`` when another worker is lost during multi-worker training; on
+    Ctrl-C restores the best weights, keeps the files written so far and re-raises
+    ``KeyboardInterrupt``.
     """
     check_choice(optimizer, OPTIMIZERS, "optimizer")
     check_choice(schedule, SCHEDULES, "schedule")
@@ -495,9 +499,11 @@ def fit(model_or_builder, splits, *, run_dir, epochs=20, learning_rate=1e-3, opt
     train, val = _datasets(splits)
     run_dir = _prepare_run_dir(run_dir)
     steps = _steps_per_epoch(train, steps_per_epoch, schedule)
-    repeat = steps_per_epoch is not None and int(train.cardinality()) > 0
-    if repeat:
-        train = train.repeat()  # epochs of `steps` batches walk on through the data
+    # One iterator for the whole run: a dataset of known length is repeated and each epoch takes
+    # exactly its `steps` batches (or `steps_per_epoch`, walking on through the data), so Keras does
+    # not restart the pipeline every epoch (Keras' evaluate starts the validation pipeline anew
+    # every time whatever it is given). A one-epoch run iterates the dataset once.
+    repeat = int(train.cardinality()) > 0 and (steps_per_epoch is not None or int(epochs) > 1)
     label_kind = _label_kind(train)  # from the dataset, before it is distributed
     train, val = _per_worker(train, strategy, repeat), _per_worker(val, strategy, False)
     if precision == "mixed_float16" and not tf.config.list_physical_devices("GPU"):
@@ -554,9 +560,15 @@ def fit(model_or_builder, splits, *, run_dir, epochs=20, learning_rate=1e-3, opt
     try:
         with _step_logs_averaged(multi_worker):
             history = model.fit(train, validation_data=val, epochs=int(epochs),
-                                steps_per_epoch=None if steps_per_epoch is None else steps,
+                                steps_per_epoch=steps if repeat or steps_per_epoch is not None else None,
                                 class_weight=class_weight, shuffle=False, callbacks=callbacks,
                                 verbose=progress_verbosity(verbose))
+    except tf.errors.UnavailableError as err:
+        if not multi_worker:
+            raise
+        raise ConnectionError("Lost another worker during training (it stopped or cannot be reached); restart every "
+                              "worker with the same command and --resume to continue from the last completed "
+                              "epoch.") from err
     except KeyboardInterrupt:
         # Keras skips on_train_end here: restore the best weights and draw the curves ourselves.
         best = _find(callbacks, keras.callbacks.EarlyStopping).best_weights
@@ -635,17 +647,25 @@ def _build_from_local_batch(model):
     model._maybe_symbolic_build = build
 
 
+def repeated(dataset):
+    """``dataset`` repeated, with a prefetch after the repeat, so the next pass starts while the
+    model still trains on the last batches of the current one: what `fit` hands to ``model.fit``
+    (with ``steps_per_epoch`` = the batches of one pass) so that one iterator serves every epoch."""
+    return dataset.repeat().prefetch(tf.data.AUTOTUNE)
+
+
 def _per_worker(dataset, strategy, repeat):
-    """Under a distribution strategy, a dataset that can build one worker's part of itself
-    (``per_worker(input_context)``, as streamed `data.Splits` datasets do) is distributed that
-    way: each worker reads its own files at the per-replica batch size."""
+    """``dataset`` (repeated when ``repeat``) for ``strategy``. Under a distribution strategy a
+    dataset that can build one worker's part of itself (``per_worker(input_context)``, as streamed
+    `data.Splits` datasets do) is distributed that way: each worker reads its own files at the
+    per-replica batch size."""
     build = getattr(dataset, "per_worker", None)
     if build is None or strategy is tf.distribute.get_strategy():
-        return dataset
+        return repeated(dataset) if repeat else dataset
 
     def per_worker(context):
         ds = build(context)
-        return ds.repeat() if repeat else ds
+        return repeated(ds) if repeat else ds
     return strategy.distribute_datasets_from_function(per_worker)
 
 

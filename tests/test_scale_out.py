@@ -183,3 +183,76 @@ def test_an_app_killed_mid_run_resumes_from_its_last_epoch(tmp_path, capsys):
     assert not (out / "backup").exists()  # finished: nothing left to resume
     assert lenet_train.main(_app(out, "--resume")) == 2
     assert "has finished: there is nothing to resume" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------- one iterator per run
+
+
+class Recorder(keras.layers.Layer):
+    """Passes its input on; in an eager step it keeps what it saw (train or validation)."""
+
+    def __init__(self, log):
+        super().__init__()
+        self.keep = log.append  # a list attribute would become a copy tracked by the layer
+
+    def call(self, x, training=None):
+        if hasattr(x, "numpy"):
+            self.keep((bool(training), x.numpy()))
+        return x
+
+
+def _id_folder(root, per_class=9):
+    """Three classes of 8x8 gray PNGs, each of one value: a unique id (3 * i + class + 1)."""
+    import cv2
+
+    for c in range(3):
+        (root / f"c{c}").mkdir(parents=True)
+        for i in range(per_class):
+            cv2.imwrite(str(root / f"c{c}" / f"{i:02d}.png"), np.full((8, 8), 3 * i + c + 1, np.uint8))
+    return root
+
+
+def _recorded_fit(splits, run_dir, epochs):
+    log = []
+    model = keras.Sequential([keras.Input((8, 8, 1)), Recorder(log), keras.layers.Flatten(),
+                              keras.layers.Dense(splits.num_classes, activation="softmax")])
+    model.compile("sgd", "sparse_categorical_crossentropy", run_eagerly=True)
+    training.fit(model, splits, run_dir=run_dir, epochs=epochs, verbose=0)
+    return ([x for train, x in log if train], [x for train, x in log if not train])
+
+
+def test_fit_keeps_one_iterator_and_each_epoch_sees_every_file_once(tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    from keras_cv_apps import data
+
+    root = _id_folder(tmp_path / "ids")
+
+    def load(augment="none"):
+        return data.load(f"dir:{root}", image_size=8, batch_size=4, augment=augment, seed=3, scale="unit")
+
+    splits = load()
+    started = []
+    original = tf.data.Dataset.__iter__
+    monkeypatch.setattr(tf.data.Dataset, "__iter__", lambda ds: started.append(ds) or original(ds))
+    train, val = _recorded_fit(splits, tmp_path / "run", epochs=3)
+    monkeypatch.undo()
+    assert sum(ds is not splits.val for ds in started) == 1  # one train iterator for the whole run
+
+    steps, val_steps = int(splits.train.cardinality()), int(splits.val.cardinality())
+    assert len(train) == 3 * steps and len(val) == 3 * val_steps and len(splits.indices["train"]) % 4  # a short batch
+    ids = lambda batches: np.rint(np.concatenate(batches)[:, 0, 0, 0] * 255).astype(int).tolist()  # noqa: E731
+    expected = sorted(ids([splits.arrays("train")[0]]))
+    epochs = [ids(train[e * steps:(e + 1) * steps]) for e in range(3)]
+    assert all(sorted(epoch) == expected for epoch in epochs)  # every file once per epoch
+    assert len({tuple(epoch) for epoch in epochs}) == 3  # in a new order each epoch
+    assert all(sorted(ids(val[e * val_steps:(e + 1) * val_steps])) == sorted(ids([splits.arrays("val")[0]]))
+               for e in range(3))
+    # the same batches as Keras re-iterating the dataset every epoch would see (same seed, same stream)
+    fresh = load().train
+    assert epochs == [ids([x for x, _ in fresh.as_numpy_iterator()]) for _ in range(3)]
+
+    augmented, _ = _recorded_fit(load("digits"), tmp_path / "augmented", epochs=2)
+    fresh = load("digits").train
+    again = [x for _ in range(2) for x, _ in fresh.as_numpy_iterator()]
+    assert len(augmented) == len(again) and all(np.array_equal(a, b) for a, b in zip(augmented, again))

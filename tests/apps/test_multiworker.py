@@ -1,14 +1,17 @@
 """Two real workers on loopback (`--strategy multiworker` with TF_CONFIG): both finish and the chief
 alone writes the run folder (a short run, in the suite); LeNet-5 on digits learns as well as on one
-worker at the same global batch and learning rate (the app's 40 epochs: large); a worker whose peer
-never comes gives up with a message instead of hanging."""
+worker at the same global batch and learning rate (the app's 40 epochs: large); a worker killed with
+SIGKILL mid-run, then both restarted with --resume, finish the run with every epoch once (large); a
+worker whose peer never comes gives up with a message instead of hanging."""
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -79,6 +82,56 @@ def test_two_workers_train_lenet_as_well_as_one(tmp_path):
                              str(tmp_path / "one")]) == 0
     one = json.loads((tmp_path / "one" / "metrics.json").read_text())["test"]["top1"]
     assert abs(two - one) <= 0.01, (two, one)
+
+
+@pytest.mark.large  # two workers training, one killed, both restarted: about two minutes
+def test_a_killed_worker_and_its_peer_resume_the_run_with_every_epoch_once(tmp_path):
+    out = tmp_path / "runs" / "lenet"
+    argv = [*ARGS, "--epochs", "8", "--batch-size", "32", "--strategy", "multiworker", "--worker-timeout", "240",
+            "--output", str(out)]
+    meta = out / "backup" / "training_metadata.json"
+    logs = [open(tmp_path / f"worker{i}.log", "w") for i in range(2)]
+    ports = _free_ports(2)
+    workers = [_worker(ports, i, argv, logs[i]) for i in range(2)]
+    try:
+        deadline = time.time() + 600
+        while time.time() < deadline and all(w.poll() is None for w in workers):
+            if meta.exists() and json.loads(meta.read_text())["epoch"] >= 2:
+                break
+            time.sleep(0.2)
+        assert all(w.poll() is None for w in workers), "the run ended before a worker could be killed"
+        os.kill(workers[1].pid, signal.SIGKILL)  # worker 1 dies mid-run
+        try:  # its peer stops with an error when its collectives fail, or hangs in them: stop it then
+            peer = workers[0].wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            workers[0].kill()
+            peer = workers[0].wait()
+    finally:
+        for w, log in zip(workers, logs):
+            w.kill()
+            w.wait()
+            log.close()
+    assert peer != 0 and not (out / "metrics.json").exists()
+    if peer == 2:  # it stopped by itself (the coordination service saw worker 1 stop sending heartbeats)
+        assert "restart every worker with the same command and --resume" in (tmp_path / "worker0.log").read_text()
+    kept = json.loads(meta.read_text())["epoch"]
+    assert 2 <= kept < 8
+
+    ports = _free_ports(2)  # the whole cluster restarts with the same command and --resume
+    logs = [open(tmp_path / f"resumed{i}.log", "w") for i in range(2)]
+    workers = [_worker(ports, i, [*argv, "--resume"], logs[i]) for i in range(2)]
+    try:
+        codes = [w.wait(timeout=600) for w in workers]
+    finally:
+        for w, log in zip(workers, logs):
+            w.kill()
+            log.close()
+    assert codes == [0, 0], [(tmp_path / f"resumed{i}.log").read_text()[-3000:] for i in range(2)]
+    assert json.loads((out / "history.json").read_text())["epoch"] == list(range(1, 9))  # each epoch once
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["training"]["epochs_run"] == 8 and not (out / "backup").exists()
+    assert metrics["test"]["top1"] > 0.5  # trained on from the backup (one uninterrupted worker reaches ~87%)
+    assert os.listdir(out.parent) == ["lenet"]
 
 
 def test_a_worker_without_its_peer_times_out_with_a_message(tmp_path):
