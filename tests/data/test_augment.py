@@ -62,6 +62,38 @@ def test_same_seed_gives_the_same_augmented_epochs(preset):
     assert not np.array_equal(_epoch(other.train)[0][:50], epochs[0][0][:50])
 
 
+def test_the_pipeline_draws_a_new_affine_per_image_and_epoch():
+    """Train images that are coordinate ramps (x + 1, y + 1, an image id): the rotation fitted back
+    from each augmented image spreads uniformly over the `light` preset's +-10 degrees, differs
+    between the images of a batch, and an image's rotation in one epoch says nothing about the
+    next (keys per batch and epoch, parameters per image)."""
+    n, size = 96, 20
+    x = np.zeros((n, size, size, 3), np.uint8)
+    x[..., 0], x[..., 1] = np.arange(size)[None, None, :] + 1, np.arange(size)[None, :, None] + 1
+    x[..., 2] = 100 + np.arange(n)[:, None, None]
+    splits = data.load((x, np.arange(n) % 4), image_size=None, channels=3, augment="light", seed=0, batch_size=32,
+                       val_fraction=0.125, test_fraction=0.125)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    angles = []
+    for _ in range(2):
+        epoch = {}
+        for batch, _labels in splits.train:
+            for image in batch.numpy() * 255.0:
+                inside = np.abs(image[..., 2] - image[..., 2].max()) < 1e-3  # sampled wholly inside the input
+                design = np.stack([xx[inside], yy[inside], np.ones(inside.sum())], 1)
+                back = np.stack([np.linalg.lstsq(design, image[..., k][inside] - 1, rcond=None)[0][:2] for k in (0, 1)])
+                forward = np.linalg.inv(back)
+                epoch[round(image[..., 2].max())] = np.degrees(np.arctan2(-forward[1, 0], forward[0, 0]))
+        angles.append(epoch)
+    ids = sorted(angles[0])
+    first, second = np.array([angles[0][i] for i in ids]), np.array([angles[1][i] for i in ids])
+    assert len(ids) == len(splits.indices["train"]) == 72
+    assert np.abs(first).max() <= 10.05 and np.abs(first).max() > 8.5
+    assert 0.8 < first.std() / (10 / np.sqrt(3)) < 1.2  # uniform on [-10, 10] degrees
+    assert len(np.unique(first.round(3))) == len(ids)  # no two images (of a batch or not) share a draw
+    assert abs(np.corrcoef(first, second)[0, 1]) < 0.35 and np.abs(first - second).max() > 5
+
+
 def test_a_seeded_epoch_is_the_same_in_a_fresh_process():
     code = textwrap.dedent("""
         import hashlib, numpy as np

@@ -121,6 +121,77 @@ def test_random_affine_matrices_move_pixels_as_computed_by_hand():
     assert _affine(sheared, shear=np.pi / 4)[4, 4] == 1
 
 
+def test_random_affine_turns_even_sized_images_about_the_pixel_centre_grid():
+    """Centre (w - 1) / 2: a quarter turn of an even-sized image is np.rot90 exactly (a centre at
+    w / 2 would move every pixel by one), and a zoom of 1 or a shift of 0 changes nothing."""
+    image = np.arange(16, dtype=np.float32).reshape(4, 4)
+    np.testing.assert_array_equal(_affine(image, angle=np.pi / 2), np.rot90(image))
+    np.testing.assert_array_equal(_affine(image, angle=-np.pi / 2), np.rot90(image, -1))
+    np.testing.assert_array_equal(_affine(image, scale=1.0), image)
+
+
+def _fitted_affines(out):
+    """Per image of a warped coordinate batch (channels: x + 1, y + 1, 1): rotation in degrees
+    (counter-clockwise on screen), scale, and the shift of the image centre in pixels, from a
+    least-squares fit over the pixels sampled wholly inside the input."""
+    n, h, w, _ = out.shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    centre = np.array([(w - 1) / 2, (h - 1) / 2])
+    fitted = []
+    for ox, oy, inside in np.moveaxis(out.astype(np.float64), -1, 1):
+        m = inside > 0.9999
+        design = np.stack([xx[m], yy[m], np.ones(m.sum())], 1)
+        px, py = (np.linalg.lstsq(design, v[m] - 1, rcond=None)[0] for v in (ox, oy))
+        back = np.array([px[:2], py[:2]])  # output -> input
+        forward = np.linalg.inv(back)  # scale x rotation
+        source = back @ centre + np.array([px[2], py[2]])  # the input point drawn at the centre
+        fitted.append((np.degrees(np.arctan2(-forward[1, 0], forward[0, 0])),
+                       np.sqrt(np.linalg.det(forward)), *(forward @ (centre - source))))
+    return np.array(fitted)
+
+
+@pytest.mark.parametrize("preset", ["light", "digits"])
+def test_random_affine_draws_per_image_within_the_presets_documented_ranges(preset):
+    """The preset's numbers mean degrees, fractions of the size and 1 +- zoom, drawn per image:
+    fitted on 400 warped coordinate images the angles fill [-rotation, rotation] degrees (not
+    radians or turns), scales [1 - zoom, 1 + zoom], centre shifts +- translation x size."""
+    from keras_cv_apps.data import augment
+
+    layer = augment.PRESETS[preset][0](0)
+    assert isinstance(layer, L.RandomAffine)
+    size = 24
+    grid = np.ones((400, size, size, 3), np.float32)
+    grid[..., 0] += np.arange(size)[None, None, :]
+    grid[..., 1] = 1 + np.arange(size)[None, :, None]
+    angle, scale, dx, dy = _fitted_affines(np.asarray(layer(grid, training=True, key=[4, 2]))).T
+    for values, bound, centre in ((angle, layer.rotation, 0.0), (scale - 1, layer.zoom, 0.0),
+                                  (dx, layer.translation * size, 0.0), (dy, layer.translation * size, 0.0)):
+        assert np.abs(values).max() <= bound * 1.02 + 0.02  # inside the range (OpenCV's 1/32-pixel grid)
+        assert np.abs(values).max() >= bound * 0.95  # and filling it
+        assert abs(values.mean() - centre) < bound * 0.1  # symmetric: uniform about 0
+    assert abs(np.corrcoef(angle, dx)[0, 1]) < 0.2 and abs(np.corrcoef(scale, dy)[0, 1]) < 0.2  # independent
+
+
+def test_random_affine_warps_like_the_keras_resampler_it_replaced():
+    """The same matrices through ``keras.ops.image.affine_transform`` (bilinear, black borders: the
+    pipeline's earlier warp) and through the layer's OpenCV call agree to a fraction of a grey level
+    on average (OpenCV interpolates on a 1/32-pixel grid)."""
+    import cv2
+
+    rng = np.random.default_rng(1)
+    images = _batch(1, np.float32, n=32, size=20, seed=3)
+    angle, sx, sy = rng.uniform(-1, 1, 32) * np.radians(15), rng.uniform(-2, 2, 32), rng.uniform(-2, 2, 32)
+    scale = rng.uniform(0.85, 1.15, 32)
+    mats = L.RandomAffine.matrices(angle, 0.0, sx, sy, scale, 20, 20)
+    ours = np.stack([cv2.warpAffine(img[..., 0], m, (20, 20), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                    borderMode=cv2.BORDER_CONSTANT, borderValue=0.0) for img, m in zip(images, mats)])
+    flat = np.concatenate([mats.reshape(32, 6), np.zeros((32, 2))], 1).astype(np.float32)
+    keras_out = np.asarray(keras.ops.image.affine_transform(images, flat, interpolation="bilinear",
+                                                            fill_mode="constant", fill_value=0.0))[..., 0]
+    diff = np.abs(ours - keras_out)
+    assert diff.mean() < 0.5 and np.percentile(diff, 99) < 4.0
+
+
 def test_mirror_flips_whole_images_or_leaves_them():
     x = _batch(3, np.uint8)
     out = np.asarray(L.RandomMirror(probability=0.5)(x, training=True, key=[0, 7]))
