@@ -35,15 +35,21 @@ def classify(path, pixels):
     return np.array(top), names, np.array(scores)
 
 
+def _trained_lenet(channels):
+    """A tiny LeNet-5 trained four epochs on digits at 16x16 with ``channels``, and its splits."""
+    splits = data.load("digits", image_size=16, channels=channels, scale="unit", seed=0)
+    x, y = splits.arrays("train")
+    keras.utils.set_random_seed(0)
+    model = models.create("test_lenet5", num_classes=10, image_shape=(16, 16, channels))
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=4, batch_size=32, verbose=0)
+    return splits, model
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """A tiny RGB LeNet-5 trained a few epochs on digits, exported in float32 and int8 with metadata."""
-    splits = data.load("digits", image_size=16, channels=3, scale="unit", seed=0)
-    x, y = splits.arrays("train")
-    keras.utils.set_random_seed(0)
-    model = models.create("test_lenet5", num_classes=10, image_shape=(16, 16, 3))
-    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
-    model.fit(x, y, epochs=4, batch_size=32, verbose=0)
+    splits, model = _trained_lenet(channels=3)
     out = tmp_path_factory.mktemp("mediapipe")
     x_test, y_test = splits.arrays("test")
     reports = export.export_all(model, out, ["float32", "int8"], samples=x_test, labels=y_test,
@@ -87,12 +93,7 @@ def test_files_without_metadata_or_with_one_channel_are_refused(exported, tmp_pa
 
 def test_grayscale_model_runs_behind_an_rgb_front(tmp_path):
     """The lenet_train kind of model (1 channel) exported through `export.with_rgb_input`."""
-    splits = data.load("digits", image_size=16, channels=1, scale="unit", seed=0)
-    x, y = splits.arrays("train")
-    keras.utils.set_random_seed(0)
-    model = models.create("test_lenet5", num_classes=10, image_shape=(16, 16, 1))
-    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
-    model.fit(x, y, epochs=4, batch_size=32, verbose=0)
+    splits, model = _trained_lenet(channels=1)
     x_test, y_test = splits.arrays("test")
     rgb = export.with_rgb_input(model)
     reports = export.export_all(rgb, tmp_path, ["float32"], samples=np.repeat(x_test, 3, -1), labels=y_test,

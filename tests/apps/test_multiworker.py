@@ -42,21 +42,27 @@ def _scratch():
     return {p.name for p in Path(tempfile.gettempdir()).glob("lenet_train-worker-*")}
 
 
+def _run_cluster(tmp_path, log_name, argv, *, timeout):
+    """Start two workers on fresh loopback ports with ``argv``, wait for both, and check both exit 0
+    (their logs are ``<log_name><i>.log``)."""
+    ports = _free_ports(2)
+    logs = [open(tmp_path / f"{log_name}{i}.log", "w") for i in range(2)]
+    workers = [_worker(ports, i, argv, logs[i]) for i in range(2)]
+    try:
+        codes = [w.wait(timeout=timeout) for w in workers]
+    finally:
+        for w, log in zip(workers, logs):
+            w.kill()
+            log.close()
+    assert codes == [0, 0], [(tmp_path / f"{log_name}{i}.log").read_text()[-3000:] for i in range(2)]
+
+
 def _two_workers(tmp_path, *argv):
     """Run two lenet_train workers to the end; the run folder they were given."""
     runs = tmp_path / "runs"
     before = _scratch()
     argv = [*ARGS, *argv, "--strategy", "multiworker", "--worker-timeout", "240", "--output", str(runs / "lenet")]
-    ports = _free_ports(2)
-    logs = [open(tmp_path / f"worker{i}.log", "w") for i in range(2)]
-    workers = [_worker(ports, i, argv, logs[i]) for i in range(2)]
-    try:
-        codes = [w.wait(timeout=900) for w in workers]
-    finally:
-        for w, log in zip(workers, logs):
-            w.kill()
-            log.close()
-    assert codes == [0, 0], [(tmp_path / f"worker{i}.log").read_text()[-3000:] for i in range(2)]
+    _run_cluster(tmp_path, "worker", argv, timeout=900)
     assert sorted(os.listdir(runs)) == ["lenet"] and _scratch() == before  # worker 1 wrote nothing that stayed
     assert "worker 1 of 2: training done" in (tmp_path / "worker1.log").read_text()
     return runs / "lenet"
@@ -117,16 +123,7 @@ def test_a_killed_worker_and_its_peer_resume_the_run_with_every_epoch_once(tmp_p
     kept = json.loads(meta.read_text())["epoch"]
     assert 2 <= kept < 8
 
-    ports = _free_ports(2)  # the whole cluster restarts with the same command and --resume
-    logs = [open(tmp_path / f"resumed{i}.log", "w") for i in range(2)]
-    workers = [_worker(ports, i, [*argv, "--resume"], logs[i]) for i in range(2)]
-    try:
-        codes = [w.wait(timeout=600) for w in workers]
-    finally:
-        for w, log in zip(workers, logs):
-            w.kill()
-            log.close()
-    assert codes == [0, 0], [(tmp_path / f"resumed{i}.log").read_text()[-3000:] for i in range(2)]
+    _run_cluster(tmp_path, "resumed", [*argv, "--resume"], timeout=600)  # the whole cluster, same command
     assert json.loads((out / "history.json").read_text())["epoch"] == list(range(1, 9))  # each epoch once
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["training"]["epochs_run"] == 8 and not (out / "backup").exists()
