@@ -201,7 +201,7 @@ class Recorder(keras.layers.Layer):
         return x
 
 
-def _id_folder(root, per_class=9):
+def _id_folder(root, per_class=10):
     """Three classes of 8x8 gray PNGs, each of one value: a unique id (3 * i + class + 1)."""
     import cv2
 
