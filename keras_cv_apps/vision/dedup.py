@@ -19,7 +19,9 @@ How `find_duplicates` works with a hash method (``phash`` by default):
    (a region match, or a whole match more than `SHIFT_DISTANCE` bits apart) that fall short get
    an affine ECC alignment first. A pair is kept if its SSIM reaches ``min_ssim``; this rejects
    distinct images whose hashes collide, such as neighbouring crops of one photo.
-5. Kept pairs join groups; each group keeps one file chosen by `keep.choose` (by default the best
+5. Kept pairs join groups, without chaining: a pair that would join two groups must also hold
+   between the groups' anchors (the member each was founded with), so A~B and B~C do not put a
+   distinct C with A. Each group keeps one file chosen by `keep.choose` (by default the best
    copy: lossless over lossy, higher bit depth, more pixels, less compression, sharper, older,
    shorter path) and says why, per file. Every file's score is its SSIM with the kept file.
 
