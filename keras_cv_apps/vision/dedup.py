@@ -19,7 +19,9 @@ How `find_duplicates` works with a hash method (``phash`` by default):
    (a region match, or a whole match more than `SHIFT_DISTANCE` bits apart) that fall short get
    an affine ECC alignment first. A pair is kept if its SSIM reaches ``min_ssim``; this rejects
    distinct images whose hashes collide, such as neighbouring crops of one photo.
-5. Kept pairs join groups; each group keeps one file chosen by `keep.choose` (by default the best
+5. Kept pairs join groups, without chaining: a pair that would join two groups must also hold
+   between the groups' anchors (the member each was founded with), so A~B and B~C do not put a
+   distinct C with A. Each group keeps one file chosen by `keep.choose` (by default the best
    copy: lossless over lossy, higher bit depth, more pixels, less compression, sharper, older,
    shorter path) and says why, per file. Every file's score is its SSIM with the kept file.
 
@@ -243,19 +245,49 @@ def _exact_and_buckets(scan: Scan, uf: _UnionFind, pairs: dict, verify_ssim: boo
 
 
 def _verify(scan, uf, candidates, pairs, min_ssim, progress) -> None:
-    """Check candidate pairs closest first, skipping pairs already in one group."""
+    """Check candidate pairs closest first, skipping pairs already in one group.
+
+    Groups do not chain: each group has an anchor (the member it was founded with; the larger
+    group's anchor after a merge), and a pair that joins two groups must pass SSIM itself and
+    its two anchors must pass too, lined up by their hashes. So A~B and B~C put C next to A only
+    when C also matches A's anchor. Anchor results are cached, and a pair whose anchors are known
+    to differ is skipped without comparing it.
+    """
+    from collections import Counter
+
     from tqdm.auto import tqdm
 
+    anchor, anchors_ok = {}, {}
+    size = Counter(uf.find(x) for x in range(len(uf.parent)))
     order = sorted(candidates.items(), key=lambda kv: (kv[1][0], kv[0]))
     for (i, j), (dist, flip, region, query, shifted) in tqdm(order, desc="verifying", unit="pair",
                                                            disable=not progress or len(order) < 2000):
-        if uf.find(i) == uf.find(j):
+        ri, rj = uf.find(i), uf.find(j)
+        if ri == rj:
+            continue
+        ai, aj = anchor.get(ri, ri), anchor.get(rj, rj)
+        key = (min(ai, aj), max(ai, aj))
+        if (ai, aj) != (i, j) and anchors_ok.get(key) is False:
             continue
         score = _pair_ssim(scan.thumbs, i, j, flip, region, query, min_ssim=min_ssim, shifted=shifted)
         log.debug("ssim %s %s %.3f", scan.paths[i].name, scan.paths[j].name, score)
-        if score >= min_ssim:
-            uf.union(i, j)
-            pairs[(i, j)] = float(np.clip(score, 0.0, 1.0))
+        if score < min_ssim:
+            continue
+        if (ai, aj) != (i, j) and key not in anchors_ok:
+            a_dist, a_flip, a_region, a_query = _alignment(scan.hashes, ai, aj)
+            a_score = _pair_ssim(scan.thumbs, ai, aj, a_flip, a_region, a_query, min_ssim=min_ssim,
+                                 shifted=a_region != 0 or a_dist > SHIFT_DISTANCE)
+            anchors_ok[key] = bool(a_score >= min_ssim)
+            if anchors_ok[key]:
+                pairs.setdefault(key, float(np.clip(a_score, 0.0, 1.0)))
+        if (ai, aj) != (i, j) and not anchors_ok[key]:
+            continue
+        si, sj = size[ri], size[rj]
+        uf.union(i, j)
+        root = uf.find(i)
+        anchor[root] = ai if (si, -ai) >= (sj, -aj) else aj
+        size[root] = si + sj
+        pairs[(i, j)] = float(np.clip(score, 0.0, 1.0))
 
 
 def _score_to_kept(scan, hashes, pairs, k, rep, verified: bool, cnn_sim=None) -> float:
