@@ -244,6 +244,12 @@ def _exact_and_buckets(scan: Scan, uf: _UnionFind, pairs: dict, verify_ssim: boo
     return searched
 
 
+def _shifted(dist: int, region: int) -> bool:
+    """Whether the hashes say a pair is shifted: a region match, or a whole match more than
+    `SHIFT_DISTANCE` bits apart (such pairs get an ECC alignment when plain SSIM falls short)."""
+    return region != 0 or dist > SHIFT_DISTANCE
+
+
 def _verify(scan, uf, candidates, pairs, min_ssim, progress) -> None:
     """Check candidate pairs closest first, skipping pairs already in one group.
 
@@ -267,21 +273,23 @@ def _verify(scan, uf, candidates, pairs, min_ssim, progress) -> None:
             continue
         ai, aj = anchor.get(ri, ri), anchor.get(rj, rj)
         key = (min(ai, aj), max(ai, aj))
-        if (ai, aj) != (i, j) and anchors_ok.get(key) is False:
+        through_anchors = (ai, aj) != (i, j)  # the pair is not the two anchors themselves
+        if through_anchors and anchors_ok.get(key) is False:
             continue
         score = _pair_ssim(scan.thumbs, i, j, flip, region, query, min_ssim=min_ssim, shifted=shifted)
         log.debug("ssim %s %s %.3f", scan.paths[i].name, scan.paths[j].name, score)
         if score < min_ssim:
             continue
-        if (ai, aj) != (i, j) and key not in anchors_ok:
-            a_dist, a_flip, a_region, a_query = _alignment(scan.hashes, ai, aj)
-            a_score = _pair_ssim(scan.thumbs, ai, aj, a_flip, a_region, a_query, min_ssim=min_ssim,
-                                 shifted=a_region != 0 or a_dist > SHIFT_DISTANCE)
-            anchors_ok[key] = bool(a_score >= min_ssim)
-            if anchors_ok[key]:
-                pairs.setdefault(key, float(np.clip(a_score, 0.0, 1.0)))
-        if (ai, aj) != (i, j) and not anchors_ok[key]:
-            continue
+        if through_anchors:
+            if key not in anchors_ok:
+                a_dist, a_flip, a_region, a_query = _alignment(scan.hashes, ai, aj)
+                a_score = _pair_ssim(scan.thumbs, ai, aj, a_flip, a_region, a_query, min_ssim=min_ssim,
+                                     shifted=_shifted(a_dist, a_region))
+                anchors_ok[key] = bool(a_score >= min_ssim)
+                if anchors_ok[key]:
+                    pairs.setdefault(key, float(np.clip(a_score, 0.0, 1.0)))
+            if not anchors_ok[key]:
+                continue
         si, sj = size[ri], size[rj]
         uf.union(i, j)
         root = uf.find(i)
@@ -378,7 +386,7 @@ def find_duplicates(paths=None, *, method: str = "phash", threshold=None, verify
         candidates = {}
         for (a, b), (dist, flip, region, query) in found.items():
             i, j = heads[a], heads[b]
-            candidates[(i, j)] = (dist, flip, region, heads[query], region != 0 or dist > SHIFT_DISTANCE)
+            candidates[(i, j)] = (dist, flip, region, heads[query], _shifted(dist, region))
     if verify_ssim:
         _verify(scan, uf, candidates, pairs, min_ssim, progress)
     else:
