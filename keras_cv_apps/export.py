@@ -512,7 +512,7 @@ def add_classifier_metadata(path, class_names, preprocessing: dict, *, name: str
 
 # ITU-R 601 luma (0.299, 0.587, 0.114, the weights OpenCV's RGB -> gray uses, and so this package's
 # image readers) on the grid of an int8 weight tensor: (65, 127, 25) / 217 differ from it by less than
-# 0.0007 and are stored exactly by an int8 export (scale 1/217, the largest weight at 127), so the
+# 0.002 and are stored exactly by an int8 export (scale 1/217, the largest weight at 127), so the
 # weights still sum to 1 there and three equal channels give an int8 model its gray value unchanged.
 LUMA = (65 / 217, 127 / 217, 25 / 217)
 
