@@ -169,7 +169,8 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         splits = data.load("digits", image_size=32, channels=3, scale="unit", seed=0)
         rows["lenet5 32x32x3"] = check_rgb_model(splits, Path(tmp, "rgb"), args.epochs)
-        rows["lenet_train default run (lenet5 32x32x1, RGB-input files)"], native = check_lenet_train(tmp, args.app_epochs)
+        app_rows, native = check_lenet_train(tmp, args.app_epochs)
+        rows["lenet_train default run (lenet5 32x32x1, RGB-input files)"] = app_rows
     out = write_result("mediapipe", {"mediapipe": mediapipe.__version__, "epochs": args.epochs,
                                      "lenet_train_epochs": args.app_epochs or "app default", "models": rows,
                                      "one_channel_int8_file": native})
