@@ -22,7 +22,8 @@ class. The same architecture trained from scratch with the same steps and augmen
 reported beside it (``--no-scratch`` skips it). benchmarks/bench_transfer.py runs this protocol
 over 20 episodes x 3 seeds at 1 and 5 shots.
 
-The run folder gets model.keras, model.tflite / model_int8.tflite (verified), labels.txt,
+The run folder gets model.keras, model.tflite / model_int8.tflite (verified; RGB input unless
+--tflite-input native), labels.txt,
 config.json, metrics.json (test accuracy, scratch comparison, checkpoint report), history, plots.
 
 Usage:
