@@ -214,8 +214,9 @@ def print_classifier_summary(title: str, metrics: dict, run) -> None:
     files = list(metrics["exports"])
     tflite = next((n for n in files if n.endswith("_int8.tflite")), files[0] if files else None)
     if tflite:
+        rgb = " and takes RGB images" if metrics["exports"][tflite].get("rgb_front") else ""
         next_step(f"copy {run.path / tflite} and {run.path / 'labels.txt'} into a phone app "
-                  f"(config.json gives the input size and scaling)")
+                  f"(config.json gives the input size and scaling; the file carries both{rgb})")
 
 
 def train_reconstruction(args, *, app: str, model_name: str, target: str, model_kwargs=None, extra_report=None):
