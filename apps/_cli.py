@@ -20,6 +20,7 @@ from keras_cv_apps.choices import (
     PRECISIONS,
     QUANTIZATIONS,
     STRATEGIES,
+    TFLITE_INPUTS,
 )
 
 # ------------------------------------------------------------------------- argument types
@@ -145,11 +146,17 @@ def add_training(p, *, epochs: int, learning_rate: float) -> None:
                    help="multiworker: how long to wait for the other workers (default: %(default)s)")
 
 
-def add_export(p, *, quantize: str = "float32,int8") -> None:
+def add_export(p, *, quantize: str = "float32,int8", classifier: bool = False) -> None:
+    """``--quantize``; for classifiers also ``--tflite-input`` (what the .tflite files take)."""
     g = p.add_argument_group("export")
     g.add_argument("--quantize", type=quantize_list, default=quantize_list(quantize),
                    help=f"comma list of TFLite exports among {', '.join(QUANTIZATIONS)}, or none "
                         f"(default: {quantize})")
+    if classifier:
+        g.add_argument("--tflite-input", choices=TFLITE_INPUTS, default="rgb",
+                       help="what the .tflite files take: rgb (a 1-channel model gets a fixed RGB -> gray front, "
+                            "so MediaPipe's ImageClassifier and phone cameras can feed it) or native (the model's "
+                            "own channels); model.keras stays as trained (default: %(default)s)")
 
 
 def add_balance(p) -> None:
@@ -179,7 +186,7 @@ def add_classifier(p, *, app: str, model: str, epochs: int, learning_rate: float
         architecture(p)
     add_augment(p, default=augment)
     add_balance(p)
-    add_export(p)
+    add_export(p, classifier=True)
     add_output(p, app)
 
 

@@ -175,11 +175,12 @@ def train_classifier(args, *, app: str, model_kwargs: dict, fit_kwargs: dict, au
         export.save_keras(model, run.file("model.keras"))
         exports = export.export_all(model, run.path, args.quantize, samples=x_test, labels=y_test,
                                     representative=splits.representative(200), class_names=splits.class_names,
-                                    preprocessing=splits.preprocessing)
+                                    preprocessing=splits.preprocessing, tflite_input=args.tflite_input)
         artifacts.write_labels(run.file("labels.txt"), splits.class_names)
         run.write_config(model=args.model, model_kwargs=kwargs, dataset=splits.describe(), seed=args.seed,
                          training=training_record(args, **fit_kwargs),
-                         options={"augment": augment, "balance": args.balance, "quantize": args.quantize})
+                         options={"augment": augment, "balance": args.balance, "quantize": args.quantize,
+                                  "tflite_input": args.tflite_input})
         out = run.write_metrics(test={k: report[k] for k in ("top1", "top5", "macro_f1", "n") if k in report},
                                 exports=exports, training=training_record(args, result),
                                 per_class=report.get("per_class"), confusion_matrix=report["confusion_matrix"])
@@ -213,8 +214,9 @@ def print_classifier_summary(title: str, metrics: dict, run) -> None:
     files = list(metrics["exports"])
     tflite = next((n for n in files if n.endswith("_int8.tflite")), files[0] if files else None)
     if tflite:
+        rgb = " and takes RGB images" if metrics["exports"][tflite].get("rgb_front") else ""
         next_step(f"copy {run.path / tflite} and {run.path / 'labels.txt'} into a phone app "
-                  f"(config.json gives the input size and scaling)")
+                  f"(config.json gives the input size and scaling; the file carries both{rgb})")
 
 
 def train_reconstruction(args, *, app: str, model_name: str, target: str, model_kwargs=None, extra_report=None):

@@ -15,7 +15,9 @@ stopping keeps the best validation weights.
 
 After training the app evaluates on the test split (top-1/top-5, per-class precision/recall/F1,
 confusion matrix), saves `model.keras`, exports `model.tflite` (float32) and `model_int8.tflite`
-(full-integer, uint8 in/out: feed raw pixel bytes), verifies both against Keras with the LiteRT
+(full-integer, uint8 in/out: feed raw pixel bytes), both taking RGB images (a fixed RGB -> gray
+convolution in front of the grey model, so phone cameras and MediaPipe's ImageClassifier can feed
+them; `--tflite-input native` keeps one channel), verifies both against Keras with the LiteRT
 interpreter, and writes labels.txt, config.json, metrics.json, history.json and PNG plots into a
 new run folder (runs/lenet_train/<date-time>/ unless --output says otherwise).
 

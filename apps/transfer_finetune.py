@@ -22,7 +22,8 @@ class. The same architecture trained from scratch with the same steps and augmen
 reported beside it (``--no-scratch`` skips it). benchmarks/bench_transfer.py runs this protocol
 over 20 episodes x 3 seeds at 1 and 5 shots.
 
-The run folder gets model.keras, model.tflite / model_int8.tflite (verified), labels.txt,
+The run folder gets model.keras, model.tflite / model_int8.tflite (verified; RGB input unless
+--tflite-input native), labels.txt,
 config.json, metrics.json (test accuracy, scratch comparison, checkpoint report), history, plots.
 
 Usage:
@@ -67,7 +68,7 @@ def _parser():
                    help="offline pretraining steps without --weights (default: %(default)s)")
     g.add_argument("--no-scratch", dest="scratch", action="store_false", help="skip the from-scratch baseline")
     g.add_argument("--quiet", action="store_true", help="no per-epoch progress output")
-    _cli.add_export(p)
+    _cli.add_export(p, classifier=True)
     _cli.add_output(p, APP)
     return p
 
@@ -116,12 +117,13 @@ def _main(args) -> int:
         save_keras(model, run.file("model.keras"))
         exports = export_all(model, run.path, args.quantize, samples=x_test, labels=y_test,
                              representative=splits.representative(200), class_names=splits.class_names,
-                             preprocessing=splits.preprocessing)
+                             preprocessing=splits.preprocessing, tflite_input=args.tflite_input)
         artifacts.write_labels(run.file("labels.txt"), splits.class_names)
         run.write_config(model=args.backbone, model_kwargs=build, dataset=splits.describe(), seed=args.seed,
                          training={**adapt["settings"], "weights": weights, "pretrain_steps": args.pretrain_steps},
                          options={k: getattr(args, k) for k in ("mode", "shots", "classes", "augment", "recipe",
-                                                                "from_block", "scratch", "quantize")})
+                                                                "from_block", "scratch", "quantize",
+                                                                "tflite_input")})
         out = run.write_metrics(test={k: test[k] for k in ("top1", "macro_f1", "n")}, exports=exports,
                                 training=adapt["record"], scratch=scratch, labelled_images=int(len(y_train)),
                                 checkpoint=report.to_dict() if report is not None else None,

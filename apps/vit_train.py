@@ -16,7 +16,8 @@ decay over 40 epochs, label smoothing 0.1, and the digits augmentation (rotation
 shifts and zooms) in the tf.data pipeline. The input is scaled to [0, 1].
 
 The run folder gets model.keras, model.tflite (float32) and model_int8.tflite (full integer, uint8
-in/out), both verified against Keras, labels.txt, config.json, metrics.json, history and plots.
+in/out; RGB input in front of the grey model unless --tflite-input native), both verified against
+Keras, labels.txt, config.json, metrics.json, history and plots.
 
 Usage:
     python -m apps.vit_train                                  # cct_small on digits, app defaults

@@ -184,6 +184,7 @@ def run_child(dataset: str, model: str, args, runs_dir: Path) -> dict:
         raise SystemExit(f"{dataset}/{model} failed:\n{done.stderr[-3000:]}")
     row = json.loads(done.stdout.strip().splitlines()[-1])
     row["wall_s"] = round(time.perf_counter() - start, 1)
+    row["load_avg_1_5_15"] = [round(v, 2) for v in os.getloadavg()]
     out.write_text(json.dumps(row, indent=1) + "\n")
     print(f"  {dataset}/{model}: {row['keras_top1']}% at {row['macs'] / 1e6:.2f}M MACs, int8 {row['int8_us']} µs "
           f"vs float32 {row['float32_us']} µs ({row['wall_s']:.0f} s)", flush=True)

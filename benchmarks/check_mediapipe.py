@@ -9,8 +9,11 @@ and input normalisation as TFLite metadata), then, with MediaPipe installed:
 - runs MediaPipe's ``ImageClassifier`` on every test image (uint8 RGB, labels and normalisation
   taken from the file alone) and compares its top-1 with Keras (float32) and with the LiteRT
   interpreter (int8, which takes the same uint8 pixels);
-- trains the `lenet_train` default, grayscale `lenet5`, records what MediaPipe says about its file
-  and checks it again behind `export.with_rgb_input` (a fixed RGB -> luma 1x1 convolution).
+- runs `lenet_train` with its defaults (a grayscale `lenet5` whose .tflite files take
+  RGB through the app's default ``--tflite-input rgb``: a fixed RGB -> luma 1x1 convolution in front)
+  and checks the files it wrote the same way, feeding the gray test digits as RGB with three equal
+  channels; the int8 file is also compared with a 1-channel int8 export of the same ``model.keras``
+  and calibration, and that 1-channel file (``--tflite-input native``) is shown to MediaPipe.
 
 MediaPipe's own metadata writer (``mediapipe.tasks.python.metadata``) imports a compiled module,
 ``mediapipe.tasks.cc.metadata.python._pywrap_metadata_version``, that the 0.10.35 wheel lacks; it
@@ -18,7 +21,7 @@ only computes ``min_parser_version``. This script puts a stand-in module answeri
 place so the displayer imports; that is where the stand-in ends.
 
     make mediapipe-check          # builds a side venv with mediapipe --no-deps, runs the test and this
-    python -m benchmarks.check_mediapipe [--epochs 5]      # in an environment with mediapipe
+    python -m benchmarks.check_mediapipe [--epochs 5] [--app-epochs N]   # in an environment with mediapipe
 """
 
 from __future__ import annotations
@@ -90,66 +93,95 @@ def train(splits, channels: int, epochs: int):
     return model
 
 
-def check(model, splits, folder, *, rgb_front: bool = False) -> dict:
-    """Export ``model`` (behind `export.with_rgb_input` when asked) in float32 and int8 with metadata
-    and compare MediaPipe's top-1 on the test split with Keras and with the interpreter."""
+def compare(keras_top, path, pixels, x_test, y_test) -> dict:
+    """MediaPipe's top-1 on ``pixels`` against Keras' and the LiteRT interpreter's on ``x_test``."""
     from keras_cv_apps import export
     from keras_cv_apps.inference import TFLiteModel
 
+    top = classify(path, pixels)
+    return {"n": len(top), "written": export.read_classifier_metadata(path), "mediapipe_reads": mediapipe_reads(path),
+            "top1_equal_keras": float(np.mean(top == keras_top)),
+            "top1_equal_interpreter": float(np.mean(top == TFLiteModel(path)(x_test).argmax(1))),
+            "mediapipe_accuracy": float(np.mean(top == y_test)), "keras_accuracy": float(np.mean(keras_top == y_test))}
+
+
+def check_rgb_model(splits, folder, epochs: int) -> dict:
+    """An RGB `lenet5` exported in float32 and int8 with metadata by `export.export_all`."""
+    from keras_cv_apps import export
+
+    model = train(splits, 3, epochs)
     x_test, y_test = splits.arrays("test")
     pixels, _ = splits.arrays("test", scaled=False)
+    export.export_all(model, folder, ["float32", "int8"], samples=x_test, labels=y_test,
+                      representative=splits.representative(200), class_names=splits.class_names,
+                      preprocessing=splits.preprocessing, compiled_model=0)
     keras_top = model.predict(x_test, verbose=0).argmax(1)
-    exported, representative = model, splits.representative(200)
-    if rgb_front:  # gray images become RGB with three equal channels, as MediaPipe gets them
-        exported = export.with_rgb_input(model)
-        x_test, pixels, representative = (np.repeat(a, 3, -1) for a in (x_test, pixels, representative))
-    reports = export.export_all(exported, folder, ["float32", "int8"], samples=x_test, labels=y_test,
-                                representative=representative, class_names=splits.class_names,
-                                preprocessing=splits.preprocessing, compiled_model=0)
-    rows = {}
-    for name, report in reports.items():
-        path = Path(folder) / name
-        top = classify(path, pixels)
-        rows[name] = {"n": len(top), "written": report["metadata"], "mediapipe_reads": mediapipe_reads(path),
-                      "top1_equal_keras": float(np.mean(top == keras_top)),
-                      "top1_equal_interpreter": float(np.mean(top == TFLiteModel(path)(x_test).argmax(1))),
-                      "mediapipe_accuracy": float(np.mean(top == y_test)),
-                      "keras_accuracy": float(np.mean(keras_top == y_test))}
-    return rows
+    return {name: compare(keras_top, Path(folder) / name, pixels, x_test, y_test)
+            for name in ("model.tflite", "model_int8.tflite")}
+
+
+def check_lenet_train(folder, epochs) -> tuple:
+    """The files of a default `lenet_train` run (gray model, RGB-input files), and what MediaPipe says
+    about a 1-channel export of the same model."""
+    from apps import lenet_train
+    from keras_cv_apps import data, export, load_model
+    from keras_cv_apps.inference import TFLiteModel
+
+    out = Path(folder) / "lenet_train"
+    if lenet_train.main(["--quiet", "--output", str(out)] + (["--epochs", str(epochs)] if epochs else [])) != 0:
+        raise SystemExit("lenet_train failed")
+    splits = data.load("digits", image_size=32, channels=1, scale="unit", seed=0)  # the app's split and scaling
+    x_test, y_test = splits.arrays("test")
+    pixels = np.repeat(splits.arrays("test", scaled=False)[0], 3, -1)  # gray digits as a camera delivers them
+    model = load_model(out / "model.keras")
+    keras_top = model.predict(x_test, verbose=0).argmax(1)
+    rgb_x = np.repeat(x_test, 3, -1)
+    rows = {name: compare(keras_top, out / name, pixels, rgb_x, y_test)
+            for name in ("model.tflite", "model_int8.tflite")}
+    native = export.export_tflite(model, out / "native_int8.tflite", quantization="int8",
+                                  representative=splits.representative(200))
+    native_scores = TFLiteModel(native)(x_test)
+    rows["model_int8.tflite"]["top1_equal_native_int8"] = float(np.mean(
+        classify(out / "model_int8.tflite", pixels) == native_scores.argmax(1)))
+    rows["model_int8.tflite"]["scores_equal_native_int8"] = bool(np.array_equal(
+        TFLiteModel(out / "model_int8.tflite")(rgb_x), native_scores))
+    export.add_classifier_metadata(native, splits.class_names, splits.preprocessing)
+    try:
+        classify(native, pixels[:1])
+        refused = "ran"
+    except Exception as err:  # MediaPipe raises ValueError/RuntimeError with its status text
+        refused = f"refused: {err}"
+    return rows, refused
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=5, help="epochs of the RGB lenet5")
+    parser.add_argument("--app-epochs", type=int, default=None, help="lenet_train's --epochs (default: the app's)")
     args = parser.parse_args(argv)
 
     import mediapipe
 
-    from keras_cv_apps import data, export
+    from keras_cv_apps import data
 
     _stand_in_version_module()
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         splits = data.load("digits", image_size=32, channels=3, scale="unit", seed=0)
-        rows["lenet5 32x32x3"] = check(train(splits, 3, args.epochs), splits, Path(tmp, "rgb"))
-        splits = data.load("digits", image_size=32, channels=1, scale="unit", seed=0)  # the lenet_train default
-        gray = train(splits, 1, args.epochs)
-        path = export.export_tflite(gray, Path(tmp) / "gray.tflite")
-        export.add_classifier_metadata(path, splits.class_names, splits.preprocessing)
-        try:
-            classify(path, np.zeros((1, 32, 32, 3), np.uint8))
-            gray_result = "ran"
-        except Exception as err:  # MediaPipe raises ValueError/RuntimeError with its status text
-            gray_result = f"refused: {err}"
-        rows["lenet5 32x32x1 behind with_rgb_input"] = check(gray, splits, Path(tmp, "gray"), rgb_front=True)
-    out = write_result("mediapipe", {"mediapipe": mediapipe.__version__, "epochs": args.epochs, "models": rows,
-                                     "grayscale_lenet5_as_is": gray_result})
+        rows["lenet5 32x32x3"] = check_rgb_model(splits, Path(tmp, "rgb"), args.epochs)
+        app_rows, native = check_lenet_train(tmp, args.app_epochs)
+        rows["lenet_train default run (lenet5 32x32x1, RGB-input files)"] = app_rows
+    out = write_result("mediapipe", {"mediapipe": mediapipe.__version__, "epochs": args.epochs,
+                                     "lenet_train_epochs": args.app_epochs or "app default", "models": rows,
+                                     "one_channel_int8_file": native})
     for model, files in rows.items():
         for name, row in files.items():
             print(f"{model} {name}: MediaPipe top-1 = Keras on {row['top1_equal_keras']:.2%}, = interpreter on "
                   f"{row['top1_equal_interpreter']:.2%} of {row['n']} test images "
-                  f"(accuracy {row['mediapipe_accuracy']:.2%}, Keras {row['keras_accuracy']:.2%})")
-    print(f"grayscale lenet5 as is: {gray_result}\nwrote {out}")
+                  f"(accuracy {row['mediapipe_accuracy']:.2%}, Keras {row['keras_accuracy']:.2%})"
+                  + (f"; = 1-channel int8 on {row['top1_equal_native_int8']:.2%}, scores identical: "
+                     f"{row['scores_equal_native_int8']}" if "top1_equal_native_int8" in row else ""))
+    print(f"1-channel int8 file (--tflite-input native): {native}\nwrote {out}")
     return 0
 
 

@@ -7,6 +7,8 @@ error messages from them without importing TensorFlow.
 SCALES = ("unit", "symmetric", "standardize")
 QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
 INT8_IO = ("uint8", "int8", "float32")
+# what the TFLite files of a classifier take: RGB (1-channel models behind a luma front) or the model's own input
+TFLITE_INPUTS = ("rgb", "native")
 STRATEGIES = ("default", "mirrored", "multiworker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 OPTIMIZERS = ("adam", "adamw", "sgd")

@@ -22,7 +22,7 @@ sequential models (``rewrite_avg_pool=False`` keeps the pools).
 Classifier files can carry their labels and input normalisation as TFLite model metadata
 (`add_classifier_metadata`, which `export_all` applies when given ``class_names``), the form
 MediaPipe Tasks' ``ImageClassifier`` reads; `with_rgb_input` gives 1-channel models the RGB input
-it needs.
+it needs, and ``export_all(..., tflite_input="rgb")`` applies it to every TFLite file of such a model.
 
 Every artifact is written under a temporary name in the destination folder and renamed into
 place, so an interrupted export never leaves a half-written file.
@@ -45,7 +45,7 @@ import numpy as np
 
 from keras_cv_apps._validate import check_choice
 from keras_cv_apps.artifacts import atomic_path, write_bytes
-from keras_cv_apps.choices import INT8_IO, QUANTIZATIONS
+from keras_cv_apps.choices import INT8_IO, QUANTIZATIONS, TFLITE_INPUTS
 
 logger = logging.getLogger(__name__)
 
@@ -254,6 +254,8 @@ def run_tflite(path, samples, *, num_threads: int = 1, batch_size: int = 64) -> 
 
 def verify_tflite(model, path, samples, labels=None, *, num_threads: int = 1) -> dict:
     """Compare a ``.tflite`` export with ``model`` on ``samples`` (scaled float32, as Keras takes them).
+    A file that takes RGB where ``model`` takes one channel (`with_rgb_input`) gets the samples with
+    their channel repeated three times, as a camera delivers a gray picture.
 
     Returns ``n``, ``max_abs_diff``, ``mean_abs_diff``, ``top1_agreement`` (None unless the output
     is a ``(N, K)`` vector), ``accuracy``/``keras_accuracy`` when ``labels`` are given,
@@ -264,10 +266,20 @@ def verify_tflite(model, path, samples, labels=None, *, num_threads: int = 1) ->
     x = _images(model, samples, "samples")
     lite = TFLiteModel(_existing(path), num_threads=num_threads)
     keras_out = np.asarray(model.predict(x, verbose=0, batch_size=64))
-    report = _compare(keras_out, lite(x), labels)
+    report = _compare(keras_out, lite(_gray_as_rgb(x) if _rgb_front_of(model, lite) else x), labels)
     report["size_bytes"] = lite.path.stat().st_size
     report["quantization"] = lite.quantization
     return report
+
+
+def _gray_as_rgb(x: np.ndarray) -> np.ndarray:
+    """``(N, H, W, 1)`` images as ``(N, H, W, 3)`` with three equal channels."""
+    return np.repeat(x, 3, axis=-1)
+
+
+def _rgb_front_of(model, lite) -> bool:
+    """Whether the TFLite file ``lite`` takes RGB images where ``model`` takes one channel."""
+    return _input_shape(model)[-1] == 1 and len(lite.input_shape) == 3 and lite.input_shape[-1] == 3
 
 
 def xnnpack_report(path) -> dict:
@@ -493,18 +505,25 @@ def add_classifier_metadata(path, class_names, preprocessing: dict, *, name: str
                            "pixels to integer inputs, will see other values than the model was calibrated on.",
                            path.name, np.dtype(inputs[0]["dtype"]).name, report["pixel_steps"])
     if channels not in (3, 4):
-        report["mediapipe_image_classifier"] = "refuses 1-channel inputs (RGB only): export with_rgb_input(model)"
+        report["mediapipe_image_classifier"] = ("refuses 1-channel inputs (RGB only): export with_rgb_input(model), as "
+                                                "export_all(..., tflite_input=\"rgb\") does")
     return report
 
 
-# ITU-R 601 luma, the weights OpenCV's RGB -> gray uses (and so this package's image readers)
-LUMA = (0.299, 0.587, 0.114)
+# ITU-R 601 luma (0.299, 0.587, 0.114, the weights OpenCV's RGB -> gray uses, and so this package's
+# image readers) on the grid of an int8 weight tensor: (65, 127, 25) / 217 differ from it by less than
+# 0.002 and are stored exactly by an int8 export (scale 1/217, the largest weight at 127), so the
+# weights still sum to 1 there and three equal channels give an int8 model its gray value unchanged.
+LUMA = (65 / 217, 127 / 217, 25 / 217)
 
 
 def with_rgb_input(model):
-    """``model`` (one 1-channel image input) behind a fixed RGB -> luma 1x1 convolution: a Keras model
-    taking ``(H, W, 3)`` images, for runtimes that feed only RGB (MediaPipe's ``ImageClassifier``).
-    The weights sum to 1, so an image whose three channels are equal gives the model its own input."""
+    """``model`` (one 1-channel image input) behind a fixed RGB -> luma 1x1 convolution (`LUMA`): a
+    Keras model taking ``(H, W, 3)`` images, for runtimes that feed only RGB (MediaPipe's
+    ``ImageClassifier``, phone cameras). The weights sum to 1 (also in int8 exports), so an image
+    whose three channels are equal gives the model its own input; the scalings of `image.ops` are
+    per-pixel affine maps with one mean and std for the gray channel, so scaling the RGB pixels first
+    gives the same result."""
     import keras
 
     shape = _input_shape(model)
@@ -639,7 +658,7 @@ def _compiled_model_check(path, samples, limit: int) -> dict:
 
 def export_all(model, out_dir, quantizations: Sequence[str], *, samples, labels=None, representative=None,
                stem: str = "model", onnx: bool = False, tflite_options=None, compiled_model: int = 32,
-               class_names=None, preprocessing=None) -> dict:
+               class_names=None, preprocessing=None, tflite_input: str = "native") -> dict:
     """Export ``model`` once per quantization (and to ONNX when asked) into ``out_dir``, verify
     every file against Keras on ``samples``, and return ``{file name: verification report}``.
 
@@ -654,25 +673,38 @@ def export_all(model, out_dir, quantizations: Sequence[str], *, samples, labels=
     With ``class_names`` and ``preprocessing`` (the run's ``{"scale", "mean", "std"}``) every TFLite
     file gets classifier metadata (`add_classifier_metadata`: labels and input normalisation for
     MediaPipe Tasks) before it is verified; the report's ``metadata`` says what was written.
+
+    ``tflite_input="rgb"`` makes the TFLite files of a 1-channel model take RGB images
+    (`with_rgb_input`; MediaPipe's ``ImageClassifier`` and phone cameras give RGB): int8 calibration
+    and every check feed them the gray images with the channel repeated three times, and each report
+    records ``tflite_input``, ``input_channels`` and ``rgb_front``. ``native`` (default) keeps the
+    model's own input; a 3-channel model takes RGB either way. ONNX files keep the model's input.
     """
     if class_names is not None and preprocessing is None:
         raise ValueError("Classifier metadata needs preprocessing= (the run's scale, mean and std) with class_names=.")
+    check_choice(tflite_input, TFLITE_INPUTS, "tflite_input")
     out_dir = Path(out_dir)
     options, source = _tflite_options(model, tflite_options)
+    front = tflite_input == "rgb" and _input_shape(model)[-1] == 1
+    lite_model, lite_samples = (with_rgb_input(model), _gray_as_rgb(_images(model, samples, "samples"))) if front \
+        else (model, samples)
+    if front and representative is not None and "int8" in quantizations:
+        representative = _gray_as_rgb(_representative_array(representative, model))
     reports = {}
     for mode in quantizations:
         path = out_dir / export_name(stem, mode)
         applied = {k: v for k, v in options.items() if mode in _APPLIES[k]}
-        export_tflite(model, path, quantization=mode, representative=representative if mode == "int8" else None,
-                      **applied)
+        export_tflite(lite_model, path, quantization=mode,
+                      representative=representative if mode == "int8" else None, **applied)
         written = None if class_names is None else add_classifier_metadata(path, class_names, preprocessing)
         report = verify_tflite(model, path, samples, labels)
+        report.update(tflite_input=tflite_input, input_channels=int(_input_shape(lite_model)[-1]), rgb_front=front)
         if written is not None:
             report["metadata"] = written
         used = {k: applied.get(k, _EXPORTER_DEFAULTS[k]) for k in _APPLIES if mode in _APPLIES[k]}
         if used:
             report.update(tflite_options=used, tflite_options_from=source if applied else "exporter")
-        report["compiled_model"] = (_compiled_model_check(path, samples, compiled_model) if compiled_model
+        report["compiled_model"] = (_compiled_model_check(path, lite_samples, compiled_model) if compiled_model
                                     else {"skipped": "not asked (compiled_model=0)."})
         reports[path.name] = report
     if onnx:

@@ -5,7 +5,10 @@
   quantized and their outputs dequantized with the tensors' own scale and zero point.
 - `Preprocessing`: the pixel contract recorded in a run's ``config.json`` (image size, channels,
   scaling), applied with `keras_cv_apps.image.ops`, the same functions the training pipeline uses.
-- `ExportedModel`: both together, read from a run folder: ``model(path_or_pixels)``.
+- `ExportedModel`: both together, read from a run folder: ``model(path_or_pixels)``. A classifier
+  trained on gray images whose files take RGB (the apps' default ``--tflite-input rgb``) is fed RGB:
+  gray pictures with the channel repeated, colour pictures as they are (the file's front turns them
+  to gray with the luma weights the readers use).
 - `find_model`: the newest run of an app under ``runs/``, else the committed reference under
   ``saved_models/``, so phone-side apps can say which model they use.
 """
@@ -123,6 +126,12 @@ class Preprocessing:
         return {"image_size": list(self.image_size), "channels": self.channels, "scale": self.scale,
                 "mean": self.mean, "std": self.std}
 
+    def with_channels(self, channels: int) -> "Preprocessing":
+        """The same contract for a file that takes ``channels`` (a gray model's RGB-input export: the
+        gray scaling applies to each of the three channels alike)."""
+        return Preprocessing(image_size=self.image_size, channels=channels, scale=self.scale, mean=self.mean,
+                             std=self.std)
+
     def load(self, path) -> np.ndarray:
         """Read an image file (any format, size, colour mode) as uint8 ``(H, W, C)`` model pixels."""
         image = image_io.read_image(path, mode="gray" if self.channels == 1 else "rgb")
@@ -147,6 +156,8 @@ class ExportedModel:
         self.config = read_json(config_path)
         self.preprocessing = Preprocessing.from_config(self.config)
         self.model = TFLiteModel(self.path, num_threads=num_threads)
+        if self.preprocessing.channels == 1 and self.model.input_shape[-1:] == (3,):  # gray model, RGB front
+            self.preprocessing = self.preprocessing.with_channels(3)
         expected = (*self.preprocessing.image_size, self.preprocessing.channels)
         if self.model.input_shape != expected:
             raise ValueError(f"{self.path.name} takes {self.model.input_shape} but {CONFIG} says {expected}.")
@@ -162,11 +173,16 @@ class ExportedModel:
         return self.preprocessing.load(path)
 
     def __call__(self, images) -> np.ndarray:
-        """A file path, or uint8 pixels ``(H, W, C)`` / ``(N, H, W, C)`` -> outputs (one row each)."""
+        """A file path, or uint8 pixels ``(H, W, C)`` / ``(N, H, W, C)`` -> outputs (one row each).
+        Pixels with another channel count than the file takes (gray for an RGB file, RGB for a gray
+        one) are converted as `Preprocessing.load` converts files."""
         if isinstance(images, (str, Path)):
             images = self.load(images)
         pixels = np.asarray(images)
         single = pixels.ndim == 3
+        if pixels.ndim in (3, 4) and pixels.shape[-1] in (1, 3, 4) and pixels.shape[-1] != self.preprocessing.channels:
+            pixels = ops.fit_many(pixels[None] if single else pixels, None, self.preprocessing.channels)
+            pixels = pixels[0] if single else pixels
         out = self.model(self.preprocessing(pixels[None] if single else pixels))
         return out[0] if single else out
 

@@ -272,6 +272,43 @@ def test_export_all_names_verifies_and_reports_every_file(classifier, digits16, 
 
 
 
+def test_export_all_gives_one_channel_models_an_rgb_input(classifier, digits16, tmp_path):
+    """``tflite_input="rgb"``: the files take RGB (a luma front), are calibrated and verified on the gray
+    images with the channel repeated, carry RGB metadata, and the int8 file scores exactly as a 1-channel
+    export does (the luma weights sit on the int8 grid)."""
+    from keras_cv_apps import models
+    from keras_cv_apps.inference import TFLiteModel
+
+    x, _, x_test, y_test = digits16
+    names, unit = [str(i) for i in range(10)], {"scale": "unit", "mean": None, "std": None}
+    common = dict(samples=x_test, labels=y_test, representative=x[:100], class_names=names, preprocessing=unit)
+    gray = export.export_all(classifier, tmp_path / "gray", ["float32", "int8"], **common)
+    rgb = export.export_all(classifier, tmp_path / "rgb", ["float32", "int8"], tflite_input="rgb", **common)
+    for name, report in rgb.items():
+        assert (report["tflite_input"], report["input_channels"], report["rgb_front"]) == ("rgb", 3, True)
+        assert (gray[name]["tflite_input"], gray[name]["input_channels"], gray[name]["rgb_front"]) == \
+            ("native", 1, False)
+        assert TFLiteModel(tmp_path / "rgb" / name).input_shape == (16, 16, 3)
+        assert report["metadata"]["color_space"] == "RGB" and gray[name]["metadata"]["color_space"] == "GRAYSCALE"
+        assert len(report["metadata"]["std"]) == 3
+    assert rgb["model.tflite"]["max_abs_diff"] <= 1e-5 and rgb["model.tflite"]["top1_agreement"] == 1.0
+    scores = export.run_tflite(tmp_path / "rgb" / "model_int8.tflite", np.repeat(x_test, 3, -1))
+    assert np.array_equal(scores, export.run_tflite(tmp_path / "gray" / "model_int8.tflite", x_test))
+    assert rgb["model_int8.tflite"]["accuracy"] == gray["model_int8.tflite"]["accuracy"] > 0.85
+    # the average pool inside the wrapped model is still swapped and the front stays on XNNPACK
+    assert "AVERAGE_POOL_2D" not in _ops(tmp_path / "rgb" / "model_int8.tflite")
+    assert export.xnnpack_report(tmp_path / "rgb" / "model_int8.tflite") == \
+        export.xnnpack_report(tmp_path / "gray" / "model_int8.tflite")
+    if importlib.util.find_spec("ai_edge_litert.compiled_model") is not None:  # fed RGB samples
+        assert rgb["model_int8.tflite"]["compiled_model"]["top1_agreement"] == 1.0
+    colour = models.create("test_lenet5", image_shape=(16, 16, 3))  # already RGB: nothing in front
+    report = export.export_all(colour, tmp_path / "colour", ["float32"], samples=np.repeat(x_test[:8], 3, -1),
+                               tflite_input="rgb", compiled_model=0)["model.tflite"]
+    assert (report["input_channels"], report["rgb_front"]) == (3, False)
+    with pytest.raises(ValueError, match="tflite_input"):
+        export.export_all(classifier, tmp_path, ["float32"], samples=x_test, tflite_input="bgr")
+
+
 def _weight_scales(path) -> set:
     """Numbers of scales of the int8 constant tensors of a file (1: per-tensor, >1: per-channel)."""
     from ai_edge_litert.interpreter import Interpreter

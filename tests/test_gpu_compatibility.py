@@ -1,6 +1,7 @@
 """LiteRT's CompiledModel API agrees with the Interpreter on float32 and int8 exports, and
 GPU-delegate compatibility of the exports: the checker flags ops outside the delegate's table
-(the wheel's analyzer is shown to flag nothing), every classifier's int8 export passes, and (large)
+(the wheel's analyzer is shown to flag nothing), every classifier's int8 export passes (1-channel ones
+also behind the RGB front the apps put in by default), and (large)
 every exported part of every `test_*` variant passes in float32. Exports are made in a fresh
 process (conversions grow the converter's memory) at batch size 1, as phones run them: with a
 dynamic batch size, Flatten / Reshape keep a ``SHAPE`` op that the GPU delegate leaves to the CPU."""
@@ -33,8 +34,10 @@ def test_checker_flags_ops_outside_the_gpu_table_and_passes_supported_ones(tmp_p
                                               "analyzer_warnings": [], "unsupported_ops": {}}
 
 
-def _check_in_fresh_process(names, quantization, tmp_path):
-    """``{name/part: gpu_compatibility report}`` of batch-1 exports made in a fresh process."""
+def _check_in_fresh_process(names, quantization, tmp_path, rgb_front=False):
+    """``{name/part: gpu_compatibility report}`` of batch-1 exports made in a fresh process; with
+    ``rgb_front`` 1-channel parts are also exported behind `export.with_rgb_input` (``name/part rgb``),
+    as the classifier apps write them by default."""
     script = textwrap.dedent(f"""
         import json
         import numpy as np
@@ -49,6 +52,11 @@ def _check_in_fresh_process(names, quantization, tmp_path):
                 path = export.export_tflite(sub, {str(tmp_path)!r} + f"/{{name}}_{{part}}.tflite", batch_size=1,
                                             quantization={quantization!r}, representative=x)
                 found[f"{{name}}/{{part}}"] = export.gpu_compatibility(path)
+                if {rgb_front!r} and export._input_shape(sub)[-1] == 1:
+                    rgb = path.with_name(f"{{name}}_{{part}}_rgb.tflite")
+                    path = export.export_tflite(export.with_rgb_input(sub), rgb, batch_size=1,
+                                                quantization={quantization!r}, representative=np.repeat(x, 3, -1))
+                    found[f"{{name}}/{{part}} rgb"] = export.gpu_compatibility(path)
         dynamic = export.export_tflite(models.create("test_lenet5"), {str(tmp_path)!r} + "/dynamic.tflite")
         found["dynamic batch"] = export.gpu_compatibility(dynamic)
         print(json.dumps(found))
@@ -58,13 +66,14 @@ def _check_in_fresh_process(names, quantization, tmp_path):
     found = json.loads(done.stdout.strip().splitlines()[-1])
     assert found.pop("dynamic batch")["unsupported_ops"] == {"SHAPE": 1}
     assert {key.split("/")[0] for key in found} == set(names)
+    assert not rgb_front or any(key.endswith(" rgb") for key in found)
     for key, report in found.items():
         assert report["compatible"] and not report["analyzer_warnings"], (key, report)
 
 
 def test_int8_exports_of_every_classifier_pass_the_gpu_check(tmp_path):
     names = [n for n in models.list_models("test_*") if models.get_cfg(n).task == "classifier"]
-    _check_in_fresh_process(names, "int8", tmp_path)
+    _check_in_fresh_process(names, "int8", tmp_path, rgb_front=True)
 
 
 @pytest.mark.large

@@ -48,6 +48,34 @@ def test_files_of_any_size_and_mode_are_fitted(run_folder, tmp_path):
     np.testing.assert_allclose(lite(tmp_path / "gray.png"), lite(pixels), atol=1e-6)
 
 
+def test_gray_model_with_rgb_files_takes_gray_and_colour_pictures(tmp_path):
+    """A 1-channel model exported with ``tflite_input="rgb"`` (the classifier apps' default): the runner
+    reads config.json (channels 1, standardize) and feeds the file RGB; gray and colour pictures, as
+    pixels or files, give what Keras gives on their gray version."""
+    keras.utils.set_random_seed(0)
+    x = keras.Input((12, 10, 1))
+    model = keras.Model(x, keras.layers.Dense(4)(keras.layers.Flatten()(keras.layers.Conv2D(2, 3)(x))))
+    stats = {"scale": "standardize", "mean": [100.0], "std": [50.0]}
+    rng = np.random.default_rng(3)
+    samples = (rng.uniform(0, 255, (8, 12, 10, 1)).astype("float32") - 100) / 50
+    export.export_all(model, tmp_path, ["float32"], samples=samples, tflite_input="rgb")
+    artifacts.write_json(tmp_path / "config.json", {"dataset": {"image_size": [12, 10], "channels": 1, **stats}})
+    lite = inference.ExportedModel(tmp_path / "model.tflite")
+    assert lite.model.input_shape == (12, 10, 3) and lite.preprocessing.channels == 3
+    gray = rng.integers(0, 256, (5, 12, 10, 1)).astype(np.uint8)
+    expected = model.predict((gray.astype("float32") - 100) / 50, verbose=0)
+    np.testing.assert_allclose(lite(gray), expected, atol=1e-4)
+    np.testing.assert_allclose(lite(gray[0]), expected[0], atol=1e-4)
+    np.testing.assert_allclose(lite(np.repeat(gray, 3, -1)), expected, atol=1e-4)
+    colour = rng.integers(0, 256, (5, 12, 10, 3)).astype(np.uint8)
+    luma = colour.astype("float32") @ np.array(export.LUMA, np.float32)
+    np.testing.assert_allclose(lite(colour), model.predict((luma[..., None] - 100) / 50, verbose=0), atol=1e-4)
+    cv2.imwrite(str(tmp_path / "colour.png"), cv2.cvtColor(colour[0], cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(tmp_path / "gray.png"), gray[0])
+    np.testing.assert_allclose(lite(tmp_path / "colour.png"), lite(colour[0]), atol=1e-5)
+    np.testing.assert_allclose(lite(tmp_path / "gray.png"), expected[0], atol=1e-4)
+
+
 def test_missing_sidecars_and_bad_files_are_one_sentence(run_folder, tmp_path):
     root, _ = run_folder
     lonely = tmp_path / "m.tflite"

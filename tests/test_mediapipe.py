@@ -1,6 +1,7 @@
 """MediaPipe Tasks' ImageClassifier, offline, on classifier files exported with metadata by
-`export.export_all`: labels and normalisation come from the file alone, and its top-1 equals Keras
-on the digits test split. MediaPipe cannot be a dependency (it needs the non-headless OpenCV), so
+`export.export_all` and on the files a default `lenet_train` run writes (a grayscale model whose
+files take RGB): labels and normalisation come from the file alone, and its top-1 equals Keras on
+the digits test split. MediaPipe cannot be a dependency (it needs the non-headless OpenCV), so
 this runs where it is installed: `make mediapipe-check` builds such a venv; elsewhere it is skipped."""
 
 import numpy as np
@@ -91,14 +92,30 @@ def test_files_without_metadata_or_with_one_channel_are_refused(exported, tmp_pa
         classify(gray, np.zeros((1, 16, 16, 3), np.uint8))
 
 
-def test_grayscale_model_runs_behind_an_rgb_front(tmp_path):
-    """The lenet_train kind of model (1 channel) exported through `export.with_rgb_input`."""
-    splits, model = _trained_lenet(channels=1)
+@pytest.fixture(scope="module")
+def lenet_run(tmp_path_factory):
+    """A default `lenet_train` run (grayscale LeNet-5 at 32x32, default exports), trained briefly."""
+    from apps import lenet_train
+
+    out = tmp_path_factory.mktemp("lenet_train") / "run"
+    assert lenet_train.main(["--epochs", "4", "--quiet", "--output", str(out)]) == 0
+    splits = data.load("digits", image_size=32, channels=1, scale="unit", seed=0)  # the app's test split
     x_test, y_test = splits.arrays("test")
-    rgb = export.with_rgb_input(model)
-    reports = export.export_all(rgb, tmp_path, ["float32"], samples=np.repeat(x_test, 3, -1), labels=y_test,
-                                class_names=NAMES, preprocessing=splits.preprocessing, compiled_model=0)
-    assert reports["model.tflite"]["metadata"]["color_space"] == "RGB"
-    pixels = np.repeat(splits.arrays("test", scaled=False)[0], 3, -1)
-    top, _, _ = classify(tmp_path / "model.tflite", pixels)
-    assert np.array_equal(top, model.predict(x_test, verbose=0).argmax(1))  # the gray model's own top-1
+    keras_top = keras.models.load_model(out / "model.keras").predict(x_test, verbose=0).argmax(1)
+    return out, splits.arrays("test", scaled=False)[0], x_test, y_test, keras_top
+
+
+def test_default_lenet_train_float32_file_gives_keras_top1(lenet_run):
+    """What `lenet_train` writes by default is taken by MediaPipe (RGB input) and agrees with Keras."""
+    out, pixels, _, y_test, keras_top = lenet_run
+    assert np.mean(keras_top == y_test) > 0.5
+    top, names, _ = classify(out / "model.tflite", np.repeat(pixels, 3, -1))  # gray digits as a camera gives them
+    assert np.array_equal(top, keras_top)  # every one of the 360 test images
+    assert [names[k] for k in range(len(top))] == [str(i) for i in top]  # digits' labels come from the file
+
+
+def test_default_lenet_train_int8_file_gives_the_interpreter_top1(lenet_run):
+    out, pixels, x_test, _, keras_top = lenet_run
+    top, _, _ = classify(out / "model_int8.tflite", np.repeat(pixels, 3, -1))
+    assert np.array_equal(top, TFLiteModel(out / "model_int8.tflite")(np.repeat(x_test, 3, -1)).argmax(1))
+    assert np.mean(top == keras_top) >= 0.95

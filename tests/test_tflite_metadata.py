@@ -129,7 +129,10 @@ def test_rgb_front_feeds_the_gray_model_its_luma(model, digits16):
     gray_out = model.predict(x_test, verbose=0)
     np.testing.assert_allclose(rgb.predict(np.repeat(x_test, 3, -1), verbose=0), gray_out, atol=1e-6)
     colour = np.random.default_rng(0).uniform(0, 1, (4, 16, 16, 3)).astype("float32")
-    luma = colour @ np.array(export.LUMA, np.float32)  # ITU-R 601 by hand
+    luma = colour @ np.array(export.LUMA, np.float32)
+    np.testing.assert_allclose(export.LUMA, (0.299, 0.587, 0.114), atol=2e-3)  # ITU-R 601 ...
+    grid = np.array(export.LUMA) / max(export.LUMA) * 127  # ... on the grid of an int8 weight tensor
+    assert np.allclose(grid, np.round(grid), atol=1e-9) and abs(sum(export.LUMA) - 1) < 1e-12
     np.testing.assert_allclose(rgb.predict(colour, verbose=0), model.predict(luma[..., None], verbose=0), atol=1e-6)
     with pytest.raises(ValueError, match=r"\(H, W, 1\)"):
         export.with_rgb_input(rgb)

@@ -25,13 +25,64 @@ def test_lenet_app_trains_exports_and_verifies(tmp_path, capsys):
     assert metrics["exports"]["model.tflite"]["top1_agreement"] == 1.0
     assert metrics["exports"]["model_int8.tflite"]["quantization"] == "int8"
     assert (out / "labels.txt").read_text().split() == [str(i) for i in range(10)]
-    for name, std in (("model.tflite", [255.0]), ("model_int8.tflite", [1.0])):  # metadata inside each file
+    for name, std in (("model.tflite", [255.0] * 3), ("model_int8.tflite", [1.0] * 3)):  # metadata inside each file
         assert metrics["exports"][name]["metadata"]["std"] == std
-        assert export.read_classifier_metadata(out / name)["labels"] == (out / "labels.txt").read_text().split()
+        assert metrics["exports"][name]["metadata"]["color_space"] == "RGB"  # what MediaPipe's classifier takes
+        assert "mediapipe_image_classifier" not in metrics["exports"][name]["metadata"]
+        assert {k: metrics["exports"][name][k] for k in ("tflite_input", "input_channels", "rgb_front")} == \
+            {"tflite_input": "rgb", "input_channels": 3, "rgb_front": True}
+        written = export.read_classifier_metadata(out / name)
+        assert written["labels"] == (out / "labels.txt").read_text().split() and written["color_space"] == "RGB"
     config = json.loads((out / "config.json").read_text())
     assert config["dataset"]["scale"] == "unit" and config["model"]["name"] == "test_lenet5"
     assert config["model"]["kwargs"]["num_classes"] == 10
+    assert config["options"]["tflite_input"] == "rgb" and config["dataset"]["channels"] == 1
     assert "test top-1" in capsys.readouterr().out
+    _rgb_files_agree_with_keras(out, metrics)
+
+
+def _rgb_files_agree_with_keras(out, metrics):
+    """The default (RGB-input) files of a gray model, run the phone way (`inference.ExportedModel`, from
+    config.json) on the gray test images, give Keras' outputs; colour and gray pixels are both taken."""
+    import numpy as np
+
+    import keras_cv_apps
+    from keras_cv_apps import data
+    from keras_cv_apps.inference import ExportedModel
+
+    model = keras_cv_apps.load_model(out / "model.keras")
+    assert model.input_shape == (None, 16, 16, 1)  # the .keras file stays as trained
+    splits = data.load("digits", image_size=16, channels=1, scale="unit", seed=0)
+    pixels, _ = splits.arrays("test", scaled=False)
+    keras_out = model.predict(splits.arrays("test")[0], verbose=0)
+    lite = ExportedModel(out / "model.tflite")
+    assert lite.model.input_shape == (16, 16, 3) and lite.preprocessing.channels == 3
+    np.testing.assert_allclose(lite(pixels), keras_out, atol=1e-5)  # gray pixels, replicated by the runner
+    np.testing.assert_allclose(lite(np.repeat(pixels, 3, -1)), keras_out, atol=1e-5)  # gray-replicated RGB
+    int8 = ExportedModel(out / "model_int8.tflite")
+    assert int8.model.input_shape == (16, 16, 3) and int8.model.input["dtype"] == np.uint8
+    scores = int8(np.repeat(pixels, 3, -1))
+    assert np.array_equal(int8(pixels), scores)
+    agreement = float(np.mean(scores.argmax(1) == keras_out.argmax(1)))
+    assert agreement == metrics["exports"]["model_int8.tflite"]["top1_agreement"]
+    # the RGB front costs nothing in int8: a 1-channel export with the same calibration scores alike
+    native = export.export_tflite(model, out / "native_int8.tflite", quantization="int8",
+                                  representative=splits.representative(200))
+    assert np.array_equal(export.run_tflite(native, splits.arrays("test")[0]), scores)
+
+
+def test_lenet_app_keeps_one_channel_with_native_tflite_input(tmp_path):
+    out = tmp_path / "native"
+    rc = lenet_train.main(TINY + ["--model", "test_lenet5", "--image-size", "16", "--quantize", "int8",
+                                  "--tflite-input", "native", "--output", str(out)])
+    assert rc == 0
+    entry = json.loads((out / "metrics.json").read_text())["exports"]["model_int8.tflite"]
+    assert (entry["tflite_input"], entry["input_channels"], entry["rgb_front"]) == ("native", 1, False)
+    assert entry["metadata"]["color_space"] == "GRAYSCALE"
+    assert json.loads((out / "config.json").read_text())["options"]["tflite_input"] == "native"
+    from keras_cv_apps.inference import ExportedModel
+
+    assert ExportedModel(out / "model_int8.tflite").model.input_shape == (16, 16, 1)
 
 
 def test_alexnet_app_runs_with_lrn(tmp_path):
