@@ -198,6 +198,16 @@ def reproducibility_cost(rounds):
             "keyed_over_unkeyed": round(rates["keyed (reproducible)"] / rates["same layers, unkeyed"], 3)}
 
 
+def _autogroup():
+    """Whether Linux shares the CPU between sessions first (then ``nice`` in another session does not
+    make room for this run, and a second thread of the package pipeline buys little on a busy machine)."""
+    try:
+        with open("/proc/sys/kernel/sched_autogroup_enabled") as f:
+            return f.read().strip() == "1"
+    except OSError:
+        return None
+
+
 def figure(rows, path):
     from keras_cv_apps._figures import new_figure, save_figure
 
@@ -279,6 +289,7 @@ def main(argv=None) -> int:
                                     "repeats": args.repeats,
                                     "rounds": args.rounds, "cpu_threads_tf": os.cpu_count(),
                                     "load_average_1min": {"start": load_start, "end": round(os.getloadavg()[0], 1)},
+                                    "sched_autogroup": _autogroup(),
                                     "albumentations": getattr(A, "__version__", None), "throughput": rows,
                                     "reproducibility": repro, "goals": goals, "table": text})
     print(text)
