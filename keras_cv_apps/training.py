@@ -663,6 +663,9 @@ def _epochs(dataset, *, steps, epochs):
     epochs and ``build()`` (the same data, lighter augmentation) for the rest. A resumed run
     starts the stream anew, as it does the per-epoch augmentation keys."""
     cool = getattr(dataset, "cooldown", None)
+    if cool is not None and steps is None:
+        logger.warning("The augmentation's cool-down needs the number of steps per epoch, which this dataset does "
+                       "not know; every epoch trains with the main augmentation (pass steps_per_epoch).")
     last = 0 if cool is None or steps is None else min(epochs, round(cool[0] * epochs))
     if not last:
         return repeated(dataset)
