@@ -179,7 +179,8 @@ def train_classifier(args, *, app: str, model_kwargs: dict, fit_kwargs: dict, au
         artifacts.write_labels(run.file("labels.txt"), splits.class_names)
         run.write_config(model=args.model, model_kwargs=kwargs, dataset=splits.describe(), seed=args.seed,
                          training=training_record(args, **fit_kwargs),
-                         options={"augment": augment, "balance": args.balance, "quantize": args.quantize,
+                         options={"augment": augment, "augment_cooldown": data.augment.cooldown_of(augment),
+                                  "balance": args.balance, "quantize": args.quantize,
                                   "tflite_input": args.tflite_input})
         out = run.write_metrics(test={k: report[k] for k in ("top1", "top5", "macro_f1", "n") if k in report},
                                 exports=exports, training=training_record(args, result),

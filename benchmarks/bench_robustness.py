@@ -42,6 +42,28 @@ def train(app, model, preset, seed, out, epochs=None):
     return seconds
 
 
+def _done(run_dir, preset, seed, epochs) -> bool:
+    """Whether ``run_dir`` holds a finished run of ``preset`` (with its cool-down) and ``seed``, and of
+    ``epochs`` when given (a ``--keep`` folder)."""
+    from keras_cv_apps.artifacts import read_json
+    from keras_cv_apps.data import augment
+
+    try:
+        config = read_json(Path(run_dir) / "config.json")
+    except (OSError, ValueError):
+        return False
+    options = config.get("options", {})
+    return ((Path(run_dir) / "model.keras").exists() and config.get("seed") == seed and options.get("augment") == preset
+            and options.get("augment_cooldown") == augment.cooldown_of(preset)
+            and (epochs is None or config.get("training", {}).get("epochs") == epochs))
+
+
+def _recorded_seconds(run_dir) -> float:
+    from keras_cv_apps.artifacts import read_json
+
+    return float(read_json(Path(run_dir) / "metrics.json")["training"]["train_seconds"])
+
+
 def evaluate(run_dir, seed):
     """Accuracy of a run's model.keras on clean and corrupted digits: {(name, severity): acc}."""
     import keras_cv_apps
@@ -81,22 +103,31 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=None, help="override the apps' default epochs (quick looks)")
     parser.add_argument("--no-repeat", action="store_true", help="skip the reproducibility re-run")
     parser.add_argument("--jobs", type=int, default=2, help="training runs at once")
+    parser.add_argument("--keep", default=None, help="keep the run folders in KEEP/<app>-<model>-<preset>-<seed> and "
+                        "reuse those already there (same code, flags and seed give the same weights; the repeat "
+                        "check re-trains the first run)")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     presets = args.presets.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
+    from keras_cv_apps.data import augment
+
     results, rows, repeat = {}, [], None
     runs = [(app, model) for app, _, model in (entry.partition(":") for entry in args.runs.split(","))]
     with tempfile.TemporaryDirectory(prefix="bench_robustness_") as tmp:
-        folder = {job: Path(tmp) / "-".join(map(str, job)) for job in
+        root = Path(args.keep) if args.keep else Path(tmp)
+        folder = {job: root / "-".join(map(str, job)) for job in
                   [(app, model, preset, seed) for app, model in runs for preset in presets for seed in seeds]}
         first = next(iter(folder))
         if not args.no_repeat:  # the first run again, to check that the weights come out identical
             folder[("repeat",) + first[1:]] = Path(tmp) / "repeat"
+        reused = {job for job, out in folder.items() if job[0] != "repeat" and _done(out, job[2], job[3], args.epochs)}
         with ThreadPoolExecutor(args.jobs) as pool:  # training runs in parallel, evaluation after
             seconds = {job: pool.submit(train, first[0] if job[0] == "repeat" else job[0], *job[1:], out, args.epochs)
-                       for job, out in folder.items()}
+                       for job, out in folder.items() if job not in reused}
             seconds = {job: future.result() for job, future in seconds.items()}
+        for job in reused:
+            seconds[job] = _recorded_seconds(folder[job])
         scores, weights = {}, {}
         for job, out in folder.items():
             scores[job], weights[job] = evaluate(out, job[3])
@@ -110,7 +141,7 @@ def main(argv=None) -> int:
             results[name] = {}
             for preset in presets:
                 jobs = [(app, model, preset, seed) for seed in seeds]
-                summary = {**summarise([scores[j] for j in jobs]),
+                summary = {**summarise([scores[j] for j in jobs]), "cooldown": augment.cooldown_of(preset),
                            "train_seconds": float(np.mean([seconds[j] for j in jobs]))}
                 results[name][preset] = summary
                 rows.append({"model": name, "preset": preset, "clean %": round(100 * summary["clean"], 2),
@@ -127,6 +158,7 @@ def main(argv=None) -> int:
 
     text = table(rows, ["model", "preset", "clean %", "mCA %", *CORRUPTIONS])
     path = write_result("robustness", {"seeds": seeds, "presets": presets, "epochs": args.epochs or "app default",
+                                       "reused_runs": sorted("-".join(map(str, job)) for job in reused),
                                        "results": results, "goals": goals, "reproducibility": repeat,
                                        "date_time": time.strftime("%Y-%m-%d %H:%M"), "table": text})
     print(text)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -505,7 +506,8 @@ def fit(model_or_builder, splits, *, run_dir, epochs=20, learning_rate=1e-3, opt
     # every time whatever it is given). A one-epoch run iterates the dataset once.
     repeat = int(train.cardinality()) > 0 and (steps_per_epoch is not None or int(epochs) > 1)
     label_kind = _label_kind(train)  # from the dataset, before it is distributed
-    train, val = _per_worker(train, strategy, repeat), _per_worker(val, strategy, False)
+    stream = functools.partial(_epochs, steps=steps, epochs=int(epochs)) if repeat else None
+    train, val = _per_worker(train, strategy, stream), _per_worker(val, strategy, None)
     if precision == "mixed_float16" and not tf.config.list_physical_devices("GPU"):
         logger.warning("mixed_float16 on a CPU is slow: CPUs compute float16 in software; use float32 or "
                        "mixed_bfloat16 there.")
@@ -654,18 +656,35 @@ def repeated(dataset):
     return dataset.repeat().prefetch(tf.data.AUTOTUNE)
 
 
-def _per_worker(dataset, strategy, repeat):
-    """``dataset`` (repeated when ``repeat``) for ``strategy``. Under a distribution strategy a
-    dataset that can build one worker's part of itself (``per_worker(input_context)``, as streamed
-    `data.Splits` datasets do) is distributed that way: each worker reads its own files at the
-    per-replica batch size."""
+def _epochs(dataset, *, steps, epochs):
+    """The whole run's stream of train batches, for one iterator: ``dataset`` repeated, or, when it
+    carries a cool-down (``cooldown = (fraction, build)``, see `data.Splits.dataset`) and the
+    number of steps is known, ``dataset`` for the first ``epochs - round(fraction * epochs)``
+    epochs and ``build()`` (the same data, lighter augmentation) for the rest. A resumed run
+    starts the stream anew, as it does the per-epoch augmentation keys."""
+    cool = getattr(dataset, "cooldown", None)
+    if cool is not None and steps is None:
+        logger.warning("The augmentation's cool-down needs the number of steps per epoch, which this dataset does "
+                       "not know; every epoch trains with the main augmentation (pass steps_per_epoch).")
+    last = 0 if cool is None or steps is None else min(epochs, round(cool[0] * epochs))
+    if not last:
+        return repeated(dataset)
+    logger.info("augmentation cool-down: the last %d of %d epochs train with the lighter augmentation", last, epochs)
+    return dataset.repeat().take(steps * (epochs - last)).concatenate(cool[1]().repeat()).prefetch(tf.data.AUTOTUNE)
+
+
+def _per_worker(dataset, strategy, stream):
+    """``dataset`` for ``strategy``, turned into the run's stream (`_epochs`) by ``stream`` unless
+    None. Under a distribution strategy a dataset that can build one worker's part of itself
+    (``per_worker(input_context)``, as streamed `data.Splits` datasets do) is distributed that
+    way: each worker reads its own files at the per-replica batch size."""
     build = getattr(dataset, "per_worker", None)
     if build is None or strategy is tf.distribute.get_strategy():
-        return repeated(dataset) if repeat else dataset
+        return stream(dataset) if stream else dataset
 
     def per_worker(context):
         ds = build(context)
-        return repeated(ds) if repeat else ds
+        return stream(ds) if stream else ds
     return strategy.distribute_datasets_from_function(per_worker)
 
 

@@ -37,7 +37,7 @@ given (RandAugment, AugMix, RandomColorJitter) are refused.
 from __future__ import annotations
 
 import logging
-from typing import Callable, Dict, List, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import keras
 import tensorflow as tf
@@ -79,7 +79,8 @@ PRESETS: Dict[str, List[LayerFactory]] = {
         lambda s: keras.layers.RandomErasing(factor=0.5, scale=(0.02, 0.1), fill_value=0.0, seed=s),
     ],
     # RandAugment-style: the digits affine jitter, RandAugment (2 ops at half strength) on half the images,
-    # contrast down to 10%, Gaussian noise on a quarter, random erasing on a quarter, MixUp/CutMix on a tenth
+    # contrast down to 10%, Gaussian noise on a quarter, random erasing on a quarter, MixUp/CutMix on a tenth;
+    # the last quarter of the epochs cools down with `light` (COOLDOWNS)
     "strong": [
         lambda s: RandomAffine(rotation=14.4, translation=0.1, zoom=0.1, seed=s),
         lambda s: RandAugment(num_ops=2, magnitude=0.5, probability=0.5, seed=s),
@@ -90,16 +91,41 @@ PRESETS: Dict[str, List[LayerFactory]] = {
     ],
 }
 
+# preset -> (fraction of the epochs, preset): a cool-down, the last epochs of a run trained with the lighter
+# preset instead (`training.fit` honours it for `data.Splits` pipelines; a run's config.json records it; the
+# transfer apps' step-based fine-tuning keeps the main preset throughout). Set with `register_preset`.
+# `strong` cools down for its last quarter: LeNet-5 on digits keeps its corruption accuracy and loses less
+# clean accuracy (benchmarks/bench_robustness.py).
+COOLDOWNS: Dict[str, Tuple[float, str]] = {"strong": (0.25, "light")}
+
 # Core layers whose get_random_transformation draws from their own generator, whatever seed it is given.
 _UNKEYED = tuple(getattr(keras.layers, name) for name in ("RandAugment", "AugMix", "RandomColorJitter")
                  if hasattr(keras.layers, name))
 
 
-def register_preset(name: str, factories: Sequence[LayerFactory]) -> None:
-    """Add preset ``name`` made of ``factories`` (each ``seed -> keras layer``)."""
+def register_preset(name: str, factories: Sequence[LayerFactory], *, cooldown: Optional[Tuple[float, str]] = None
+                    ) -> None:
+    """Add preset ``name`` made of ``factories`` (each ``seed -> keras layer``); ``cooldown =
+    (fraction, preset)`` trains the last ``round(fraction * epochs)`` epochs with ``preset``."""
     if name in PRESETS:
         raise ValueError(f"Augmentation preset {name!r} already exists.")
+    if cooldown is not None:
+        fraction, other = cooldown
+        check_preset(other)
+        if not 0.0 < float(fraction) < 1.0 or other in COOLDOWNS or mixes_labels(other):
+            raise ValueError(f"A cool-down is (fraction in (0, 1), a preset without a cool-down that mixes no "
+                             f"labels); got {cooldown!r}.")
+        COOLDOWNS[name] = (float(fraction), other)
     PRESETS[name] = list(factories)
+
+
+def cooldown_of(preset) -> Optional[dict]:
+    """``{"fraction": f, "preset": name}`` when ``preset`` ends its runs with a cool-down, else None
+    (as a run's ``config.json`` records it)."""
+    if not isinstance(preset, str) or preset not in COOLDOWNS:
+        return None
+    fraction, other = COOLDOWNS[preset]
+    return {"fraction": fraction, "preset": other}
 
 
 def check_preset(preset, *, labels: bool = True) -> None:
@@ -138,6 +164,8 @@ class Augmenter:
     clips the result to [0, 255]. Callable on ``tf.Tensor`` batches inside ``tf.data.map``;
     with ``key`` (int32 ``[2]``) the result depends on the key alone. Label-mixing layers are
     left to `mix`, which the pipeline calls with one-hot labels."""
+
+    cooldown = None  # (fraction of the epochs, Augmenter or None): the last epochs' augmentation
 
     def __init__(self, layers: Sequence[keras.layers.Layer]):
         self.layers = list(layers)
@@ -201,7 +229,11 @@ def build_augmenter(preset_or_layers: Union[str, Sequence] = "none", seed: int =
         layers = [factory(seed + i) for i, factory in enumerate(PRESETS[preset_or_layers])]
     else:
         layers = list(preset_or_layers)
-    return Augmenter(layers) if layers else None
+    augmenter = Augmenter(layers) if layers else None
+    cool = cooldown_of(preset_or_layers)
+    if augmenter is not None and cool is not None:
+        augmenter.cooldown = (cool["fraction"], build_augmenter(cool["preset"], seed))
+    return augmenter
 
 
 def preview(augmenter, images, labels=None, *, num_classes=None, versions: int = 4, seed: int = 0):

@@ -192,7 +192,7 @@ class Splits:
         return self._scale(self._take(idx[np.sort(pick)])[0])
 
     def dataset(self, split: str = "train", *, exclude: Sequence[int] = (), balance: str = "none",
-                target: str = "label", _shard=None, _batch=None):
+                target: str = "label", _shard=None, _batch=None, _cool=False):
         """A batched ``tf.data`` pipeline over ``split``.
 
         Args:
@@ -204,6 +204,10 @@ class Splits:
             target: what follows the images: ``label`` -> ``(x, y)``, ``image`` -> ``(x, x)``,
                 ``none`` -> ``x``. With a label-mixing augmentation ``y`` is one-hot float32
                 (mixed in the train split), else int32.
+
+        When the augmentation ends with a cool-down (`augment.COOLDOWNS`), the train dataset
+        carries ``cooldown = (fraction, build)``: ``build()`` is the same pipeline with the
+        cool-down's augmentation, which `training.fit` feeds for the last epochs.
 
         Under ``tf.distribute`` an in-memory dataset is sharded by data (each worker keeps its
         part of every global batch); a streamed one carries ``per_worker(input_context)``, the same
@@ -233,6 +237,9 @@ class Splits:
             ds = self._resampled(self._images[idx], self._labels[idx], balance)
         ds = ds.batch(_batch or self.batch_size)
         augmenter = self.augmenter if training else None
+        cool = getattr(augmenter, "cooldown", None)
+        if _cool:
+            augmenter = cool[1]
         one_hot = self.mixes_labels and target == "label"
         if augmenter is not None:  # one key per batch: the seed, the epoch and the batch's place in it
             ds = tf.data.Dataset.zip(ds, tf.data.Dataset.random(seed=self.seed, rerandomize_each_iteration=True))
@@ -259,7 +266,12 @@ class Splits:
         if not self.streamed:
             options = tf.data.Options()
             options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-            return ds.with_options(options)
+            ds = ds.with_options(options)
+        if cool is not None and not _cool:
+            ds.cooldown = (cool[0], functools.partial(self.dataset, split, exclude=exclude, balance=balance,
+                                                      target=target, _shard=_shard, _batch=_batch, _cool=True))
+        if not self.streamed:
+            return ds
         if _shard is None:
             ds.per_worker = functools.partial(self._per_worker, split, tuple(exclude), balance, target)
         return ds

@@ -74,30 +74,34 @@ class RandomElastic(KeyedAugmentation):
 @keras.saving.register_keras_serializable(package="keras_cv_apps")
 class RandomBlur(KeyedAugmentation):
     """Gaussian blur with a standard deviation ~ U(sigma) pixels drawn per image; the kernel
-    spans +-3 sigma. Core ``RandomGaussianBlur`` draws one sigma per batch and returns float32."""
+    spans +-floor(``truncate`` x sigma) pixels (3.5: the rule of PIL and albumentations; a
+    sigma under 1 / ``truncate`` leaves the image as it is). Core ``RandomGaussianBlur`` draws one
+    sigma per batch and returns float32."""
 
-    def __init__(self, *, sigma=(0.5, 2.0), probability: float = 1.0, seed=None, **kwargs):
+    def __init__(self, *, sigma=(0.5, 2.0), truncate: float = 3.5, probability: float = 1.0, seed=None, **kwargs):
         super().__init__(probability=probability, seed=seed, **kwargs)
         self.sigma = check_range(sigma, "RandomBlur sigma", 0.0, 50.0, pair_only=True)
+        self.truncate = check_range(truncate, "RandomBlur truncate", 1.0, 10.0, pair=False)
 
     def is_identity(self):
-        return super().is_identity() or self.sigma[1] == 0
+        return super().is_identity() or int(self.truncate * self.sigma[1]) == 0
 
     def transform(self, images, rng, chosen):
         import cv2
 
         sigmas = rng.uniform(self.sigma[0], self.sigma[1], len(images))
-        blurred = chosen & (sigmas > 0)
+        radii = (self.truncate * sigmas).astype(int)
+        blurred = chosen & (radii > 0)
         out = output_batch(images, ~blurred)
         for i in np.flatnonzero(blurred):
             # a float32 kernel on rows then columns: uint8 results are the float blur correctly rounded, at
             # about twice the speed of cv2.GaussianBlur's fixed-point uint8 path (which is off by up to 1.5)
-            kernel = cv2.getGaussianKernel(2 * int(np.ceil(3 * sigmas[i])) + 1, sigmas[i], cv2.CV_32F)
+            kernel = cv2.getGaussianKernel(2 * int(radii[i]) + 1, sigmas[i], cv2.CV_32F)
             cv2.sepFilter2D(plane(images[i]), -1, kernel, kernel, dst=plane(out[i]), borderType=cv2.BORDER_REFLECT_101)
         return out
 
     def get_config(self):
-        return {**super().get_config(), "sigma": self.sigma}
+        return {**super().get_config(), "sigma": self.sigma, "truncate": self.truncate}
 
 
 @keras.saving.register_keras_serializable(package="keras_cv_apps")

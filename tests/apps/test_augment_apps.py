@@ -46,6 +46,7 @@ def test_mixing_preset_trains_the_classifier_and_is_recorded(tmp_path):
     assert lenet_train.main(TINY + ["--augment", "strong", "--output", str(out)]) == 0
     config = json.loads((out / "config.json").read_text())
     assert config["options"]["augment"] == "strong"
+    assert config["options"]["augment_cooldown"] == {"fraction": 0.25, "preset": "light"}
     history = json.loads((out / "history.json").read_text())
     assert np.isfinite(history["loss"]).all() and "val_accuracy" in history
 

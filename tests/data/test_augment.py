@@ -196,3 +196,33 @@ def test_config_round_trip_of_a_preset_layer_list_is_json():
     restored = augment.Augmenter([keras.saving.deserialize_keras_object(json.loads(json.dumps(c))) for c in configs])
     x = tf.constant(np.random.default_rng(0).uniform(0, 255, (4, 12, 12, 1)), tf.float32)
     np.testing.assert_array_equal(restored(x, key=tf.constant([5, 5])).numpy(), fn(x, key=tf.constant([5, 5])).numpy())
+
+
+def test_a_cool_down_trains_the_last_epochs_with_the_lighter_preset(monkeypatch):
+    from keras_cv_apps.layers import ClippedGaussianNoise
+
+    monkeypatch.setitem(augment.PRESETS, "noise_then_plain", [
+        lambda s: ClippedGaussianNoise(stddev=30.0, minval=0.0, maxval=255.0, seed=s)])
+    monkeypatch.setitem(augment.COOLDOWNS, "noise_then_plain", (0.25, "none"))
+    assert augment.cooldown_of("noise_then_plain") == {"fraction": 0.25, "preset": "none"}
+    assert augment.cooldown_of("digits") is None
+    splits = data.load("digits", image_size=8, augment="noise_then_plain", seed=0, batch_size=256)
+    steps = int(splits.train.cardinality())
+    assert splits.train.cooldown[0] == 0.25
+    originals = splits.arrays("train")[0].reshape(-1, 64)
+    stream = training._epochs(splits.train, steps=steps, epochs=4)  # round(0.25 * 4) = 1 plain epoch at the end
+    plain_epoch = []
+    for i, (x, _) in enumerate(stream.take(4 * steps)):
+        x = x.numpy().reshape(len(x), 64)
+        nearest = np.abs(x[:, None, :] - originals[None]).max(axis=2).min(axis=1)  # distance to the closest original
+        if i < 3 * steps:
+            assert (nearest > 0.05).all()  # noisy: no image is an original
+        else:
+            assert (nearest < 1e-6).all()
+            plain_epoch.append(x)
+    plain_epoch = np.concatenate(plain_epoch)  # the last epoch: every train image once
+    np.testing.assert_allclose(np.sort(plain_epoch.sum(axis=1)), np.sort(originals.sum(axis=1)), rtol=1e-5)
+    assert training._epochs(splits.train, steps=steps, epochs=1).cardinality() == tf.data.INFINITE_CARDINALITY
+    with pytest.raises(ValueError, match="cool-down"):
+        augment.register_preset("mixing_cool_down", [], cooldown=(0.2, "strong"))
+    assert "mixing_cool_down" not in augment.PRESETS

@@ -284,9 +284,29 @@ def test_blur_is_the_gaussian_blur_of_the_drawn_sigma_correctly_rounded():
     for dtype, tolerance in ((np.uint8, 0.5), (np.float32, 1e-4)):
         out = np.asarray(L.RandomBlur(sigma=(1.3, 1.3))(x.astype(dtype), training=True, key=[0, 4]))
         assert out.dtype == dtype
-        for o, image in zip(out, x):  # kernel: 2 * ceil(3 sigma) + 1 = 9 taps, mirrored borders
+        for o, image in zip(out, x):  # kernel: 2 * floor(3.5 sigma) + 1 = 9 taps, mirrored borders
             exact = cv2.GaussianBlur(image.astype(np.float32), (9, 9), 1.3, borderType=cv2.BORDER_REFLECT_101)
             np.testing.assert_allclose(o, exact, atol=tolerance)
+
+
+def test_blur_kernel_spans_floor_of_truncate_sigma_pixels():
+    delta = np.zeros((1, 21, 21, 1), np.float32)
+    delta[0, 10, 10, 0] = 1.0
+    # sigma 0.5: radius floor(3.5 * 0.5) = 1, taps exp(-2), 1, exp(-2) normalised: 0.10650698, 0.78698604, 0.10650698
+    taps = np.array([0.10650698, 0.78698604, 0.10650698])
+    out = np.asarray(L.RandomBlur(sigma=(0.5, 0.5))(delta, training=True, key=[0, 1]))[0, :, :, 0]
+    np.testing.assert_allclose(out[9:12, 9:12], np.outer(taps, taps), atol=1e-6)
+    assert out.sum() == pytest.approx(1.0) and (out[:, :9] == 0).all() and (out[:, 12:] == 0).all()
+    # sigma 2: radius 7 (15 taps; the old ceil(3 sigma) rule gave 6); truncate 3 gives floor(6) = 6
+    for truncate, radius in ((3.5, 7), (3.0, 6)):
+        layer = L.RandomBlur(sigma=(2.0, 2.0), truncate=truncate)
+        out = np.asarray(layer(delta, training=True, key=[0, 1]))[0, 10, :, 0]
+        assert (out[10 - radius:11 + radius] > 0).all() and (out[:10 - radius] == 0).all()
+        assert (out[11 + radius:] == 0).all()
+    # sigma below 1 / truncate: a one-tap kernel, the image unchanged
+    np.testing.assert_array_equal(L.RandomBlur(sigma=(0.2, 0.28))(delta, training=True, key=[0, 1]), delta)
+    with pytest.raises(ValueError, match="truncate"):
+        L.RandomBlur(truncate=0.5)
 
 
 def test_label_mix_rows_sum_to_one_and_mixup_blends_images_by_the_label_weight():
