@@ -19,10 +19,16 @@
    shared machine disturbs less than the rates; goal: stream >= 0.9 x memory. ``--paths`` picks
    the paths (e.g. ``memory,dir``).
 
+3. Pipeline CPU (``--pipeline-cpu``, merged into the last result file): CPU time per image of
+   one pass of the train pipelines alone (no model, no augmentation): in memory, the ``dir:``
+   stream, the same stream through the general decoder (format switch, resize per image), and
+   ``tf.io.read_file`` alone and with ``decode_png`` over the same files; best and median of
+   ``--rounds`` passes, in alternation.
+
 Prints tables and writes ``benchmarks/results/streaming.json``.
 
     python -m benchmarks.bench_streaming [--files 20000] [--rounds 4] [--epochs 5] [--data DIR]
-        [--throughput-only] [--paths memory,dir,tfrecord,cache]
+        [--throughput-only] [--paths memory,dir,tfrecord,cache] [--pipeline-cpu]
 
 ``--throughput-only`` measures part 2 alone and keeps part 1's figures from the last result file.
 """
@@ -196,13 +202,62 @@ def throughput(rounds: int, batch: int, work: Path, epochs: int = 5, paths=("mem
     return rows
 
 
+def pipeline_cpu(rounds: int, batch: int, work: Path) -> list:
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_cv_apps import data
+
+    folder = digits_folder(work / "digits")
+    memory = data.load("digits", image_size=32, batch_size=batch)
+    fast = data.load(f"dir:{folder}", image_size=32, batch_size=batch)
+    general = data.load(f"dir:{folder}", image_size=32, batch_size=batch)
+    general._images.plain = False  # what every folder took before: the format switch, a resize per image
+    paths = tf.constant(fast._images.paths[fast.indices["train"]])
+    files = tf.data.Dataset.from_tensor_slices(paths)
+    pipelines = {
+        "in memory (train)": memory.train, "dir: stream (train)": fast.train,
+        "dir: stream, general decoder (train)": general.train,
+        "tf.io.read_file alone": files.map(tf.io.read_file, num_parallel_calls=tf.data.AUTOTUNE).batch(batch),
+        "read_file + decode_png": files.map(lambda f: tf.io.decode_png(tf.io.read_file(f), channels=1),
+                                            num_parallel_calls=tf.data.AUTOTUNE).batch(batch)}
+    n = len(fast.indices["train"])
+    cpu = {name: [] for name in pipelines}
+    for ds in pipelines.values():
+        for _ in ds:  # warm-up
+            pass
+    for _ in range(rounds):
+        for name, ds in pipelines.items():
+            start = _cpu_seconds()
+            for _ in ds:
+                pass
+            cpu[name].append(1e6 * (_cpu_seconds() - start) / n)
+    return [{"pipeline": name, "best_cpu_us_per_image": round(min(v), 1),
+             "median_cpu_us_per_image": round(float(np.median(v)), 1)} for name, v in cpu.items()]
+
+
+def pipeline_cpu_only(args) -> int:
+    last = Path(__file__).resolve().parent / "results" / "streaming.json"
+    previous = json.loads(last.read_text(encoding="utf-8")) if last.exists() else {}
+    previous.pop("machine", None)
+    previous.pop("date", None)
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = pipeline_cpu(max(args.rounds, 3), args.batch_size, Path(tmp))
+    print(table(rows, list(rows[0])))
+    path = write_result("streaming", {**previous, "pipeline_cpu": rows, "pipeline_cpu_rounds": max(args.rounds, 3),
+                                      "pipeline_cpu_load": os.getloadavg()})
+    print(f"wrote {path}")
+    return 0
+
+
 def throughput_only(args) -> int:
     last = Path(__file__).resolve().parent / "results" / "streaming.json"
     previous = json.loads(last.read_text(encoding="utf-8")) if last.exists() else {}
     with tempfile.TemporaryDirectory() as tmp:
         speed = throughput(args.rounds, args.batch_size, Path(tmp), args.epochs, args.paths.split(","))
     print(table(speed, [k for k in speed[0] if k != "rounds"]))
-    keep = {key: previous[key] for key in ("memory", "rss_difference_mb") if key in previous}
+    keep = {key: previous[key] for key in ("memory", "rss_difference_mb", "pipeline_cpu", "pipeline_cpu_rounds",
+                                           "pipeline_cpu_load") if key in previous}
     if keep:
         keep["memory_measured"] = previous.get("memory_measured", previous.get("date"))
     path = write_result("streaming", {**keep, "throughput": speed, "rounds": args.rounds, "epochs": args.epochs,
@@ -223,11 +278,15 @@ def main(argv=None) -> int:
     p.add_argument("--data", default=None, help="folder for the generated JPEGs (kept; default: a temp folder)")
     p.add_argument("--throughput-only", action="store_true",
                    help="measure the throughput part only; keep the memory part of the last result file")
+    p.add_argument("--pipeline-cpu", action="store_true",
+                   help="measure the pipelines' CPU per image alone; merge into the last result file")
     p.add_argument("--epoch-run", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.epoch_run:
         print(json.dumps(epoch_run(args.epoch_run, 224, args.batch_size)))
         return 0
+    if args.pipeline_cpu:
+        return pipeline_cpu_only(args)
     if args.throughput_only:
         return throughput_only(args)
     with tempfile.TemporaryDirectory() as tmp:
