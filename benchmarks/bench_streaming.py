@@ -22,7 +22,8 @@
 3. Pipeline CPU (``--pipeline-cpu``, merged into the last result file): CPU time per image of
    one pass of the train pipelines alone (no model, no augmentation): in memory, the ``dir:``
    stream, the same stream through the general decoder (format switch, resize per image), and
-   ``tf.io.read_file`` alone and with ``decode_png`` over the same files; best and median of
+   ``tf.io.read_file`` alone and with ``decode_png`` over the same files, and the operating
+   system's open/read/close of them from Python; best and median of
    ``--rounds`` passes, in alternation.
 
 Prints tables and writes ``benchmarks/results/streaming.json``.
@@ -226,10 +227,20 @@ def pipeline_cpu(rounds: int, batch: int, work: Path) -> list:
     for ds in pipelines.values():
         for _ in ds:  # warm-up
             pass
+    names = [str(f) for f in fast._images.paths[fast.indices["train"]]]
+
+    def os_read():  # the same files read by the operating system's calls from Python, for scale
+        for name in names:
+            fd = os.open(name, os.O_RDONLY)
+            os.read(fd, 1 << 20)
+            os.close(fd)
+        return ()
+    pipelines["os.open + read + close (Python, no TensorFlow)"] = os_read
+    cpu[next(reversed(pipelines))] = []
     for _ in range(rounds):
         for name, ds in pipelines.items():
             start = _cpu_seconds()
-            for _ in ds:
+            for _ in (ds() if callable(ds) else ds):
                 pass
             cpu[name].append(1e6 * (_cpu_seconds() - start) / n)
     return [{"pipeline": name, "best_cpu_us_per_image": round(min(v), 1),
