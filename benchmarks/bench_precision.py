@@ -2,14 +2,17 @@
 
 For LeNet-5 (32x32 gray, the ``lenet_train`` app's model), AlexNet (32x32 gray, the
 ``alexnet_train`` app's model) and the Siamese tower (16x16 gray ``siamese_triplet`` embedding
-trained with the supervised contrastive loss, as ``siamese_train`` does), `training.fit` runs
-``--steps`` steps per epoch on in-memory batches of ``--batch-size`` for every precision
-(``float32``, ``mixed_float16``, ``mixed_bfloat16``) with and without ``jit_compile`` (XLA). The
-rate is the best of ``--epochs - 1`` epochs after a warm-up epoch (tracing, compiling). The device
-is printed: on a CPU-only machine the figures are CPU figures (``mixed_float16`` emulates float16
-in software there and is expected to be slow); run it on a machine with a GPU for GPU figures.
+trained with the supervised contrastive loss, as ``siamese_train`` does), `training.fit` trains
+on in-memory batches of ``--batch-size`` for every precision (``float32``, ``mixed_float16``,
+``mixed_bfloat16``) with and without ``jit_compile`` (XLA). Each cell is bounded in time: after
+``--warmup`` steps (tracing, compiling), the rate is the steps that finish within ``--budget``
+seconds (at least one, at most ``--steps``) times the batch over their time; the step count and
+seconds are recorded with it. The device is printed: on a CPU-only machine the figures are CPU
+figures (``mixed_float16`` emulates float16 in software there and is expected to be slow); run it
+on a machine with a GPU for GPU figures.
 
-    python -m benchmarks.bench_precision [--steps 20] [--epochs 3] [--models lenet,alexnet,siamese] [--merge]
+    python -m benchmarks.bench_precision [--budget 20] [--warmup 3] [--steps 2000]
+        [--models lenet,alexnet,siamese] [--merge]
 
 ``--merge`` keeps the rows of other models already in ``results/precision.json`` (measured on
 the same device by an earlier run), so a slow model can be measured on its own.
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 
@@ -65,7 +69,9 @@ def _setup(name: str):
     return build, (x, y), loss
 
 
-def measure(name, precision, jit, *, steps, epochs, batch) -> float:
+def measure(name, precision, jit, *, budget, warmup, steps, batch) -> dict:
+    """Images/s of one cell: the steps that finish within ``budget`` seconds after ``warmup``
+    steps (the first step past the budget ends the run, so a cell takes warm-up + budget + one step)."""
     import keras
     import tensorflow as tf
 
@@ -73,26 +79,36 @@ def measure(name, precision, jit, *, steps, epochs, batch) -> float:
 
     build, (x, y), loss = _setup(name)
     ds = tf.data.Dataset.from_tensor_slices((x, y)).repeat().batch(batch).prefetch(tf.data.AUTOTUNE)
-    times = []
+    clock = {}
 
-    class Timer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
+    class Budget(keras.callbacks.Callback):
+        def on_train_batch_end(self, step, logs=None):
+            now = time.perf_counter()
+            if step + 1 == warmup:
+                clock["warmup_s"], clock["start"] = now - clock["begin"], now
+            elif step + 1 > warmup:
+                clock["steps"], clock["seconds"] = step + 1 - warmup, now - clock["start"]
+                if clock["seconds"] >= budget:
+                    self.model.stop_training = True
 
-        def on_epoch_end(self, epoch, logs=None):
-            times.append(time.perf_counter() - self.start)
+        def on_train_begin(self, logs=None):
+            clock["begin"] = time.perf_counter()
 
     training.set_seed(0)
     with tempfile.TemporaryDirectory() as run_dir:
-        training.fit(build, ds, run_dir=run_dir, epochs=epochs, steps_per_epoch=steps, schedule="constant", loss=loss,
-                     precision=precision, jit_compile=True if jit else "auto", extra_callbacks=[Timer()], verbose=0)
-    return steps * batch / min(times[1:])
+        training.fit(build, ds, run_dir=run_dir, epochs=1, steps_per_epoch=warmup + steps, schedule="constant",
+                     loss=loss, precision=precision, jit_compile=True if jit else "auto", extra_callbacks=[Budget()],
+                     verbose=0)
+    return {"images_per_s": round(clock["steps"] * batch / clock["seconds"], 1), "steps": clock["steps"],
+            "seconds": round(clock["seconds"], 1), "warmup_s": round(clock["warmup_s"], 1),
+            "load": round(os.getloadavg()[0], 2)}
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--budget", type=float, default=20.0, help="seconds of timed steps per cell, after the warm-up")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first (tracing, compiling)")
+    p.add_argument("--steps", type=int, default=2000, help="at most this many timed steps per cell")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--models", default="lenet,alexnet,siamese")
     p.add_argument("--merge", action="store_true", help="keep other models' rows of an earlier run on this device")
@@ -104,18 +120,20 @@ def main(argv=None) -> int:
         base = None
         for precision in PRECISIONS:
             for jit in (False, True):
-                rate = measure(name, precision, jit, steps=args.steps, epochs=args.epochs, batch=args.batch_size)
-                base = base or rate
-                rows.append({"model": name, "precision": precision, "xla": "yes" if jit else "no",
-                             "images_per_s": round(rate), "vs_float32": round(rate / base, 2)})
+                cell = measure(name, precision, jit, budget=args.budget, warmup=args.warmup, steps=args.steps,
+                               batch=args.batch_size)
+                base = base or cell["images_per_s"]
+                rows.append({"model": name, "precision": precision, "xla": "yes" if jit else "no", **cell,
+                             "vs_float32": round(cell["images_per_s"] / base, 2)})
                 print(rows[-1], flush=True)
     earlier = RESULTS / "precision.json"
     if args.merge and earlier.exists() and json.loads(earlier.read_text())["device"] == device:
         names = args.models.split(",")
         rows = [r for r in json.loads(earlier.read_text())["rows"] if r["model"] not in names] + rows
-    print(table(rows, ["model", "precision", "xla", "images_per_s", "vs_float32"]))
-    path = write_result("precision", {"device": device, "rows": rows, "steps": args.steps, "epochs": args.epochs,
-                                      "batch_size": args.batch_size})
+    print(table(rows, ["model", "precision", "xla", "images_per_s", "vs_float32", "steps", "seconds", "warmup_s"]))
+    path = write_result("precision", {"device": device, "rows": rows, "budget_s": args.budget, "warmup_steps":
+                                      args.warmup, "max_steps": args.steps, "batch_size": args.batch_size,
+                                      "machine_load": os.getloadavg()})
     print(f"wrote {path}")
     return 0
 

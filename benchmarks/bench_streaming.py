@@ -12,13 +12,24 @@
    Each rate is the best of ``--rounds`` calls of ``model.fit`` over ``--epochs`` epochs fed as
    ``training.fit`` feeds them (one repeated iterator, ``steps_per_epoch`` = one pass; its start-up
    counted), after a warm-up; beside it the best one-epoch ``fit`` with a new iterator per epoch
-   (how ``fit`` ran before). The paths are measured in alternation (the machine may be shared);
-   goal: stream >= 0.9 x memory.
+   (how ``fit`` ran before). The paths are measured in alternation (the machine may be shared):
+   every round's rates, their ratio to the in-memory rate of the same round and the load average
+   are kept (``rounds``), and the table gives the best rate and the median of those per-round
+   ratios, and the median CPU time (all threads of the process) per trained image, which a
+   shared machine disturbs less than the rates; goal: stream >= 0.9 x memory. ``--paths`` picks
+   the paths (e.g. ``memory,dir``).
+
+3. Pipeline CPU (``--pipeline-cpu``, merged into the last result file): CPU time per image of
+   one pass of the train pipelines alone (no model, no augmentation): in memory, the ``dir:``
+   stream, the same stream through the general decoder (format switch, resize per image), and
+   ``tf.io.read_file`` alone and with ``decode_png`` over the same files, and the operating
+   system's open/read/close of them from Python; best and median of
+   ``--rounds`` passes, in alternation.
 
 Prints tables and writes ``benchmarks/results/streaming.json``.
 
     python -m benchmarks.bench_streaming [--files 20000] [--rounds 4] [--epochs 5] [--data DIR]
-        [--throughput-only]
+        [--throughput-only] [--paths memory,dir,tfrecord,cache] [--pipeline-cpu]
 
 ``--throughput-only`` measures part 2 alone and keeps part 1's figures from the last result file.
 """
@@ -125,24 +136,39 @@ def digits_folder(root: Path) -> Path:
     return root
 
 
-def throughput(rounds: int, batch: int, work: Path, epochs: int = 5) -> list:
+PATHS = {"memory": "in memory", "dir": "streamed (dir:)", "dir1": "streamed (dir:, one decoding thread)",
+         "tfrecord": "streamed (tfrecord:)", "cache": "streamed, disk cache"}
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process so far (user + system, all threads)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def throughput(rounds: int, batch: int, work: Path, epochs: int = 5, paths=("memory", "dir", "tfrecord", "cache")):
     import keras
+    import numpy as np
 
     from apps.lenet_train import MODEL_KWARGS, parse_args
     from keras_cv_apps import data, models, training
 
     folder = digits_folder(work / "digits")
-    data.write_shards(f"dir:{folder}", work / "shards", channels=1)  # the same PNGs, 1,000 per shard
+    if "tfrecord" in paths:
+        data.write_shards(f"dir:{folder}", work / "shards", channels=1)  # the same PNGs, 1,000 per shard
     rows = []
     for augment in (parse_args([]).augment, "none"):  # the app's default augmentation, and none
-        paths = {"in memory": data.load("digits", image_size=32, batch_size=batch, augment=augment),
-                 "streamed (dir:)": data.load(f"dir:{folder}", image_size=32, batch_size=batch, augment=augment),
-                 "streamed (tfrecord:)": data.load(f"tfrecord:{work / 'shards'}", image_size=32, batch_size=batch,
-                                                   augment=augment),
-                 "streamed, disk cache": data.load(f"dir:{folder}", image_size=32, batch_size=batch, augment=augment,
-                                                   cache=str(work / f"cache-{augment}"))}
+        loaders = {"memory": lambda: data.load("digits", image_size=32, batch_size=batch, augment=augment),
+                   "dir": lambda: data.load(f"dir:{folder}", image_size=32, batch_size=batch, augment=augment),
+                   "dir1": lambda: data.load(f"dir:{folder}", image_size=32, batch_size=batch, augment=augment,
+                                             workers=1),
+                   "tfrecord": lambda: data.load(f"tfrecord:{work / 'shards'}", image_size=32, batch_size=batch,
+                                                 augment=augment),
+                   "cache": lambda: data.load(f"dir:{folder}", image_size=32, batch_size=batch, augment=augment,
+                                              cache=str(work / f"cache-{augment}"))}
+        measured = {PATHS[key]: loaders[key]() for key in ("memory", *[k for k in paths if k != "memory"])}
         fits = {}
-        for name, splits in paths.items():
+        for name, splits in measured.items():
             keras.utils.set_random_seed(0)
             model = models.create("lenet5", num_classes=10, image_shape=(32, 32, 1), **MODEL_KWARGS)
             model.compile("adam", "sparse_categorical_crossentropy")
@@ -150,33 +176,99 @@ def throughput(rounds: int, batch: int, work: Path, epochs: int = 5) -> list:
             # warm-up: tracing, and filling a disk cache
             model.fit(training.repeated(train), steps_per_epoch=int(train.cardinality()), epochs=2, verbose=0)
             fits[name] = (model, train, len(splits.indices["train"]))
-        best = {name: [0.0, 0.0] for name in paths}
+        runs = {name: [] for name in measured}  # per round: (rate, restarted rate, load average)
         for _ in range(rounds):
             for name, (model, train, n) in fits.items():
                 # as training.fit runs it: one iterator over `epochs` epochs (its start-up included)
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), _cpu_seconds()
                 model.fit(training.repeated(train), steps_per_epoch=int(train.cardinality()), epochs=epochs,
                           verbose=0)
-                best[name][0] = max(best[name][0], epochs * n / (time.perf_counter() - start))
+                rate, cpu = epochs * n / (time.perf_counter() - start), (_cpu_seconds() - cpu) / (epochs * n)
                 # as before: a new iterator for the epoch
                 start = time.perf_counter()
                 model.fit(train, epochs=1, verbose=0)
-                best[name][1] = max(best[name][1], n / (time.perf_counter() - start))
-        for name, (rate, restarted) in best.items():
-            rows.append({"augmentation": augment, "path": name, "images_per_s": round(rate),
-                         "vs_memory": round(rate / best["in memory"][0], 3),
-                         "restarted_each_epoch_images_per_s": round(restarted),
-                         "restarted_vs_memory": round(restarted / best["in memory"][1], 3)})
+                runs[name].append((rate, n / (time.perf_counter() - start), round(os.getloadavg()[0], 2), cpu))
+        memory = runs["in memory"]
+        for name, got in runs.items():
+            ratios = [r[0] / m[0] for r, m in zip(got, memory)]
+            rows.append({"augmentation": augment, "path": name, "images_per_s": round(max(r[0] for r in got)),
+                         "vs_memory": round(max(r[0] for r in got) / max(m[0] for m in memory), 3),
+                         "median_round_ratio": round(float(np.median(ratios)), 3),
+                         "restarted_each_epoch_images_per_s": round(max(r[1] for r in got)),
+                         "restarted_vs_memory": round(max(r[1] for r in got) / max(m[1] for m in memory), 3),
+                         "cpu_us_per_image": round(1e6 * float(np.median([r[3] for r in got])), 1),
+                         "rounds": [{"images_per_s": round(r[0]), "vs_memory": round(x, 3),
+                                     "restarted_images_per_s": round(r[1]), "load": r[2],
+                                     "cpu_us_per_image": round(1e6 * r[3], 1)} for r, x in zip(got, ratios)]})
     return rows
+
+
+def pipeline_cpu(rounds: int, batch: int, work: Path) -> list:
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_cv_apps import data
+
+    folder = digits_folder(work / "digits")
+    memory = data.load("digits", image_size=32, batch_size=batch)
+    fast = data.load(f"dir:{folder}", image_size=32, batch_size=batch)
+    general = data.load(f"dir:{folder}", image_size=32, batch_size=batch)
+    general._images.plain = False  # what every folder took before: the format switch, a resize per image
+    paths = tf.constant(fast._images.paths[fast.indices["train"]])
+    files = tf.data.Dataset.from_tensor_slices(paths)
+    pipelines = {
+        "in memory (train)": memory.train, "dir: stream (train)": fast.train,
+        "dir: stream, general decoder (train)": general.train,
+        "tf.io.read_file alone": files.map(tf.io.read_file, num_parallel_calls=tf.data.AUTOTUNE).batch(batch),
+        "read_file + decode_png": files.map(lambda f: tf.io.decode_png(tf.io.read_file(f), channels=1),
+                                            num_parallel_calls=tf.data.AUTOTUNE).batch(batch)}
+    n = len(fast.indices["train"])
+    cpu = {name: [] for name in pipelines}
+    for ds in pipelines.values():
+        for _ in ds:  # warm-up
+            pass
+    names = [str(f) for f in fast._images.paths[fast.indices["train"]]]
+
+    def os_read():  # the same files read by the operating system's calls from Python, for scale
+        for name in names:
+            fd = os.open(name, os.O_RDONLY)
+            os.read(fd, 1 << 20)
+            os.close(fd)
+        return ()
+    pipelines["os.open + read + close (Python, no TensorFlow)"] = os_read
+    cpu[next(reversed(pipelines))] = []
+    for _ in range(rounds):
+        for name, ds in pipelines.items():
+            start = _cpu_seconds()
+            for _ in (ds() if callable(ds) else ds):
+                pass
+            cpu[name].append(1e6 * (_cpu_seconds() - start) / n)
+    return [{"pipeline": name, "best_cpu_us_per_image": round(min(v), 1),
+             "median_cpu_us_per_image": round(float(np.median(v)), 1)} for name, v in cpu.items()]
+
+
+def pipeline_cpu_only(args) -> int:
+    last = Path(__file__).resolve().parent / "results" / "streaming.json"
+    previous = json.loads(last.read_text(encoding="utf-8")) if last.exists() else {}
+    previous.pop("machine", None)
+    previous.pop("date", None)
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = pipeline_cpu(max(args.rounds, 3), args.batch_size, Path(tmp))
+    print(table(rows, list(rows[0])))
+    path = write_result("streaming", {**previous, "pipeline_cpu": rows, "pipeline_cpu_rounds": max(args.rounds, 3),
+                                      "pipeline_cpu_load": os.getloadavg()})
+    print(f"wrote {path}")
+    return 0
 
 
 def throughput_only(args) -> int:
     last = Path(__file__).resolve().parent / "results" / "streaming.json"
     previous = json.loads(last.read_text(encoding="utf-8")) if last.exists() else {}
     with tempfile.TemporaryDirectory() as tmp:
-        speed = throughput(args.rounds, args.batch_size, Path(tmp), args.epochs)
-    print(table(speed, list(speed[0])))
-    keep = {key: previous[key] for key in ("memory", "rss_difference_mb") if key in previous}
+        speed = throughput(args.rounds, args.batch_size, Path(tmp), args.epochs, args.paths.split(","))
+    print(table(speed, [k for k in speed[0] if k != "rounds"]))
+    keep = {key: previous[key] for key in ("memory", "rss_difference_mb", "pipeline_cpu", "pipeline_cpu_rounds",
+                                           "pipeline_cpu_load") if key in previous}
     if keep:
         keep["memory_measured"] = previous.get("memory_measured", previous.get("date"))
     path = write_result("streaming", {**keep, "throughput": speed, "rounds": args.rounds, "epochs": args.epochs,
@@ -192,25 +284,31 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--epochs", type=int, default=5, help="epochs per timed fit (one iterator)")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--paths", default="memory,dir,tfrecord,cache",
+                   help=f"throughput paths, of {','.join(PATHS)} (memory is always measured)")
     p.add_argument("--data", default=None, help="folder for the generated JPEGs (kept; default: a temp folder)")
     p.add_argument("--throughput-only", action="store_true",
                    help="measure the throughput part only; keep the memory part of the last result file")
+    p.add_argument("--pipeline-cpu", action="store_true",
+                   help="measure the pipelines' CPU per image alone; merge into the last result file")
     p.add_argument("--epoch-run", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.epoch_run:
         print(json.dumps(epoch_run(args.epoch_run, 224, args.batch_size)))
         return 0
+    if args.pipeline_cpu:
+        return pipeline_cpu_only(args)
     if args.throughput_only:
         return throughput_only(args)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.data or Path(tmp) / "jpegs") / f"photos{args.files}"
         make_jpegs(root, args.files)
         mem = memory(root, args.files)
-        speed = throughput(args.rounds, args.batch_size, Path(tmp), args.epochs)
+        speed = throughput(args.rounds, args.batch_size, Path(tmp), args.epochs, args.paths.split(","))
     print(table(mem, ["files", "train_images", "seconds", "peak_rss_mb", "val_accuracy"]))
     print(f"peak RSS difference: {mem[1]['peak_rss_mb'] - mem[0]['peak_rss_mb']:.0f} MB (goal <= 400); the decoded "
           f"images would take {mem[1]['in_memory_decoded_mb']} MB in memory")
-    print(table(speed, list(speed[0])))
+    print(table(speed, [k for k in speed[0] if k != "rounds"]))
     path = write_result("streaming", {"memory": mem, "rss_difference_mb": mem[1]["peak_rss_mb"] - mem[0]["peak_rss_mb"],
                                       "throughput": speed, "rounds": args.rounds, "epochs": args.epochs,
                                       "batch_size": args.batch_size,

@@ -244,7 +244,17 @@ class Splits:
         if augmenter is not None:  # one key per batch: the seed, the epoch and the batch's place in it
             ds = tf.data.Dataset.zip(ds, tf.data.Dataset.random(seed=self.seed, rerandomize_each_iteration=True))
 
-        def prepare(images, labels, key=None):
+        if self.streamed:  # (positions, images): finish the batch, labels by position
+            store, label_table = self._images, tf.constant(self._labels)
+
+            def arrive(positions, images):
+                return store.finish(positions, images), tf.gather(label_table, positions)
+        else:
+            def arrive(images, labels):
+                return images, labels
+
+        def prepare(batch, key=None):
+            images, labels = arrive(*batch)
             images = tf.cast(images, tf.float32)
             if one_hot:
                 labels = tf.one_hot(labels, self.num_classes, dtype=tf.float32)
@@ -257,9 +267,9 @@ class Splits:
             return {"label": (images, labels), "image": (images, images), "none": images}[target]
 
         if augmenter is not None:
-            ds = ds.map(lambda batch, key: prepare(*batch, key), num_parallel_calls=tf.data.AUTOTUNE)
-        else:
             ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+        else:
+            ds = ds.map(lambda *batch: prepare(batch), num_parallel_calls=tf.data.AUTOTUNE)
         if self.cache and not training and not self.streamed:
             ds = ds.cache()
         ds = ds.prefetch(tf.data.AUTOTUNE)
@@ -283,12 +293,10 @@ class Splits:
                             _batch=context.get_per_replica_batch_size(self.batch_size))
 
     def _streamed(self, split, idx, balance, training, shard):
-        """Unbatched ``(uint8 image, label)`` decoded from a streamed source."""
+        """Unbatched ``(position, uint8 image)`` of a streamed source (batches go through
+        `FileStream.finish`; labels are looked up per batch)."""
         import os
 
-        import tensorflow as tf
-
-        labels = tf.constant(self._labels)
         store = self._images
         if balance != "none":
             ds = self._resampled_stream(idx, balance, shard)
@@ -298,7 +306,7 @@ class Splits:
                 name = store.cache_name(idx, shuffle=training, seed=self.seed, shard=shard)
                 cache = os.path.join(os.fspath(self.cache), f"{split}-{name}")
             ds = store.stream(idx, shuffle=training, seed=self.seed, cache=cache, shard=shard)
-        return ds.map(lambda pos, image: (image, tf.gather(labels, pos)))
+        return ds
 
     def _resampled_stream(self, idx, mode, shard):
         """`_resampled` for a streamed source: one reshuffled stream of files per class."""

@@ -15,6 +15,12 @@ where OpenCV uses fixed point (a pixel may differ by 1 level), PNG/WebP EXIF ori
 applied, GIF transparency is dropped instead of composited, and only JPEG, PNG, GIF, BMP and WebP
 decode (other files are skipped and counted; `write_shards` re-encodes them as PNG).
 
+Per-image cost: a folder whose files all announce (in the first bytes read at listing) 8-bit PNGs
+that ``decode_png`` alone decodes under the contract - gray, or gray/RGB for ``channels=3`` - is
+read and decoded by one ``read_file`` + ``decode_png`` per image, without the format switch; when
+they also share one size, the resize runs once per batch (`FileStream.finish`) instead of once
+per image. A file changed after listing so that it no longer fits is skipped and counted.
+
 Unreadable files never stop a run: files whose first bytes are no streamable image are skipped
 when the folder is listed; a file that fails to decode in the stream is skipped there (the split
 still yields one image per file: the slot goes to the next image of the following pass), and
@@ -39,6 +45,7 @@ MAGIC = ((b"\xff\xd8\xff", "jpeg"), (b"\x89PNG\r\n\x1a\n", "png"), (b"GIF87a", "
 MAX_PASSES = 4  # a split may lose up to 3/4 of its files to decode errors before its stream runs dry
 READ_BUDGET = 512 * 2 ** 20  # bytes of float32 images `Splits.arrays` reads from a streamed split
 SHUFFLE_BUDGET = 64 * 2 ** 20  # bytes of decoded images held by the shuffle buffer after a disk cache
+HEAD = 26  # bytes read from every file at listing: the format's magic and, for PNG, the IHDR size/depth/colour
 
 
 def sniff(head: bytes) -> Optional[str]:
@@ -46,6 +53,22 @@ def sniff(head: bytes) -> Optional[str]:
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "webp"
     return next((name for magic, name in MAGIC if head.startswith(magic)), None)
+
+
+def png_layout(heads, channels: int) -> tuple:
+    """``(plain, native)`` of files' first `HEAD` bytes: ``plain`` when every one is an 8-bit PNG
+    that ``tf.io.decode_png(channels=channels)`` decodes exactly as `decode_image` does (gray;
+    gray or RGB for ``channels=3``), ``native`` their common ``(h, w)`` (None when sizes differ)."""
+    colours = (b"\x08\x00", b"\x08\x02") if channels == 3 else (b"\x08\x00",)
+    sizes = set()
+    for head in heads:
+        if len(head) < HEAD or not head.startswith(b"\x89PNG\r\n\x1a\n") or head[12:16] != b"IHDR" \
+                or head[24:26] not in colours:
+            return False, None
+        sizes.add((int.from_bytes(head[20:24], "big"), int.from_bytes(head[16:20], "big")))
+    if not sizes:
+        return False, None
+    return True, (sizes.pop() if len(sizes) == 1 else None)
 
 
 # ------------------------------------------------------------------------------ decoding
@@ -147,6 +170,18 @@ def _resize(image, size):
     return tf.cast(tf.clip_by_value(tf.round(out), 0.0, 255.0), tf.uint8)
 
 
+def _resize_known(images, native, size):
+    """`_resize` of images (one or a batch) whose size ``native`` is known when the graph is built:
+    the same interpolation, chosen once; an image already at ``size`` is returned as it is."""
+    import tensorflow as tf
+
+    if tuple(native) == tuple(size):
+        return images
+    method = "area" if size[0] * size[1] < native[0] * native[1] else "bilinear"
+    out = tf.image.resize(images, tuple(size), method=method)
+    return tf.cast(tf.clip_by_value(tf.round(out), 0.0, 255.0), tf.uint8)
+
+
 def exif_orientation(data):
     """The EXIF orientation (1..8) of JPEG bytes, read in the graph; 1 when there is none."""
     import tensorflow as tf
@@ -200,8 +235,9 @@ class FileStream:
     """Images addressed by position 0..n-1 and decoded on demand; the base of the folder and
     TFRecord sources. Subclasses give the encoded bytes (`_encoded`) and a fingerprint.
 
-    `stream` builds the decoded ``(position, uint8 image)`` pipeline of some positions, `read`
-    decodes a bounded set into memory, `skipped` names the files found unreadable so far.
+    `stream` builds the decoded ``(position, uint8 image)`` pipeline of some positions, `finish`
+    completes its batches, `read` decodes a bounded set into memory, `skipped` names the files
+    found unreadable so far. ``plain`` / ``native`` (see `png_layout`) select the one-op decoder.
     """
 
     kind = "files"
@@ -213,6 +249,7 @@ class FileStream:
         self.workers = workers
         self._skipped = list(skipped)
         self._marks = None
+        self.plain, self.native = False, None
 
     @property
     def shape(self) -> tuple:
@@ -224,8 +261,12 @@ class FileStream:
     # -- what subclasses provide -------------------------------------------------------------
 
     def _encoded(self, positions, *, shuffle, seed, shard, passes):
-        """Unbatched ``(position int64, encoded bytes)`` of ``positions`` (``passes`` times)."""
+        """Unbatched ``(position int64, item)`` of ``positions`` (``passes`` times), where `_load`
+        turns ``item`` into the encoded bytes inside the decoding map."""
         raise NotImplementedError
+
+    def _load(self, item):
+        return item
 
     def fingerprint(self) -> str:
         raise NotImplementedError
@@ -240,25 +281,61 @@ class FileStream:
 
         return self.workers or tf.data.AUTOTUNE
 
-    def _decoder(self, marked: bool):
+    def _deferred(self) -> bool:
+        """Whether every image decodes at the one size `native` and is resized per batch."""
+        return self.plain and self.native is not None and self.native != self.size
+
+    def _decode(self, data, defer: bool):
+        """Encoded bytes -> uint8 image at `size` (at `native` when ``defer``)."""
         import tensorflow as tf
 
         size, channels = self.size, self.channels
-        if not marked:
-            return lambda pos, data: (pos, decode_image(data, size, channels))
-        if self._marks is None:  # which positions were tried and which decoded, for `skipped`
+        if not self.plain:
+            return decode_image(data, size, channels)
+        image = tf.io.decode_png(data, channels=channels)
+        if self.native is None:
+            return tf.ensure_shape(_resize(tf.ensure_shape(image, [None, None, channels]), size), [*size, channels])
+        image = tf.ensure_shape(image, [*self.native, channels])
+        return image if defer else _resize_known(image, self.native, size)
+
+    def _mark_variables(self):
+        """Which positions were tried and which decoded, for `skipped`."""
+        import tensorflow as tf
+
+        if self._marks is None:
             self._marks = (tf.Variable(tf.zeros([self.n], tf.bool), trainable=False),
                            tf.Variable(tf.zeros([self.n], tf.bool), trainable=False))
-        tried, done = self._marks
+        return self._marks
 
-        def decode(pos, data):
+    def _decoder(self, marked: bool, defer: bool = False):
+        """The one map function of a stream: load, decode (and mark) one item. With ``defer`` the
+        image stays at `native` size and `finish` resizes and marks its batch."""
+        import tensorflow as tf
+
+        if not marked:
+            return lambda pos, item: (pos, self._decode(self._load(item), defer))
+        tried, done = self._mark_variables()
+
+        def decode(pos, item):
             with tf.control_dependencies([tried.scatter_nd_update([[pos]], [True])]):
-                image = decode_image(data, size, channels)
+                image = self._decode(self._load(item), defer)
+            if defer:
+                return pos, image
             with tf.control_dependencies([image]):
                 marked = done.scatter_nd_update([[pos]], [True])
             with tf.control_dependencies([marked]):
                 return pos, tf.identity(image)
         return decode
+
+    def finish(self, positions, images):
+        """A batch of a `stream`: ``(positions [B], uint8 images [B, ...])`` -> images at `size`,
+        the positions marked decoded. Every batch of a stream goes through it."""
+        import tensorflow as tf
+
+        _, done = self._mark_variables()
+        images = _resize_known(images, images.shape[1:3], self.size)
+        with tf.control_dependencies([done.scatter_nd_update(positions[:, None], tf.ones_like(positions, tf.bool))]):
+            return tf.identity(images)
 
     def stream(self, positions, *, shuffle: bool = False, seed: int = 0, cache: Optional[str] = None,
                shard=None):
@@ -267,7 +344,8 @@ class FileStream:
         ``shuffle`` reshuffles every pass (before decoding; after a disk cache, in a buffer of at
         most `SHUFFLE_BUDGET` bytes). ``shard=(workers, index)`` keeps one worker's share (files
         split between workers). A file that fails to decode is skipped and its slot goes to the
-        next image of a following pass, so the length is known to ``model.fit``.
+        next image of a following pass, so the length is known to ``model.fit``. Batch it and pass
+        every batch through `finish` (images of a one-size PNG folder arrive at their own size).
         """
         import tensorflow as tf
 
@@ -275,7 +353,8 @@ class FileStream:
         workers = shard[0] if shard else 1
         count = math.ceil(len(positions) / workers)
         ds = self._encoded(positions, shuffle=shuffle, seed=seed, shard=shard, passes=MAX_PASSES)
-        ds = ds.map(self._decoder(marked=True), num_parallel_calls=self._parallel())
+        defer = self._deferred() and not cache  # a disk cache keeps the images at their final size
+        ds = ds.map(self._decoder(marked=True, defer=defer), num_parallel_calls=self._parallel())
         ds = ds.ignore_errors().take(count).apply(tf.data.experimental.assert_cardinality(count))
         if cache:
             _clear_stale_lock(cache)
@@ -293,9 +372,11 @@ class FileStream:
         if not len(positions):
             return positions, np.zeros((0, *self.size, self.channels), np.uint8)
         ds = self._encoded(positions, shuffle=False, seed=0, shard=None, passes=1)
-        ds = ds.map(self._decoder(marked=False), num_parallel_calls=self._parallel()).ignore_errors()
+        ds = ds.map(self._decoder(marked=False, defer=self._deferred()), num_parallel_calls=self._parallel())
+        ds = ds.ignore_errors().batch(256).map(lambda pos, batch: (pos, _resize_known(batch, batch.shape[1:3],
+                                                                                      self.size)))
         got, images = [], []
-        for pos, batch in ds.batch(256).as_numpy_iterator():
+        for pos, batch in ds.as_numpy_iterator():
             got.append(pos)
             images.append(batch)
         if not got:
@@ -356,10 +437,12 @@ class FolderStream(FileStream):
 
     kind = "dir"
 
-    def __init__(self, paths, size, channels, *, skipped=(), workers=None, fingerprint=""):
+    def __init__(self, paths, size, channels, *, skipped=(), workers=None, fingerprint="", heads=()):
         super().__init__(len(paths), size, channels, skipped=skipped, workers=workers)
         self.paths = np.asarray([str(p) for p in paths])
         self._fingerprint = fingerprint
+        if len(heads) == len(paths):
+            self.plain, self.native = png_layout(heads, self.channels)
 
     def fingerprint(self) -> str:
         return self._fingerprint
@@ -375,15 +458,20 @@ class FolderStream(FileStream):
         ds = tf.data.Dataset.from_tensor_slices((positions, self.paths[positions]))
         if shuffle:
             ds = ds.shuffle(len(positions), seed=seed, reshuffle_each_iteration=True)
-        return ds.repeat(passes).map(lambda pos, path: (pos, tf.io.read_file(path)),
-                                     num_parallel_calls=self._parallel())
+        return ds.repeat(passes)
+
+    def _load(self, item):
+        import tensorflow as tf
+
+        return tf.io.read_file(item)
 
 
-def list_folder(root, *, streamable_only: bool = True) -> tuple:
+def list_folder(root, *, streamable_only: bool = True, heads: Optional[list] = None) -> tuple:
     """``dir:`` listing: ``(paths, labels, class names, skipped, fingerprint)``. Every file under a
     class folder is looked at (any extension); those whose first bytes are no streamable image
     are skipped (named in ``skipped``) unless ``streamable_only`` is False; hidden files and
-    empty class folders are left out."""
+    empty class folders are left out. A list passed as ``heads`` receives each kept file's first
+    `HEAD` bytes."""
     root = Path(root).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(f"Dataset folder {str(root)!r} does not exist or is not a folder.")
@@ -397,7 +485,7 @@ def list_folder(root, *, streamable_only: bool = True) -> tuple:
         for path in members:
             try:
                 with open(path, "rb") as f:
-                    head = f.read(16)
+                    head = f.read(HEAD)
                 stat = path.stat()
             except OSError:
                 head, stat = b"", None
@@ -405,6 +493,8 @@ def list_folder(root, *, streamable_only: bool = True) -> tuple:
                 skipped.append(str(path))
                 continue
             kept.append(path)
+            if heads is not None:
+                heads.append(head)
             digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
         listed += len(members)
         if not kept:
@@ -428,10 +518,12 @@ def list_folder(root, *, streamable_only: bool = True) -> tuple:
 def open_folder(root, *, size, channels, workers=None):
     """The `FolderStream` of a ``dir:`` spec with its labels and class names. ``size`` None takes
     the size of the first readable image. Raises when no file decodes, naming the count."""
-    paths, labels, names, skipped, fingerprint = list_folder(root)
+    heads = []
+    paths, labels, names, skipped, fingerprint = list_folder(root, heads=heads)
     if size is None:
         size = _first_size(paths, channels)
-    stream = FolderStream(paths, size, channels, skipped=skipped, workers=workers, fingerprint=fingerprint)
+    stream = FolderStream(paths, size, channels, skipped=skipped, workers=workers, fingerprint=fingerprint,
+                          heads=heads)
     if stream.first_readable(np.arange(len(paths))) is None:
         raise ValueError(f"Dataset folder {str(root)!r} has no readable images ({len(stream.skipped())} file(s) "
                          "could not be decoded).")

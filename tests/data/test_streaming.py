@@ -2,6 +2,7 @@
 contract of `image.io` + `image.ops.fit`, one image per file per epoch, decode errors skipped and
 counted, an on-disk cache, per-worker shares, and `write_shards` round trips."""
 
+import functools
 import io
 import json
 import types
@@ -13,7 +14,7 @@ import tensorflow as tf
 from PIL import Image
 
 from keras_cv_apps import data
-from keras_cv_apps.data.streaming import decode_image
+from keras_cv_apps.data.streaming import decode_image, png_layout
 from keras_cv_apps.image.io import read_image
 from keras_cv_apps.image.ops import fit
 
@@ -217,3 +218,84 @@ def test_write_shards_copies_streamable_files_and_reencodes_the_others(tmp_path)
     assert _decode(records["dogs/scan.tif"], (12, 10), 3)[5, 5].tolist() == [77, 77, 77]
     loaded = data.load(f"tfrecord:{out}", image_size=8, channels=3)
     assert loaded.info["num_images"] == 21
+
+
+
+def _gray_pngs(root, sizes, seed=0):
+    """Random 8-bit gray PNGs of ``sizes`` alternating between class folders a and b, and a file
+    ``b/cut.png`` cut short (its header is a PNG's)."""
+    rng = np.random.default_rng(seed)
+    for i, (h, w) in enumerate(sizes):
+        path = root / "ab"[i % 2] / f"{i:02d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), rng.integers(0, 256, (h, w), np.uint8))
+    good = (root / "a" / "00.png").read_bytes()
+    (root / "b" / "cut.png").write_bytes(good[: len(good) // 2])
+    return root
+
+
+def _check_streams(splits):
+    """Every split streams each readable file once (the cut file's slot goes to another file),
+    with the pixels of the general decoder (`decode_image`, format switch and all) and its label;
+    returns the train order of file positions."""
+    store, size = splits._images, splits.image_shape[:2]
+    orders = {}
+    for split, idx in splits.indices.items():
+        files = {}
+        for i in idx:
+            name = store.name(int(i))
+            if not name.endswith("cut.png"):
+                files[int(i)] = (_decode(open(name, "rb").read(), size, 1)[..., 0], "ab".index(name.split("/")[-2]))
+        order = []
+        for x, y in splits.dataset(split):
+            for image, label in zip(np.rint(x.numpy()[..., 0] * 255).astype(np.uint8), y.numpy()):
+                match = [i for i, (ref, _) in files.items() if np.array_equal(ref, image)]
+                assert len(match) == 1 and files[match[0]][1] == label
+                order.append(match[0])
+        assert len(order) == len(idx) and set(order) == set(files)
+        assert len(order) == len(files) + (len(files) < len(idx))  # at most the cut file's slot repeats one
+        orders[split] = order
+    assert [p.rsplit("/", 1)[-1] for p in splits.skipped()] == ["cut.png"]
+    return orders["train"]
+
+
+@pytest.mark.parametrize("image_size", [20, 5])
+def test_a_one_size_png_folder_is_resized_per_batch_to_the_general_decoders_pixels(tmp_path, image_size):
+    """Plain PNGs of one size decode in one op and are resized once per batch (enlarged, shrunk)."""
+    root = _gray_pngs(tmp_path / "set", [(8, 8)] * 16)
+    load = functools.partial(data.load, f"dir:{root}", image_size=image_size, channels=1, batch_size=4,
+                             val_fraction=0.2, test_fraction=0.2)
+    splits = load()
+    assert (splits._images.plain, splits._images.native) == (True, (8, 8))
+    order = _check_streams(splits)
+    assert _check_streams(load()) == order  # same seed, same order
+
+
+def test_a_folder_of_png_sizes_and_formats_streams_the_general_decoders_pixels(tmp_path):
+    """Plain PNGs of several sizes decode in one op and are resized one by one; one other format
+    sends the whole folder through the general decoder: the same pixels, counts and order."""
+    root = _gray_pngs(tmp_path / "set", [(8, 8), (6, 10), (12, 12), (8, 8), (5, 7)] * 3)
+    load = functools.partial(data.load, f"dir:{root}", image_size=8, channels=1, batch_size=4,
+                             val_fraction=0.2, test_fraction=0.2)
+    splits = load()
+    assert (splits._images.plain, splits._images.native) == (True, None)
+    order = _check_streams(splits)
+    assert _check_streams(load()) == order
+    Image.fromarray(np.full((8, 8), 7, np.uint8)).convert("RGB").save(root / "a" / "rgb.png")
+    splits = load()
+    assert not splits._images.plain and splits.counts("train").sum() == len(splits.indices["train"])
+    _check_streams(splits)
+
+
+def test_png_layout_reads_the_header_bytes_of_a_listing():
+    def head(depth, colour, h=8, w=6):
+        return (b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR" + w.to_bytes(4, "big") + h.to_bytes(4, "big")
+                + bytes([depth, colour]))
+
+    assert png_layout([head(8, 0)] * 3, 1) == (True, (8, 6))
+    assert png_layout([head(8, 0), head(8, 0, h=9)], 1) == (True, None)
+    assert png_layout([head(8, 0), head(8, 2)], 1) == (False, None)  # RGB into gray: luma, not one op
+    assert png_layout([head(8, 0), head(8, 2)], 3) == (True, (8, 6))
+    for other in (head(16, 0), head(8, 4), head(8, 3), b"\xff\xd8\xff\xe0" + bytes(22), head(8, 0)[:20]):
+        assert png_layout([head(8, 0), other], 3) == (False, None)
+    assert png_layout([], 1) == (False, None)
