@@ -32,11 +32,12 @@ Results are written after every part, so a run cut short keeps what it measured.
   have no learned shift (cnn_nocenter.keras, results/explain_nocenter.json); --cnn maxpool and
   --cnn classmaps: the nocenter CNN with a global max-pool head, or with a 1x1 convolution to one
   ReLU map per class before the average pool (results/explain_maxpool.json,
-  results/explain_classmaps.json); --skip ig sanity faith leaves those parts out (kept from the
+  results/explain_classmaps.json); --cnn nocenter_plain: the nocenter CNN without dilation
+  (results/explain_nocenter_plain.json); --skip ig sanity faith leaves those parts out (kept from the
   last run on the same CNN where there is one).
 
     python -m benchmarks.bench_explain [--retrain] [--n-test 500] [--n-costly 100] [--figure-only]
-                                       [--cnn dilated|plain|nocenter|maxpool|classmaps]
+                                       [--cnn dilated|plain|nocenter|maxpool|classmaps|nocenter_plain]
                                        [--skip ig sanity faith]
 """
 
@@ -58,7 +59,8 @@ MODEL = Path("runs/bench_explain/cnn.keras")
 CNNS = {"dilated": {"dilations": (1, 1, 2), "suffix": ""}, "plain": {"dilations": (1, 1, 1), "suffix": "_plain"},
         "nocenter": {"dilations": (1, 1, 2), "centers": (1, 1, 0), "suffix": "_nocenter"},
         "maxpool": {"dilations": (1, 1, 2), "centers": (1, 1, 0), "head": "max", "suffix": "_maxpool"},
-        "classmaps": {"dilations": (1, 1, 2), "centers": (1, 1, 0), "head": "class_maps", "suffix": "_classmaps"}}
+        "classmaps": {"dilations": (1, 1, 2), "centers": (1, 1, 0), "head": "class_maps", "suffix": "_classmaps"},
+        "nocenter_plain": {"dilations": (1, 1, 1), "centers": (1, 1, 0), "suffix": "_nocenter_plain"}}
 SIZE = (64, 64)
 
 
