@@ -23,9 +23,11 @@ the keras-io step, and memory of a large tiled dream.
   each process's memory before the dream (model built, weights in memory).
 
   --variants adds two trials to the speed part: the same step compiled with XLA (``jit_compile``)
-  and with the convolutions in bfloat16; --only-speed redoes the speed part alone.
+  and with the convolutions in bfloat16; --only-speed redoes the speed part alone; --profile
+  profiles keras-io's step and ours op by op (CPU time per op type, convolutions, their input
+  gradients and the rest) into the results.
 
-    python -m benchmarks.bench_dream [--reps 3] [--skip-memory] [--only-speed] [--variants]
+    python -m benchmarks.bench_dream [--reps 3] [--skip-memory] [--only-speed] [--variants] [--profile]
 """
 
 from __future__ import annotations
@@ -227,12 +229,14 @@ def speed(reps: int, variants: bool = False) -> dict:
         fn()  # trace and warm up
     times = {k: [] for k in runs}
     cpu = {k: [] for k in runs}
+    before = os.getloadavg()
     for _ in range(reps):
         for k, fn in runs.items():
             t, c = time.perf_counter(), time.process_time()
             fn()
             times[k].append(time.perf_counter() - t)
             cpu[k].append(time.process_time() - c)
+    loadavg = {"before": before, "after": os.getloadavg()}
     ms = {k: 1000 * float(np.min(v)) for k, v in times.items()}
     median = {k: 1000 * float(np.median(v)) for k, v in times.items()}
     cpu_ms = {k: 1000 * float(np.median(v)) for k, v in cpu.items()}
@@ -246,11 +250,72 @@ def speed(reps: int, variants: bool = False) -> dict:
     whole_kio = time.perf_counter() - t
     trials = {k: {"ratio_cpu": cpu_ms[k] / cpu_ms["keras_io"], "ratio": ms[k] / ms["keras_io"]}
               for k in ("ours_xla", "ours_bf16") if k in ms}
-    return {"ms_per_step": ms, "median_ms": median, "cpu_ms": cpu_ms, "trials": trials,
+    return {"ms_per_step": ms, "median_ms": median, "cpu_ms": cpu_ms, "trials": trials, "loadavg": loadavg,
+            "all_cpu_ms": {k: [1000 * s for s in v] for k, v in cpu.items()},
             "all_ms": {k: [1000 * s for s in v] for k, v in times.items()},
             "ratio": ms["ours"] / ms["keras_io"], "ratio_unfused": ms["ours_unfused"] / ms["keras_io"],
             "ratio_median": median["ours"] / median["keras_io"], "ratio_cpu": cpu_ms["ours"] / cpu_ms["keras_io"],
             "whole_dream_3x5_steps_s": {"ours": whole_ours, "keras_io": whole_kio, "ratio": whole_ours / whole_kio}}
+
+
+def _op_times(fn, reps: int) -> dict:
+    """Milliseconds per call spent in each TensorFlow op type while ``fn`` runs ``reps`` times: the
+    durations of the profiler's op events summed (ops that run side by side both count, and an op
+    preempted by other jobs counts its wait: shares within one step are what it tells)."""
+    import tempfile
+
+    import tensorflow as tf
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    with tempfile.TemporaryDirectory() as logdir:
+        tf.profiler.experimental.start(logdir)
+        for _ in range(reps):
+            fn()
+        tf.profiler.experimental.stop()
+        space = xplane_pb2.XSpace()
+        space.ParseFromString(next(Path(logdir).rglob("*.xplane.pb")).read_bytes())
+    out: dict = {}
+    for plane in space.planes:
+        names = {k: v.name for k, v in plane.event_metadata.items()}
+        for line in plane.lines:
+            for event in line.events:
+                node, _, op = names.get(event.metadata_id, "").rpartition(":")
+                # op events are "node name:OpType"; executor and function bookkeeping events (which
+                # span the ops they run) are not
+                if node and "::" not in node and op.isidentifier() and op not in ("Run", "Process"):
+                    out[op] = out.get(op, 0.0) + event.duration_ps / 1e9 / reps
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+def profile(reps: int = 3) -> dict:
+    """Op-level profiles of keras-io's step and ours (fused and unfused) at 512 px, each step's op
+    time grouped into convolutions, their input gradients and the rest."""
+    import keras
+    import tensorflow as tf
+
+    from keras_cv_apps import dream
+
+    base = keras.applications.InceptionV3(weights=None, include_top=False)
+    extractor = keras.Model(base.inputs, {n: base.get_layer(n).output for n in INCEPTION})
+    kio = _kio_step_fn(extractor, INCEPTION)
+    x = np.random.default_rng(0).uniform(-1, 1, (512, 512, 3)).astype(np.float32)
+    xt = tf.constant(x[None])
+    runs = {"keras_io": lambda: kio(xt, 0.01)[1].numpy()}
+    for name, fuse in (("ours", True), ("ours_unfused", False)):
+        d = dream.Dreamer(base, INCEPTION, "symmetric", fuse=fuse)
+        runs[name] = lambda d=d: d.gradient(x)
+    out = {"loadavg_before": os.getloadavg()}
+    for name, fn in runs.items():
+        fn(), fn()  # trace and warm up
+        ops = _op_times(fn, reps)
+        groups = {"convolution": 0.0, "convolution_input_gradient": 0.0, "other": 0.0}
+        for op, ms in ops.items():
+            key = ("convolution_input_gradient" if "BackpropInput" in op else
+                   "convolution" if "Conv2D" in op else "other")
+            groups[key] += ms
+        out[name] = {"total_ms": sum(ops.values()), "groups_ms": groups, "ops_ms": dict(list(ops.items())[:15])}
+    out["loadavg_after"] = os.getloadavg()
+    return out
 
 
 def _rss_mb() -> float:
@@ -310,12 +375,21 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--only-speed", action="store_true", help="only redo the speed part in results/dream.json")
     parser.add_argument("--variants", action="store_true", help="also time the step with XLA and in bfloat16")
+    parser.add_argument("--profile", action="store_true", help="only profile both steps op by op "
+                                                                 "(into results/dream.json)")
     parser.add_argument("--memory-probe", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if args.memory_probe:
         size, tile = args.memory_probe
         print(json.dumps(memory_probe(size, tile or None)))
+        return 0
+    if args.profile:
+        result = json.loads((RESULTS / "dream.json").read_text())
+        result.pop("machine", None), result.pop("date", None)
+        result["profile"] = profile(args.reps)
+        print(json.dumps({k: v for k, v in result["profile"].items() if not k.startswith("load")}, indent=1))
+        print(f"results: {write_result('dream', result)}")
         return 0
     if args.only_speed:
         result = json.loads((RESULTS / "dream.json").read_text())

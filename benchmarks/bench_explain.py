@@ -29,11 +29,16 @@ Results are written after every part, so a run cut short keeps what it measured.
 - --cnn plain: the same CNN without dilation (receptive field 22 px instead of 30 px, trained the
   same way, cached as runs/bench_explain/cnn_plain.keras), into results/explain_plain.json and
   results/explain_maps_plain.png; --cnn nocenter: the default CNN whose last block's batch-norms
-  have no learned shift (cnn_nocenter.keras, results/explain_nocenter.json); --skip ig sanity
-  faith leaves those parts out (kept from the last run on the same CNN where there is one).
+  have no learned shift (cnn_nocenter.keras, results/explain_nocenter.json); --cnn maxpool and
+  --cnn classmaps: the nocenter CNN with a global max-pool head, or with a 1x1 convolution to one
+  ReLU map per class before the average pool (results/explain_maxpool.json,
+  results/explain_classmaps.json); --cnn nocenter_plain: the nocenter CNN without dilation
+  (results/explain_nocenter_plain.json); --skip ig sanity faith leaves those parts out (kept from the
+  last run on the same CNN where there is one).
 
     python -m benchmarks.bench_explain [--retrain] [--n-test 500] [--n-costly 100] [--figure-only]
-                                       [--cnn dilated|plain|nocenter] [--skip ig sanity faith]
+                                       [--cnn dilated|plain|nocenter|maxpool|classmaps|nocenter_plain]
+                                       [--skip ig sanity faith]
 """
 
 from __future__ import annotations
@@ -52,16 +57,28 @@ MODEL = Path("runs/bench_explain/cnn.keras")
 # --cnn: the default CNN (last block dilated, receptive field 30 px) or the same without dilation (22 px)
 # or the default one whose last block's batch-norms have no learned shift (--cnn nocenter)
 CNNS = {"dilated": {"dilations": (1, 1, 2), "suffix": ""}, "plain": {"dilations": (1, 1, 1), "suffix": "_plain"},
-        "nocenter": {"dilations": (1, 1, 2), "centers": (1, 1, 0), "suffix": "_nocenter"}}
+        "nocenter": {"dilations": (1, 1, 2), "centers": (1, 1, 0), "suffix": "_nocenter"},
+        "maxpool": {"dilations": (1, 1, 2), "centers": (1, 1, 0), "head": "max", "suffix": "_maxpool"},
+        "classmaps": {"dilations": (1, 1, 2), "centers": (1, 1, 0), "head": "class_maps", "suffix": "_classmaps"},
+        "nocenter_plain": {"dilations": (1, 1, 1), "centers": (1, 1, 0), "suffix": "_nocenter_plain"}}
 SIZE = (64, 64)
 
 
-def build_cnn(num_classes: int = 4, widths=(16, 32, 64), dilations=(1, 1, 2), pools=(1, 0, 0), centers=(1, 1, 1)):
+def build_cnn(num_classes: int = 4, widths=(16, 32, 64), dilations=(1, 1, 2), pools=(1, 0, 0), centers=(1, 1, 1),
+              head: str = "average"):
     """Blocks of two conv-BN-ReLU; a 2x2 pool after each block flagged in ``pools`` (the first one by
     default, so the last feature map is 32x32 at stride 2); with the default dilations the last
     feature map's receptive field is 30 px, without dilation (``--cnn plain``) 22 px. A block not
     flagged in ``centers`` has batch-norms without the learned shift (``--cnn nocenter``): its
-    channels cannot switch on over a plain background by a bias alone."""
+    channels cannot switch on over a plain background by a bias alone. ``head="max"`` pools the last
+    feature map globally by its maximum instead of its mean (``--cnn maxpool``, with the
+    ``nocenter`` batch-norms): a class's evidence is read at one place, so nothing rewards a
+    channel for switching on around the target rather than on it. ``head="class_maps"`` (``--cnn
+    classmaps``, with the ``nocenter`` batch-norms) ends the body with a 1x1 convolution to one map
+    per class (no bias) and a ReLU, averaged and weighted by the dense layer: a class map cannot be
+    cancelled by negative evidence elsewhere, so a map that switches on over a distractor raises
+    its class's score on every image that holds such a distractor. Grad-CAM then weights those
+    maps (the last 4-D layer)."""
     import keras
 
     inp = keras.Input((*SIZE, 3))
@@ -74,7 +91,11 @@ def build_cnn(num_classes: int = 4, widths=(16, 32, 64), dilations=(1, 1, 2), po
             x = keras.layers.ReLU(name=f"relu{i + 1}_{j + 1}")(x)
         if pool:
             x = keras.layers.MaxPooling2D(name=f"pool{i + 1}")(x)
-    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    if head == "class_maps":
+        x = keras.layers.Conv2D(num_classes, 1, use_bias=False, name="class_conv")(x)
+        x = keras.layers.ReLU(name="class_relu")(x)
+    pool = keras.layers.GlobalMaxPooling2D if head == "max" else keras.layers.GlobalAveragePooling2D
+    x = pool(name="gmp" if head == "max" else "gap")(x)
     return keras.Model(inp, keras.layers.Dense(num_classes, activation="softmax", name="predictions")(x),
                        name="shapes_cnn")
 
@@ -83,7 +104,8 @@ def train(x, y, epochs: int = 15, validation=None, cnn: str = "dilated", path: P
     import keras
 
     keras.utils.set_random_seed(0)
-    model = build_cnn(dilations=CNNS[cnn]["dilations"], centers=CNNS[cnn].get("centers", (1, 1, 1)))
+    model = build_cnn(dilations=CNNS[cnn]["dilations"], centers=CNNS[cnn].get("centers", (1, 1, 1)),
+                      head=CNNS[cnn].get("head", "average"))
     steps = epochs * int(np.ceil(len(x) / 64))
     schedule = keras.optimizers.schedules.CosineDecay(0.0, steps, warmup_target=3e-3, warmup_steps=steps // 10)
     model.compile(keras.optimizers.Adam(schedule), "sparse_categorical_crossentropy", metrics=["accuracy"])

@@ -119,3 +119,45 @@ def test_activation_grid(small_rf, photo):
     with pytest.raises(ValueError, match="not a 4-D feature map"):
         dream.activation_grid(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="d")]),
                               photo, "d")
+
+
+def _randomise_batch_norms(model, seed):
+    """Moving statistics, shifts and scales drawn at random, so folding them changes the kernels."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            for weight in layer.weights:
+                shape = tuple(weight.shape)
+                if "variance" in weight.path:
+                    value = rng.uniform(0.5, 2.0, shape)
+                elif "gamma" in weight.path:
+                    value = rng.uniform(0.5, 1.5, shape)
+                else:
+                    value = rng.normal(0, 0.2, shape)
+                weight.assign(value.astype("float32"))
+
+
+@pytest.mark.parametrize("which", ["conv_bn", "inception_v3"])
+def test_folded_batch_norms_give_the_same_objective_and_gradient(which, small_rf, photo):
+    """The dream's folded path (each conv + batch-norm (+ ReLU) as one convolution) against the
+    layers run one by one: objective and input gradient equal within float32 round-off."""
+    if which == "conv_bn":
+        model, layers, image = small_rf, LAYERS, photo
+    else:
+        keras.utils.set_random_seed(1)
+        model = keras.applications.InceptionV3(weights=None, include_top=False, input_shape=(None, None, 3))
+        _randomise_batch_norms(model, seed=2)
+        from skimage.data import astronaut
+
+        # a photo with no repeated pixels: max-pool ties (as in an enlarged image) route the
+        # gradient by round-off, which would differ between any two ways of computing the same maps
+        layers, image = {"mixed3": 1.0, "mixed5": 1.5}, np.ascontiguousarray(astronaut()[::4, ::4][:100, :100])
+    folded = dream.Dreamer(model, layers, "symmetric", fuse=True)
+    plain = dream.Dreamer(model, layers, "symmetric", fuse=False)
+    x = image.astype("float32") / 127.5 - 1
+    loss_f, grad_f = folded.gradient(x)
+    loss_p, grad_p = plain.gradient(x)
+    assert loss_p > 0 and np.abs(grad_p).max() > 0
+    np.testing.assert_allclose(loss_f, loss_p, rtol=2e-5)
+    assert np.linalg.norm(grad_f - grad_p) / np.linalg.norm(grad_p) < 1e-5
+    np.testing.assert_allclose(folded.objective(x), plain.objective(x), rtol=2e-5)
