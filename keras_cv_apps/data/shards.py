@@ -16,6 +16,7 @@ than workers, its own records).
 
 from __future__ import annotations
 
+import functools
 import glob as globlib
 import hashlib
 import logging
@@ -203,6 +204,17 @@ class RecordStream(FileStream):
                 return f"{path}#{index - start}"
         return f"{split}[{index}]"
 
+    def _records(self, names, *, first, shard, keep):
+        """``(position, encoded bytes)`` of the kept records in the files ``names`` yields."""
+        import tensorflow as tf
+
+        ds = names.interleave(tf.data.TFRecordDataset, cycle_length=4,
+                              num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = ds.map(lambda record: _parse(record, first), num_parallel_calls=self._parallel())
+        if shard is not None:
+            ds = ds.filter(lambda pos, data: pos % shard[0] == shard[1])
+        return ds.filter(lambda pos, data: tf.gather(keep, pos))
+
     def _encoded(self, positions, *, shuffle, seed, shard, passes):
         import tensorflow as tf
 
@@ -220,19 +232,17 @@ class RecordStream(FileStream):
             by_record = bool(shard) and len(files) < shard[0]
             if shard and not by_record:
                 files = files[shard[1]::shard[0]]
-            ds = tf.data.Dataset.from_tensor_slices([f[0] for f in files])
-            if shuffle:
-                ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-            ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)),
-                               num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            ds = ds.map(lambda record, first=first: _parse(record, first), num_parallel_calls=self._parallel())
-            if by_record:
-                ds = ds.filter(lambda pos, data: pos % shard[0] == shard[1])
-            ds = ds.filter(lambda pos, data: tf.gather(keep_t, pos))
-            if shuffle:  # within one pass, so that a pass holds every record once
-                buffer = int(max(16, min(RECORD_SHUFFLE, 64 * 2 ** 20 // max(per_record, 1))))
-                ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-            streams.append(ds.repeat(passes))
+            names = tf.data.Dataset.from_tensor_slices([f[0] for f in files])
+            records = functools.partial(self._records, first=first, shard=shard if by_record else None,
+                                        keep=keep_t)
+            if not shuffle:
+                streams.append(records(names).repeat(passes))
+                continue
+            buffer = int(max(16, min(RECORD_SHUFFLE, 64 * 2 ** 20 // max(per_record, 1))))
+            shuffled = records(names.shuffle(len(files), seed=seed, reshuffle_each_iteration=True))
+            shuffled = shuffled.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)  # within one pass
+            # only the first pass is shuffled: why, in `FileStream.stream`
+            streams.append(shuffled.concatenate(records(names).repeat(passes - 1)))
         ds = streams[0]
         for more in streams[1:]:
             ds = ds.concatenate(more)

@@ -342,7 +342,12 @@ class FileStream:
         """Decoded ``(position, image)`` of ``positions``, exactly ``ceil(len / workers)`` per pass.
 
         ``shuffle`` reshuffles every pass (before decoding; after a disk cache, in a buffer of at
-        most `SHUFFLE_BUDGET` bytes). ``shard=(workers, index)`` keeps one worker's share (files
+        most `SHUFFLE_BUDGET` bytes). Only the first of the `MAX_PASSES` passes over the files is
+        shuffled; the refill passes behind it keep the listing order. A shuffle draws its order from
+        a generator that each new pass advances, and the parallel decoding reads ahead past the
+        ``take`` by a timing-dependent amount: a shuffled refill pass would advance the generator
+        some epochs and not others, so the next epoch's order would depend on the machine's load.
+        ``shard=(workers, index)`` keeps one worker's share (files
         split between workers). A file that fails to decode is skipped and its slot goes to the
         next image of a following pass, so the length is known to ``model.fit``. Batch it and pass
         every batch through `finish` (images of a one-size PNG folder arrive at their own size).
@@ -456,9 +461,10 @@ class FolderStream(FileStream):
         if shard:
             positions = positions[shard[1]::shard[0]]
         ds = tf.data.Dataset.from_tensor_slices((positions, self.paths[positions]))
-        if shuffle:
-            ds = ds.shuffle(len(positions), seed=seed, reshuffle_each_iteration=True)
-        return ds.repeat(passes)
+        if not shuffle:
+            return ds.repeat(passes)
+        shuffled = ds.shuffle(len(positions), seed=seed, reshuffle_each_iteration=True)
+        return shuffled.concatenate(ds.repeat(passes - 1))  # see `FileStream.stream`: one draw per pass
 
     def _load(self, item):
         import tensorflow as tf

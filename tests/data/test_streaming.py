@@ -110,6 +110,29 @@ def test_each_epoch_streams_every_file_once_in_a_new_order(tmp_path):
     assert counts.tolist() == [6, 6] and splits.describe()["counts"]["train"] == {"cats": 6, "dogs": 6}
 
 
+def _next_epoch_after_reading(store, positions, read):
+    """The order of a second epoch after the first read ``read`` elements of the passes over the
+    files (as much as the parallel decoding happened to read ahead)."""
+    ds = store._encoded(positions, shuffle=True, seed=3, shard=None, passes=4)
+    assert len(list(ds.take(read).as_numpy_iterator())) == read
+    return [int(pos) for pos, _ in ds.take(len(positions)).as_numpy_iterator()]
+
+
+def test_reading_ahead_into_the_refill_passes_does_not_change_the_next_epochs_order(tmp_path):
+    root = _folder(tmp_path / "set", per_class=10)
+    splits = data.load(f"dir:{root}", image_size=8, channels=3, batch_size=4, val_fraction=0.2, test_fraction=0.2)
+    idx = splits.indices["train"]
+    orders = [_next_epoch_after_reading(splits._images, idx, read) for read in (len(idx), len(idx) + 3, 3 * len(idx))]
+    assert orders[0] == orders[1] == orders[2] and sorted(orders[0]) == sorted(idx.tolist())
+
+    out = tmp_path / "shards"
+    data.write_shards("digits", out, shard_size=300, image_size=8, channels=1)
+    shards = data.load(f"tfrecord:{out}/*.tfrecord", image_size=8)
+    idx = shards.indices["train"]
+    orders = [_next_epoch_after_reading(shards._images, idx, read) for read in (len(idx), len(idx) + 3)]
+    assert orders[0] == orders[1] and sorted(orders[0]) == sorted(idx.tolist())
+
+
 def test_a_file_that_fails_to_decode_is_skipped_counted_and_its_slot_refilled(tmp_path):
     root = _folder(tmp_path / "set", per_class=10)
     good = (root / "cats" / "00.png").read_bytes()
