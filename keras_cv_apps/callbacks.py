@@ -263,6 +263,16 @@ class RunBackup(keras.callbacks.BackupAndRestore):
             if keys:
                 yield type(cb).__name__, cb, keys
 
+    @classmethod
+    def saved_epoch(cls, restore_dir, epochs: int) -> int:
+        """The epoch a run with a backup in ``restore_dir`` continues after (0 without one; ``epochs``
+        when the backed-up run had stopped early)."""
+        path = os.path.join(os.fspath(restore_dir), cls.METADATA)
+        if not os.path.exists(path):
+            return 0
+        meta = read_json(path)
+        return int(epochs if meta.get("stopped") else meta["epoch"])
+
     def on_train_begin(self, logs=None):
         path = os.path.join(self.restore_dir, self.METADATA)
         if not os.path.exists(path):
@@ -277,8 +287,8 @@ class RunBackup(keras.callbacks.BackupAndRestore):
             if isinstance(cb, keras.callbacks.EarlyStopping) and meta.get("best_weights"):
                 with np.load(os.path.join(self.restore_dir, meta["best_weights"])) as best:
                     cb.best_weights = [best[f"w{i}"] for i in range(len(best.files))]
-        epoch = self.params.get("epochs", meta["epoch"]) if meta.get("stopped") else meta["epoch"]
-        self.model._initial_epoch = self._current_epoch = self.restored_epoch = int(epoch)
+        epoch = self.saved_epoch(self.restore_dir, self.params.get("epochs", meta["epoch"]))
+        self.model._initial_epoch = self._current_epoch = self.restored_epoch = epoch
         logger.info("Restored the backup of epoch %d from %s.", meta["epoch"], self.restore_dir)
 
     def on_epoch_end(self, epoch, logs=None):

@@ -506,7 +506,8 @@ def fit(model_or_builder, splits, *, run_dir, epochs=20, learning_rate=1e-3, opt
     # every time whatever it is given). A one-epoch run iterates the dataset once.
     repeat = int(train.cardinality()) > 0 and (steps_per_epoch is not None or int(epochs) > 1)
     label_kind = _label_kind(train)  # from the dataset, before it is distributed
-    stream = functools.partial(_epochs, steps=steps, epochs=int(epochs)) if repeat else None
+    start = cbs.RunBackup.saved_epoch(restore_dir or backup_dir, int(epochs)) if backup_dir else 0
+    stream = functools.partial(_epochs, steps=steps, epochs=int(epochs), start=start) if repeat else None
     train, val = _per_worker(train, strategy, stream), _per_worker(val, strategy, None)
     if precision == "mixed_float16" and not tf.config.list_physical_devices("GPU"):
         logger.warning("mixed_float16 on a CPU is slow: CPUs compute float16 in software; use float32 or "
@@ -656,12 +657,12 @@ def repeated(dataset):
     return dataset.repeat().prefetch(tf.data.AUTOTUNE)
 
 
-def _epochs(dataset, *, steps, epochs):
+def _epochs(dataset, *, steps, epochs, start=0):
     """The whole run's stream of train batches, for one iterator: ``dataset`` repeated, or, when it
     carries a cool-down (``cooldown = (fraction, build)``, see `data.Splits.dataset`) and the
     number of steps is known, ``dataset`` for the first ``epochs - round(fraction * epochs)``
-    epochs and ``build()`` (the same data, lighter augmentation) for the rest. A resumed run
-    starts the stream anew, as it does the per-epoch augmentation keys."""
+    epochs and ``build()`` (the same data, lighter augmentation) for the rest. A run resumed
+    after epoch ``start`` gets the epochs from there on (its augmentation keys start anew)."""
     cool = getattr(dataset, "cooldown", None)
     if cool is not None and steps is None:
         logger.warning("The augmentation's cool-down needs the number of steps per epoch, which this dataset does "
@@ -670,7 +671,9 @@ def _epochs(dataset, *, steps, epochs):
     if not last:
         return repeated(dataset)
     logger.info("augmentation cool-down: the last %d of %d epochs train with the lighter augmentation", last, epochs)
-    return dataset.repeat().take(steps * (epochs - last)).concatenate(cool[1]().repeat()).prefetch(tf.data.AUTOTUNE)
+    cooled, main = cool[1]().repeat(), max(0, epochs - last - start)
+    stream = dataset.repeat().take(steps * main).concatenate(cooled) if main else cooled
+    return stream.prefetch(tf.data.AUTOTUNE)
 
 
 def _per_worker(dataset, strategy, stream):

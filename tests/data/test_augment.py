@@ -226,3 +226,26 @@ def test_a_cool_down_trains_the_last_epochs_with_the_lighter_preset(monkeypatch)
     with pytest.raises(ValueError, match="cool-down"):
         augment.register_preset("mixing_cool_down", [], cooldown=(0.2, "strong"))
     assert "mixing_cool_down" not in augment.PRESETS
+
+
+def test_a_resumed_run_keeps_the_cool_down_of_its_remaining_epochs(monkeypatch, tmp_path):
+    from keras_cv_apps import callbacks
+    from keras_cv_apps.layers import ClippedGaussianNoise
+
+    monkeypatch.setitem(augment.PRESETS, "noise_then_plain", [
+        lambda s: ClippedGaussianNoise(stddev=30.0, minval=0.0, maxval=255.0, seed=s)])
+    monkeypatch.setitem(augment.COOLDOWNS, "noise_then_plain", (0.5, "none"))
+    splits = data.load("digits", image_size=8, augment="noise_then_plain", seed=0, batch_size=512)
+    steps = int(splits.train.cardinality())
+    originals = splits.arrays("train")[0].reshape(-1, 64)
+
+    def plain(stream, n):  # per batch: is every image an original?
+        return [bool((np.abs(x.numpy().reshape(len(x), 64)[:, None] - originals[None]).max(axis=2).min(axis=1)
+                      < 1e-6).all()) for x, _ in stream.take(n)]
+
+    # 4 epochs, the last 2 plain; resumed after epoch 1: one noisy epoch left, then the 2 plain ones
+    resumed = training._epochs(splits.train, steps=steps, epochs=4, start=1)
+    assert plain(resumed, 3 * steps) == [False] * steps + [True] * 2 * steps
+    assert all(plain(training._epochs(splits.train, steps=steps, epochs=4, start=3), steps))
+    (tmp_path / callbacks.RunBackup.METADATA).write_text('{"epoch": 3, "weights": "w.h5"}')
+    assert callbacks.RunBackup.saved_epoch(tmp_path, 4) == 3 and callbacks.RunBackup.saved_epoch(tmp_path / "x", 4) == 0
