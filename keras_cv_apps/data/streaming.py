@@ -167,7 +167,14 @@ def _resize(image, size):
     shrink = h * w < shape[0] * shape[1]
     out = tf.cond(shrink, lambda: tf.image.resize(image, (h, w), method="area"),
                   lambda: tf.image.resize(image, (h, w), method="bilinear"))
-    return tf.cast(tf.clip_by_value(tf.round(out), 0.0, 255.0), tf.uint8)
+    return _rounded(out)
+
+
+def _rounded(pixels):
+    """Resized float pixels back to uint8, rounded to the nearest level."""
+    import tensorflow as tf
+
+    return tf.cast(tf.clip_by_value(tf.round(pixels), 0.0, 255.0), tf.uint8)
 
 
 def _resize_known(images, native, size):
@@ -178,8 +185,7 @@ def _resize_known(images, native, size):
     if tuple(native) == tuple(size):
         return images
     method = "area" if size[0] * size[1] < native[0] * native[1] else "bilinear"
-    out = tf.image.resize(images, tuple(size), method=method)
-    return tf.cast(tf.clip_by_value(tf.round(out), 0.0, 255.0), tf.uint8)
+    return _rounded(tf.image.resize(images, tuple(size), method=method))
 
 
 def exif_orientation(data):
