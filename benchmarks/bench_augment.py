@@ -18,7 +18,7 @@
 Each rate is the best of ``--rounds`` passes after a warm-up pass, the contenders measured in
 alternation (the machine may be shared); column 1 also records the least CPU time per image of
 each side (all threads of the process), which other jobs on the machine disturb much less.
-Writes ``benchmarks/results/augment.json`` and ``augment.png`` (``augment_<ops>.*`` for ``--ops``).
+Writes ``benchmarks/results/augment.json`` and ``augment.png`` (only ``augment_<ops>.json`` for ``--ops``).
 Needs albumentations: ``python3 -m venv /work/venvs/albu`` with the project's site-packages in a
 ``.pth`` file, ``pip install --no-deps albumentations albucore`` plus its pure-Python deps, then run
 this script with that venv's python; without it, column 1 is skipped.
@@ -305,10 +305,12 @@ def profile(images, rounds, batches_per_pass=4):
         best_rates(timers, n_images, rounds, part)
         cpu.update(part)
     cpu[f"tf.data, flip layer, one iterator for {long_pass} passes"] /= long_pass
-    flip_cpu["seconds"], flip_cpu["images"] = 0.0, 0
-    tf_timer(pipeline(images, nf(bare_flip), repeats=batches_per_pass))()
-    cpu["of which cv2.flip inside the numpy_function (its thread's CPU, one pass)"] = (
-        1e6 * flip_cpu["seconds"] / flip_cpu["images"])
+    bare, inside = tf_timer(pipeline(images, nf(bare_flip), repeats=batches_per_pass)), []
+    for _ in range(rounds):
+        flip_cpu["seconds"], flip_cpu["images"] = 0.0, 0
+        bare()
+        inside.append(1e6 * flip_cpu["seconds"] / flip_cpu["images"])
+    cpu["of which cv2.flip inside the numpy_function (its thread's CPU)"] = min(inside)
 
     batch = tf.constant(images[:BATCH])
     flat, reverse = tf.reshape(batch, [BATCH, SIZE, -1]), tf.range(SIZE - 1, -1, -1)
@@ -374,10 +376,11 @@ def main(argv=None) -> int:
     parser.add_argument("--images", type=int, default=256, help="distinct photos in memory")
     parser.add_argument("--repeats", type=int, default=4, help="passes over them per timed pass")
     parser.add_argument("--ops", default=None, help="comma list (default: all six); a subset skips the "
-                        "reproducibility part and writes augment_<ops>.json/.png")
+                        "reproducibility part and the figure and writes augment_<ops>.json")
+    parser.add_argument("--name", default=None, help="stem of the result files (default: augment or augment_<ops>)")
     parser.add_argument("--profile", action="store_true", help="only the breakdown of a batch's cost (CPU us per "
-                        "image of the pipeline without work, and of the flip into hot or cold buffers), written to "
-                        "augment_profile.json")
+                        "image of the pipeline without work, of the flip into hot or cold buffers and in the pipeline, "
+                        "of TensorFlow's flips; the iterator's creation), written to augment_profile.json")
     args = parser.parse_args(argv)
     load_start = round(os.getloadavg()[0], 1)  # the machine may be shared: recorded with the result
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -433,10 +436,11 @@ def main(argv=None) -> int:
             row["CPU albumentations / package"] = round(cpu["albumentations"] / cpu["package"], 2)
         rows.append(row)
         print(row, flush=True)
-    name = "augment" if not args.ops else "augment_" + "_".join(op.lower() for op in args.ops.split(","))
+    name = args.name or ("augment" if not args.ops else "augment_" + "_".join(op.lower() for op in args.ops.split(",")))
     repro = None if args.ops else reproducibility_cost(args.rounds)  # a subset of ops: the throughput part only
     print(repro)
-    figure(rows, RESULTS / f"{name}.png")
+    if not args.ops:
+        figure(rows, RESULTS / f"{name}.png")
     columns = ["op", "package", "albumentations", "albumentations, collated", "keras core", "package / albumentations",
                "package / albumentations, collated", "CPU us/image package",
                "CPU us/image albumentations", "CPU albumentations / package"]
