@@ -18,10 +18,10 @@
 Each rate is the best of ``--rounds`` passes after a warm-up pass, the contenders measured in
 alternation (the machine may be shared); column 1 also records the least CPU time per image of
 each side (all threads of the process), which other jobs on the machine disturb much less.
-Writes ``benchmarks/results/augment.json`` and ``augment.png``. Needs albumentations: ``python3
--m venv /work/venvs/albu`` with the project's site-packages in a ``.pth`` file, ``pip install
---no-deps albumentations albucore`` plus its pure-Python deps, then run this script with that
-venv's python; without it, column 1 is skipped.
+Writes ``benchmarks/results/augment.json`` and ``augment.png`` (only ``augment_<ops>.json`` for ``--ops``).
+Needs albumentations: ``python3 -m venv /work/venvs/albu`` with the project's site-packages in a
+``.pth`` file, ``pip install --no-deps albumentations albucore`` plus its pure-Python deps, then run
+this script with that venv's python; without it, column 1 is skipped.
 
     python -m benchmarks.bench_augment [--rounds 3] [--images 256]
 """
@@ -199,43 +199,145 @@ def reproducibility_cost(rounds):
 
 
 def profile(images, rounds, batches_per_pass=4):
-    """Where a batched pipeline's time goes, CPU us per image (least over ``rounds`` passes): the
-    ``tf.data`` pipeline with no work (identity map; a ``numpy_function`` handing its input back or a
-    recycled buffer), and the flip's OpenCV call in a plain loop into one reused (cache-hot) output
-    buffer, into six in turn (as batches in flight use them), and a plain copy into six."""
+    """Where a batched pipeline's time goes, CPU us per image (least over ``rounds`` passes, the
+    entries of each group in alternation).
+
+    1. The ``tf.data`` pipeline with no work (identity map; a ``numpy_function`` handing its input
+       back or a recycled buffer), and the flip's OpenCV call in a plain loop into one reused
+       (cache-hot) output buffer, into six in turn (as batches in flight use them), through a
+       cache-hot scratch of two images copied on into six, and a plain copy into six.
+    2. The flip layer in the benchmark's pipeline: as measured (a new iterator per pass), one
+       iterator for eight passes (its start-up shared by 8x the images), the same flip as a bare
+       ``numpy_function`` (its OpenCV call's own thread CPU time recorded) and with the recycled
+       buffers handed back last-freed-first instead of first-found.
+    3. TensorFlow's own flips of one batch (``tf.reverse``, ``tf.gather`` on the width axis, and a
+       byte reverse of ``[B, H, W * 3]``, which swaps the channels too: a bound for reverse-then-fix).
+    Also the CPU milliseconds of creating the pipeline's iterator (``iter``), paid once per pass."""
+    import itertools
+    import sys
+    import threading
+
     import cv2
     import tensorflow as tf
 
-    from keras_cv_apps.layers.augment_base import empty_aligned
+    from keras_cv_apps.layers import augment_base
 
     def nf(fn):
-        return lambda x, key: tf.numpy_function(fn, [x, key], tf.uint8, stateful=False)
+        def call(x, key):
+            out = tf.numpy_function(fn, [x, key], tf.uint8, stateful=False)
+            out.set_shape(x.shape)
+            return out
+        return call
 
+    n_images = len(images) * batches_per_pass
     batches = [images[i:i + BATCH] for i in range(0, len(images), BATCH)] * batches_per_pass
     outputs = [np.ones((BATCH,) + images.shape[1:], np.uint8) for _ in range(6)]
+    scratch = np.empty((2,) + images.shape[1:], np.uint8)
 
     def loop(op, buffers):
         def run():
             for j, b in enumerate(batches):
                 out = buffers[j % len(buffers)]
+                n, h, w, c = b.shape
                 if op == "flip":
-                    n, h, w, c = b.shape
                     cv2.flip(b.reshape(n * h, w, c), 1, dst=out.reshape(n * h, w, c))
+                elif op == "scratch":
+                    for i in range(0, n, len(scratch)):
+                        cv2.flip(b[i:i + 2].reshape(-1, w, c), 1, dst=scratch.reshape(-1, w, c))
+                        np.copyto(out[i:i + 2], scratch)
                 else:
                     np.copyto(out, b)
         return run
 
-    timers = {"tf.data, identity map": tf_timer(pipeline(images, lambda x, key: x, repeats=batches_per_pass)),
-              "tf.data, numpy_function returning its input": tf_timer(
-                  pipeline(images, nf(lambda a, k: a), repeats=batches_per_pass)),
-              "tf.data, numpy_function returning a recycled buffer": tf_timer(
-                  pipeline(images, nf(lambda a, k: empty_aligned(a.shape, a.dtype)), repeats=batches_per_pass)),
-              "loop: flip into one reused buffer": loop("flip", outputs[:1]),
-              "loop: flip into six buffers in turn": loop("flip", outputs),
-              "loop: copy into six buffers in turn": loop("copy", outputs)}
+    flip_cpu = {"seconds": 0.0, "images": 0}
+    lock = threading.Lock()
+
+    def bare_flip(a, key, allocate=augment_base.empty_aligned):
+        out = allocate(a.shape, a.dtype)
+        n, h, w, c = a.shape
+        start = time.thread_time()
+        cv2.flip(a.reshape(n * h, w, c), 1, dst=out.reshape(n * h, w, c))
+        with lock:
+            flip_cpu["seconds"] += time.thread_time() - start
+            flip_cpu["images"] += n
+        return out
+
+    pool, stamps, counter = [], {}, itertools.count()
+
+    def last_freed_first(shape, dtype):  # as augment_base.empty_aligned, but the idle buffer handed out last
+        nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        with lock:
+            idle = [b for b in pool if sys.getrefcount(b) <= augment_base._IDLE_REFS and b.nbytes == nbytes + 64]
+            buffer = max(idle, key=lambda b: stamps[id(b)]) if idle else np.empty(nbytes + 64, np.uint8)
+            if not idle:
+                pool.append(buffer)
+            stamps[id(buffer)] = next(counter)
+        start = (-buffer.ctypes.data) % 64
+        return buffer[start:start + nbytes].view(dtype).reshape(shape)
+
+    layer = package_ops()["HorizontalFlip"]
+
+    def flip_layer(x, key):
+        return layer(x, training=True, key=key)
+
+    long_pass = 8
     cpu = {}
-    best_rates(timers, len(images) * batches_per_pass, rounds, cpu)
-    return {name: round(us, 1) for name, us in cpu.items()}
+    groups = [
+        {"tf.data, identity map": tf_timer(pipeline(images, lambda x, key: x, repeats=batches_per_pass)),
+         "tf.data, numpy_function returning its input": tf_timer(
+             pipeline(images, nf(lambda a, k: a), repeats=batches_per_pass)),
+         "tf.data, numpy_function returning a recycled buffer": tf_timer(
+             pipeline(images, nf(lambda a, k: augment_base.empty_aligned(a.shape, a.dtype)), repeats=batches_per_pass)),
+         "loop: flip into one reused buffer": loop("flip", outputs[:1]),
+         "loop: flip into six buffers in turn": loop("flip", outputs),
+         "loop: flip two images at a time into a hot scratch, copied into six buffers": loop("scratch", outputs),
+         "loop: copy into six buffers in turn": loop("copy", outputs)},
+        {"tf.data, flip layer, a new iterator per pass (as measured)": tf_timer(
+            pipeline(images, flip_layer, repeats=batches_per_pass)),
+         f"tf.data, flip layer, one iterator for {long_pass} passes": tf_timer(
+             pipeline(images, flip_layer, repeats=batches_per_pass * long_pass)),
+         "tf.data, bare numpy_function flip": tf_timer(pipeline(images, nf(bare_flip), repeats=batches_per_pass)),
+         "tf.data, bare flip, recycled buffers last-freed-first": tf_timer(
+             pipeline(images, nf(lambda a, k: bare_flip(a, k, last_freed_first)), repeats=batches_per_pass))},
+    ]
+    for timers in groups:
+        part = {}
+        best_rates(timers, n_images, rounds, part)
+        cpu.update(part)
+    cpu[f"tf.data, flip layer, one iterator for {long_pass} passes"] /= long_pass
+    bare, inside = tf_timer(pipeline(images, nf(bare_flip), repeats=batches_per_pass)), []
+    for _ in range(rounds):
+        flip_cpu["seconds"], flip_cpu["images"] = 0.0, 0
+        bare()
+        inside.append(1e6 * flip_cpu["seconds"] / flip_cpu["images"])
+    cpu["of which cv2.flip inside the numpy_function (its thread's CPU)"] = min(inside)
+
+    batch = tf.constant(images[:BATCH])
+    flat, reverse = tf.reshape(batch, [BATCH, SIZE, -1]), tf.range(SIZE - 1, -1, -1)
+    native = {"TensorFlow: tf.reverse on the width axis": tf.function(lambda: tf.reverse(batch, [2])),
+              "TensorFlow: tf.gather on the width axis": tf.function(lambda: tf.gather(batch, reverse, axis=2)),
+              "TensorFlow: byte reverse of [B, H, W*3] (channels swapped too)": tf.function(
+                  lambda: tf.reverse(flat, [2]))}
+    for name, fn in native.items():
+        fn()
+        least = min(_cpu_seconds(fn) for _ in range(rounds))
+        cpu[name] = 1e6 * least / BATCH
+    ds = pipeline(images, flip_layer, repeats=batches_per_pass)
+    starts = []
+    for _ in range(rounds):
+        start = time.process_time()
+        iterator = iter(ds)
+        starts.append(time.process_time() - start)
+        for _ in iterator:
+            pass
+    rounded = {name: round(us, 1) for name, us in cpu.items()}
+    return rounded, round(1e3 * min(starts), 2)
+
+
+def _cpu_seconds(fn):
+    start = time.process_time()
+    np.asarray(fn())
+    return time.process_time() - start
 
 
 def _autogroup():
@@ -273,10 +375,12 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--images", type=int, default=256, help="distinct photos in memory")
     parser.add_argument("--repeats", type=int, default=4, help="passes over them per timed pass")
-    parser.add_argument("--ops", default=None, help="comma list (default: all six)")
+    parser.add_argument("--ops", default=None, help="comma list (default: all six); a subset skips the "
+                        "reproducibility part and the figure and writes augment_<ops>.json")
+    parser.add_argument("--name", default=None, help="stem of the result files (default: augment or augment_<ops>)")
     parser.add_argument("--profile", action="store_true", help="only the breakdown of a batch's cost (CPU us per "
-                        "image of the pipeline without work, and of the flip into hot or cold buffers), written to "
-                        "augment_profile.json")
+                        "image of the pipeline without work, of the flip into hot or cold buffers and in the pipeline, "
+                        "of TensorFlow's flips; the iterator's creation), written to augment_profile.json")
     args = parser.parse_args(argv)
     load_start = round(os.getloadavg()[0], 1)  # the machine may be shared: recorded with the result
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -289,11 +393,14 @@ def main(argv=None) -> int:
         print("albumentations is not installed here: its column is skipped (see the module docstring)")
     images = photos(args.images)
     if args.profile:
-        cpu = profile(images, args.rounds, args.repeats)
+        cpu, start_ms = profile(images, args.rounds, args.repeats)
         for name, us in cpu.items():
-            print(f"{name:55s} {us:7.1f} us/image CPU")
+            print(f"{name:80s} {us:7.1f} us/image CPU")
+        print(f"creating the flip pipeline's iterator: {start_ms} ms CPU")
         path = write_result("augment_profile", {"image_size": SIZE, "batch_size": BATCH, "rounds": args.rounds,
-                                                "cpu_us_per_image": cpu, "sched_autogroup": _autogroup(),
+                                                "images_per_pass": len(images) * args.repeats,
+                                                "cpu_us_per_image": cpu, "iterator_start_ms_cpu": start_ms,
+                                                "sched_autogroup": _autogroup(),
                                                 "load_average_1min": {"start": load_start,
                                                                       "end": round(os.getloadavg()[0], 1)}})
         print(f"wrote {path}")
@@ -329,16 +436,18 @@ def main(argv=None) -> int:
             row["CPU albumentations / package"] = round(cpu["albumentations"] / cpu["package"], 2)
         rows.append(row)
         print(row, flush=True)
-    repro = reproducibility_cost(args.rounds)
+    name = args.name or ("augment" if not args.ops else "augment_" + "_".join(op.lower() for op in args.ops.split(",")))
+    repro = None if args.ops else reproducibility_cost(args.rounds)  # a subset of ops: the throughput part only
     print(repro)
-    figure(rows, RESULTS / "augment.png")
+    if not args.ops:
+        figure(rows, RESULTS / f"{name}.png")
     columns = ["op", "package", "albumentations", "albumentations, collated", "keras core", "package / albumentations",
                "package / albumentations, collated", "CPU us/image package",
                "CPU us/image albumentations", "CPU albumentations / package"]
     text = table(rows, columns)
     goals = {"package_at_least_albumentations": {r["op"]: r.get("package / albumentations", 0) >= 1.0 for r in rows},
-             "keyed_cost_at_most_15_percent": repro["keyed_over_before"] >= 0.85}
-    path = write_result("augment", {"image_size": SIZE, "batch_size": BATCH, "images": args.images,
+             "keyed_cost_at_most_15_percent": repro and repro["keyed_over_before"] >= 0.85}
+    path = write_result(name, {"image_size": SIZE, "batch_size": BATCH, "images": args.images,
                                     "repeats": args.repeats,
                                     "rounds": args.rounds, "cpu_threads_tf": os.cpu_count(),
                                     "load_average_1min": {"start": load_start, "end": round(os.getloadavg()[0], 1)},
