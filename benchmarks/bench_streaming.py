@@ -17,12 +17,15 @@
    are kept (``rounds``), and the table gives the best rate and the median of those per-round
    ratios, and the median CPU time (all threads of the process) per trained image, which a
    shared machine disturbs less than the rates; goal: stream >= 0.9 x memory. ``--paths`` picks
-   the paths (e.g. ``memory,dir``).
+   the paths (e.g. ``memory,dir``; ``dirpool`` is ``dir:`` with its decoding map on a thread pool, as
+   every folder had before small one-size PNG folders decoded inline), ``--augments`` the
+   augmentations (default: the app's, then ``none``).
 
 3. Pipeline CPU (``--pipeline-cpu``, merged into the last result file): CPU time per image of
    one pass of the train pipelines alone (no model, no augmentation): in memory, the ``dir:``
-   stream, the same stream through the general decoder (format switch, resize per image), and
-   ``tf.io.read_file`` alone and with ``decode_png`` over the same files, and the operating
+   stream, the same stream with its decoding map on a thread pool and through the general decoder
+   (format switch, resize per image), and ``tf.io.read_file`` alone (on a thread pool and in an
+   inline map) and with ``decode_png`` over the same files, and the operating
    system's open/read/close of them from Python; best and median of
    ``--rounds`` passes, in alternation.
 
@@ -31,7 +34,8 @@ Prints tables and writes ``benchmarks/results/streaming.json``.
     python -m benchmarks.bench_streaming [--files 20000] [--rounds 4] [--epochs 5] [--data DIR]
         [--throughput-only] [--paths memory,dir,tfrecord,cache] [--pipeline-cpu]
 
-``--throughput-only`` measures part 2 alone and keeps part 1's figures from the last result file.
+``--throughput-only`` measures part 2 alone and keeps part 1's figures from the last result file;
+``--result NAME`` writes (and merges into) ``benchmarks/results/NAME.json`` instead.
 """
 
 from __future__ import annotations

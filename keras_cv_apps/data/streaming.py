@@ -19,7 +19,9 @@ Per-image cost: a folder whose files all announce (in the first bytes read at li
 that ``decode_png`` alone decodes under the contract - gray, or gray/RGB for ``channels=3`` - is
 read and decoded by one ``read_file`` + ``decode_png`` per image, without the format switch; when
 they also share one size, the resize runs once per batch (`FileStream.finish`) instead of once
-per image. A file changed after listing so that it no longer fits is skipped and counted.
+per image, and when that size is small (`INLINE_PIXELS`) the files are read and decoded in the map's
+own thread rather than handed one by one to a thread pool. A file changed after listing so that it
+no longer fits is skipped and counted.
 
 Unreadable files never stop a run: files whose first bytes are no streamable image are skipped
 when the folder is listed; a file that fails to decode in the stream is skipped there (the split
