@@ -17,12 +17,15 @@
    are kept (``rounds``), and the table gives the best rate and the median of those per-round
    ratios, and the median CPU time (all threads of the process) per trained image, which a
    shared machine disturbs less than the rates; goal: stream >= 0.9 x memory. ``--paths`` picks
-   the paths (e.g. ``memory,dir``).
+   the paths (e.g. ``memory,dir``; ``dirpool`` is ``dir:`` with its decoding map on a thread pool, as
+   every folder had before small one-size PNG folders decoded inline), ``--augments`` the
+   augmentations (default: the app's, then ``none``).
 
 3. Pipeline CPU (``--pipeline-cpu``, merged into the last result file): CPU time per image of
    one pass of the train pipelines alone (no model, no augmentation): in memory, the ``dir:``
-   stream, the same stream through the general decoder (format switch, resize per image), and
-   ``tf.io.read_file`` alone and with ``decode_png`` over the same files, and the operating
+   stream, the same stream with its decoding map on a thread pool and through the general decoder
+   (format switch, resize per image), and ``tf.io.read_file`` alone (on a thread pool and in an
+   inline map) and with ``decode_png`` over the same files, and the operating
    system's open/read/close of them from Python; best and median of
    ``--rounds`` passes, in alternation.
 
@@ -31,7 +34,8 @@ Prints tables and writes ``benchmarks/results/streaming.json``.
     python -m benchmarks.bench_streaming [--files 20000] [--rounds 4] [--epochs 5] [--data DIR]
         [--throughput-only] [--paths memory,dir,tfrecord,cache] [--pipeline-cpu]
 
-``--throughput-only`` measures part 2 alone and keeps part 1's figures from the last result file.
+``--throughput-only`` measures part 2 alone and keeps part 1's figures from the last result file;
+``--result NAME`` writes (and merges into) ``benchmarks/results/NAME.json`` instead.
 """
 
 from __future__ import annotations
@@ -137,6 +141,7 @@ def digits_folder(root: Path) -> Path:
 
 
 PATHS = {"memory": "in memory", "dir": "streamed (dir:)", "dir1": "streamed (dir:, one decoding thread)",
+         "dirpool": "streamed (dir:, decoding map on a thread pool, as before)",
          "tfrecord": "streamed (tfrecord:)", "cache": "streamed, disk cache"}
 
 
@@ -146,7 +151,17 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def throughput(rounds: int, batch: int, work: Path, epochs: int = 5, paths=("memory", "dir", "tfrecord", "cache")):
+def _pooled(splits):
+    """``splits`` with its folder's decoding map on ``AUTOTUNE`` threads, as every folder had before
+    small one-size PNG folders decoded inline (set before the first pipeline is built)."""
+    import tensorflow as tf
+
+    splits._images._parallel = lambda: tf.data.AUTOTUNE
+    return splits
+
+
+def throughput(rounds: int, batch: int, work: Path, epochs: int = 5, paths=("memory", "dir", "tfrecord", "cache"),
+               augments=None):
     import keras
     import numpy as np
 
@@ -157,11 +172,13 @@ def throughput(rounds: int, batch: int, work: Path, epochs: int = 5, paths=("mem
     if "tfrecord" in paths:
         data.write_shards(f"dir:{folder}", work / "shards", channels=1)  # the same PNGs, 1,000 per shard
     rows = []
-    for augment in (parse_args([]).augment, "none"):  # the app's default augmentation, and none
+    for augment in augments or (parse_args([]).augment, "none"):  # the app's default augmentation, and none
         loaders = {"memory": lambda: data.load("digits", image_size=32, batch_size=batch, augment=augment),
                    "dir": lambda: data.load(f"dir:{folder}", image_size=32, batch_size=batch, augment=augment),
                    "dir1": lambda: data.load(f"dir:{folder}", image_size=32, batch_size=batch, augment=augment,
                                              workers=1),
+                   "dirpool": lambda: _pooled(data.load(f"dir:{folder}", image_size=32, batch_size=batch,
+                                                        augment=augment)),
                    "tfrecord": lambda: data.load(f"tfrecord:{work / 'shards'}", image_size=32, batch_size=batch,
                                                  augment=augment),
                    "cache": lambda: data.load(f"dir:{folder}", image_size=32, batch_size=batch, augment=augment,
@@ -214,12 +231,15 @@ def pipeline_cpu(rounds: int, batch: int, work: Path) -> list:
     fast = data.load(f"dir:{folder}", image_size=32, batch_size=batch)
     general = data.load(f"dir:{folder}", image_size=32, batch_size=batch)
     general._images.plain = False  # what every folder took before: the format switch, a resize per image
+    pooled = _pooled(data.load(f"dir:{folder}", image_size=32, batch_size=batch))
     paths = tf.constant(fast._images.paths[fast.indices["train"]])
     files = tf.data.Dataset.from_tensor_slices(paths)
     pipelines = {
         "in memory (train)": memory.train, "dir: stream (train)": fast.train,
+        "dir: stream, decoding map on a thread pool (train)": pooled.train,
         "dir: stream, general decoder (train)": general.train,
         "tf.io.read_file alone": files.map(tf.io.read_file, num_parallel_calls=tf.data.AUTOTUNE).batch(batch),
+        "tf.io.read_file alone, inline map": files.map(tf.io.read_file).batch(batch),
         "read_file + decode_png": files.map(lambda f: tf.io.decode_png(tf.io.read_file(f), channels=1),
                                             num_parallel_calls=tf.data.AUTOTUNE).batch(batch)}
     n = len(fast.indices["train"])
@@ -248,30 +268,31 @@ def pipeline_cpu(rounds: int, batch: int, work: Path) -> list:
 
 
 def pipeline_cpu_only(args) -> int:
-    last = Path(__file__).resolve().parent / "results" / "streaming.json"
+    last = Path(__file__).resolve().parent / "results" / f"{args.result}.json"
     previous = json.loads(last.read_text(encoding="utf-8")) if last.exists() else {}
     previous.pop("machine", None)
     previous.pop("date", None)
     with tempfile.TemporaryDirectory() as tmp:
         rows = pipeline_cpu(max(args.rounds, 3), args.batch_size, Path(tmp))
     print(table(rows, list(rows[0])))
-    path = write_result("streaming", {**previous, "pipeline_cpu": rows, "pipeline_cpu_rounds": max(args.rounds, 3),
+    path = write_result(args.result, {**previous, "pipeline_cpu": rows, "pipeline_cpu_rounds": max(args.rounds, 3),
                                       "pipeline_cpu_load": os.getloadavg()})
     print(f"wrote {path}")
     return 0
 
 
 def throughput_only(args) -> int:
-    last = Path(__file__).resolve().parent / "results" / "streaming.json"
+    last = Path(__file__).resolve().parent / "results" / f"{args.result}.json"
     previous = json.loads(last.read_text(encoding="utf-8")) if last.exists() else {}
     with tempfile.TemporaryDirectory() as tmp:
-        speed = throughput(args.rounds, args.batch_size, Path(tmp), args.epochs, args.paths.split(","))
+        speed = throughput(args.rounds, args.batch_size, Path(tmp), args.epochs, args.paths.split(","),
+                           args.augments.split(",") if args.augments else None)
     print(table(speed, [k for k in speed[0] if k != "rounds"]))
     keep = {key: previous[key] for key in ("memory", "rss_difference_mb", "pipeline_cpu", "pipeline_cpu_rounds",
                                            "pipeline_cpu_load") if key in previous}
     if keep:
         keep["memory_measured"] = previous.get("memory_measured", previous.get("date"))
-    path = write_result("streaming", {**keep, "throughput": speed, "rounds": args.rounds, "epochs": args.epochs,
+    path = write_result(args.result, {**keep, "throughput": speed, "rounds": args.rounds, "epochs": args.epochs,
                                       "batch_size": args.batch_size, "machine_load": os.getloadavg(),
                                       "host": machine()})
     print(f"wrote {path}")
@@ -286,6 +307,8 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--paths", default="memory,dir,tfrecord,cache",
                    help=f"throughput paths, of {','.join(PATHS)} (memory is always measured)")
+    p.add_argument("--result", default="streaming", help="name of the result file in benchmarks/results")
+    p.add_argument("--augments", default=None, help="throughput augmentations (default: the app's, then none)")
     p.add_argument("--data", default=None, help="folder for the generated JPEGs (kept; default: a temp folder)")
     p.add_argument("--throughput-only", action="store_true",
                    help="measure the throughput part only; keep the memory part of the last result file")
@@ -304,12 +327,13 @@ def main(argv=None) -> int:
         root = Path(args.data or Path(tmp) / "jpegs") / f"photos{args.files}"
         make_jpegs(root, args.files)
         mem = memory(root, args.files)
-        speed = throughput(args.rounds, args.batch_size, Path(tmp), args.epochs, args.paths.split(","))
+        speed = throughput(args.rounds, args.batch_size, Path(tmp), args.epochs, args.paths.split(","),
+                           args.augments.split(",") if args.augments else None)
     print(table(mem, ["files", "train_images", "seconds", "peak_rss_mb", "val_accuracy"]))
     print(f"peak RSS difference: {mem[1]['peak_rss_mb'] - mem[0]['peak_rss_mb']:.0f} MB (goal <= 400); the decoded "
           f"images would take {mem[1]['in_memory_decoded_mb']} MB in memory")
     print(table(speed, [k for k in speed[0] if k != "rounds"]))
-    path = write_result("streaming", {"memory": mem, "rss_difference_mb": mem[1]["peak_rss_mb"] - mem[0]["peak_rss_mb"],
+    path = write_result(args.result, {"memory": mem, "rss_difference_mb": mem[1]["peak_rss_mb"] - mem[0]["peak_rss_mb"],
                                       "throughput": speed, "rounds": args.rounds, "epochs": args.epochs,
                                       "batch_size": args.batch_size,
                                       "machine_load": os.getloadavg(), "host": machine()})

@@ -19,7 +19,9 @@ Per-image cost: a folder whose files all announce (in the first bytes read at li
 that ``decode_png`` alone decodes under the contract - gray, or gray/RGB for ``channels=3`` - is
 read and decoded by one ``read_file`` + ``decode_png`` per image, without the format switch; when
 they also share one size, the resize runs once per batch (`FileStream.finish`) instead of once
-per image. A file changed after listing so that it no longer fits is skipped and counted.
+per image, and when that size is small (`INLINE_PIXELS`) the files are read and decoded in the map's
+own thread rather than handed one by one to a thread pool. A file changed after listing so that it
+no longer fits is skipped and counted.
 
 Unreadable files never stop a run: files whose first bytes are no streamable image are skipped
 when the folder is listed; a file that fails to decode in the stream is skipped there (the split
@@ -45,6 +47,7 @@ MAGIC = ((b"\xff\xd8\xff", "jpeg"), (b"\x89PNG\r\n\x1a\n", "png"), (b"GIF87a", "
 MAX_PASSES = 4  # a split may lose up to 3/4 of its files to decode errors before its stream runs dry
 READ_BUDGET = 512 * 2 ** 20  # bytes of float32 images `Splits.arrays` reads from a streamed split
 SHUFFLE_BUDGET = 64 * 2 ** 20  # bytes of decoded images held by the shuffle buffer after a disk cache
+INLINE_PIXELS = 64 * 64  # one-size plain PNGs up to this many pixels decode without a thread pool (`_parallel`)
 HEAD = 26  # bytes read from every file at listing: the format's magic and, for PNG, the IHDR size/depth/colour
 
 
@@ -283,9 +286,17 @@ class FileStream:
     # -- decoding ----------------------------------------------------------------------------
 
     def _parallel(self):
+        """The decoding map's threads: ``workers`` when given; else none of its own for a one-size
+        plain PNG folder of small images (at most `INLINE_PIXELS`: the map runs in the thread that
+        pulls it, which saves the hand-over of every file to a pool and back, a large part of the
+        cost of reading and decoding such a file), and ``AUTOTUNE`` otherwise."""
         import tensorflow as tf
 
-        return self.workers or tf.data.AUTOTUNE
+        if self.workers:
+            return self.workers
+        if self.plain and self.native is not None and self.native[0] * self.native[1] <= INLINE_PIXELS:
+            return None
+        return tf.data.AUTOTUNE
 
     def _deferred(self) -> bool:
         """Whether every image decodes at the one size `native` and is resized per batch."""
