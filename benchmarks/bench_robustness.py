@@ -15,6 +15,7 @@ models must have identical weights (``--strategy default`` on CPU).
 ``--runs lenet_train,<its app>[:<model>]`` once it exists.
 
     python -m benchmarks.bench_robustness [--presets none,digits,strong] [--seeds 0,1,2] [--runs lenet_train]
+    python -m benchmarks.bench_robustness --evaluate FOLDER   # finished runs of preset variants, one per sub-folder
 """
 
 from __future__ import annotations
@@ -95,6 +96,24 @@ def summarise(scores_per_seed):
                              for k in range(1, 6)}}
 
 
+def evaluate_folder(root) -> dict:
+    """Clean accuracy, mCA and accuracy per corruption of every finished run in the sub-folders of
+    ``root`` (exploratory runs, e.g. preset variants), by folder name; ``root/variants.json``, when
+    there, describes the variants and is copied into the result."""
+    from keras_cv_apps.artifacts import read_json
+
+    runs = {}
+    for run_dir in sorted(p for p in Path(root).iterdir() if (p / "model.keras").exists()):
+        config = read_json(run_dir / "config.json")
+        scores, _ = evaluate(run_dir, config["seed"])
+        summary = summarise([scores])
+        runs[run_dir.name] = {"seed": config["seed"], "augment": config["options"].get("augment"),
+                              "cooldown": config["options"].get("augment_cooldown"), "clean": summary["clean"],
+                              "mca": summary["mca"], "per_corruption": summary["per_corruption"]}
+    variants = Path(root) / "variants.json"
+    return {"runs": runs, "variants": read_json(variants) if variants.exists() else None}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", default=",".join(PRESETS))
@@ -106,8 +125,19 @@ def main(argv=None) -> int:
     parser.add_argument("--keep", default=None, help="keep the run folders in KEEP/<app>-<model>-<preset>-<seed> and "
                         "reuse those already there (same code, flags and seed give the same weights; the repeat "
                         "check re-trains the first run)")
+    parser.add_argument("--evaluate", default=None, help="only evaluate the finished runs in the sub-folders of this "
+                        "folder (exploratory variants of a preset) and write robustness_runs.json")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.evaluate:
+        found = evaluate_folder(args.evaluate)
+        rows = [{"run": name, "clean %": round(100 * r["clean"], 2), "mCA %": round(100 * r["mca"], 2),
+                 **{c: round(100 * v, 1) for c, v in r["per_corruption"].items()}} for name, r in found["runs"].items()]
+        text = table(rows, list(rows[0]) if rows else ["run"])
+        path = write_result("robustness_runs", {**found, "date_time": time.strftime("%Y-%m-%d %H:%M"),
+                                                "load_average": os.getloadavg(), "table": text})
+        print(f"{text}\nwrote {path}")
+        return 0
     presets = args.presets.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
     from keras_cv_apps.data import augment

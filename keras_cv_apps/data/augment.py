@@ -78,12 +78,12 @@ PRESETS: Dict[str, List[LayerFactory]] = {
         lambda s: SaltAndPepperNoise(rate=0.02, low=0.0, high=255.0, seed=s),
         lambda s: keras.layers.RandomErasing(factor=0.5, scale=(0.02, 0.1), fill_value=0.0, seed=s),
     ],
-    # RandAugment-style: the digits affine jitter, RandAugment (2 ops at half strength) on half the images,
+    # RandAugment-style: the digits affine jitter, RandAugment (2 ops at magnitude 0.7) on half the images,
     # contrast down to 10%, Gaussian noise on a quarter, random erasing on a quarter, MixUp/CutMix on a tenth;
     # the last quarter of the epochs cools down with `light` (COOLDOWNS)
     "strong": [
         lambda s: RandomAffine(rotation=14.4, translation=0.1, zoom=0.1, seed=s),
-        lambda s: RandAugment(num_ops=2, magnitude=0.5, probability=0.5, seed=s),
+        lambda s: RandAugment(num_ops=2, magnitude=0.7, probability=0.5, seed=s),
         lambda s: keras.layers.RandomContrast(0.9, seed=s),
         lambda s: ClippedGaussianNoise(stddev=40.0, minval=0.0, maxval=255.0, probability=0.25, seed=s),
         lambda s: Erasing(area=(0.02, 0.2), probability=0.25, seed=s),
