@@ -36,12 +36,14 @@ Results are written after every part, so a run cut short keeps what it measured.
   --cnn classmaps: the nocenter CNN with a global max-pool head, or with a 1x1 convolution to one
   ReLU map per class before the average pool (results/explain_maxpool.json,
   results/explain_classmaps.json); --cnn nocenter_plain: the nocenter CNN without dilation
-  (results/explain_nocenter_plain.json); --skip ig sanity faith leaves those parts out (kept from the
+  (results/explain_nocenter_plain.json); --cnn sparser: the default CNN with a 3x stronger L1
+  penalty (3e-5, results/explain_sparser.json); --train-seed N trains the CNN from another seed
+  (results/explain_<cnn>_seedN.json); --skip ig sanity faith leaves those parts out (kept from the
   last run on the same CNN where there is one).
 
     python -m benchmarks.bench_explain [--retrain] [--n-test 500] [--n-costly 100] [--figure-only]
-                                       [--cnn sparse|dilated|plain|nocenter|maxpool|classmaps|nocenter_plain]
-                                       [--skip ig sanity faith]
+                                       [--cnn sparse|sparser|dilated|plain|nocenter|maxpool|classmaps|nocenter_plain]
+                                       [--train-seed 0] [--skip ig sanity faith]
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ MODEL = Path("runs/bench_explain/cnn.keras")
 # activations), the same without the penalty (--cnn dilated), that one without dilation (22 px, --cnn plain)
 # or with no learned shift in its last block's batch-norms (--cnn nocenter), ...
 CNNS = {"sparse": {"dilations": (1, 1, 2), "activity_l1": 1e-5, "suffix": ""},
+        "sparser": {"dilations": (1, 1, 2), "activity_l1": 3e-5, "suffix": "_sparser"},
         "dilated": {"dilations": (1, 1, 2), "suffix": "_dilated"},
         "plain": {"dilations": (1, 1, 1), "suffix": "_plain"},
         "nocenter": {"dilations": (1, 1, 2), "centers": (1, 1, 0), "suffix": "_nocenter"},
@@ -112,10 +115,10 @@ def build_cnn(num_classes: int = 4, widths=(16, 32, 64), dilations=(1, 1, 2), po
                        name="shapes_cnn")
 
 
-def train(x, y, epochs: int = 15, validation=None, cnn: str = "sparse", path: Path = MODEL):
+def train(x, y, epochs: int = 15, validation=None, cnn: str = "sparse", path: Path = MODEL, seed: int = 0):
     import keras
 
-    keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(seed)
     model = build_cnn(dilations=CNNS[cnn]["dilations"], centers=CNNS[cnn].get("centers", (1, 1, 1)),
                       head=CNNS[cnn].get("head", "average"), activity_l1=CNNS[cnn].get("activity_l1", 0.0))
     steps = epochs * int(np.ceil(len(x) / 64))
@@ -182,7 +185,7 @@ def completeness_and_speed(model, x, y, n_speed: int, reps: int = 2) -> dict:
         times["keras_io"].append(time.perf_counter() - t)
     ours, theirs = min(times["ours"]), min(times["keras_io"])
     out["speed"] = {"images": n_speed, "ours_s": ours, "keras_io_s": theirs, "speedup": theirs / ours,
-                    "all_s": times}
+                    "all_s": times, "load_average_1_5_15min": os.getloadavg()}
     return out
 
 
@@ -278,10 +281,13 @@ def main(argv=None) -> int:
                                                                        "(where its mass goes) in the results")
     parser.add_argument("--cnn", choices=list(CNNS), default="sparse",
                         help="the CNN explained; all but the default write results/explain_<cnn>.json")
+    parser.add_argument("--train-seed", type=int, default=0,
+                        help="the CNN's initialisation and shuffling seed (not 0: results/explain_<cnn>_seed<n>.json)")
     parser.add_argument("--skip", nargs="*", choices=("ig", "sanity", "faith"), default=[],
                         help="parts not measured (localisation always is)")
     args = parser.parse_args(argv)
     suffix = CNNS[args.cnn]["suffix"]
+    suffix += f"_seed{args.train_seed}" if args.train_seed else ""
     model_path = MODEL.with_name(f"cnn{suffix}.keras")
     out_name = f"explain{suffix}"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -297,7 +303,7 @@ def main(argv=None) -> int:
     x, y = scale(test.images, "unit"), test.labels
     if args.retrain or not model_path.is_file():
         data, _ = shapes_with_masks(size=SIZE, per_class=750, seed=0)
-        model = train(scale(data.images, "unit"), data.labels, cnn=args.cnn, path=model_path)
+        model = train(scale(data.images, "unit"), data.labels, cnn=args.cnn, path=model_path, seed=args.train_seed)
     else:
         model = keras_cv_apps.load_model(model_path, compile=False)
     accuracy = float((np.asarray(model.predict(x, verbose=0)).argmax(1) == y).mean())
@@ -327,7 +333,8 @@ def main(argv=None) -> int:
         result["gradcam_diagnosis"] = gradcam_diagnosis(model, x, y, masks)
         print(f"Grad-CAM diagnosis: {result['gradcam_diagnosis']}\nresults: {write_result(out_name, result)}")
         return 0
-    result = {"cnn": args.cnn, "test_accuracy": accuracy, "n_test": len(x), "keras": keras.__version__,
+    result = {"cnn": args.cnn, "train_seed": args.train_seed, "test_accuracy": accuracy, "n_test": len(x),
+              "keras": keras.__version__,
               "settings": {k: v for k, v in vars(args).items() if k.startswith("n_")} |
               {"smoothgrad_samples": 16, "ig_steps_maps": 32, "occlusion": "patch 8, stride 8"},
               "localisation": {}, "faithfulness": {}, "sanity": {}}
@@ -336,7 +343,8 @@ def main(argv=None) -> int:
         import json
 
         old = json.loads(previous.read_text())
-        if old.get("cnn", "dilated") == args.cnn:  # (results without "cnn" are the dilated CNN's)
+        # (results without "cnn" are the dilated CNN's)
+        if old.get("cnn", "dilated") == args.cnn and old.get("train_seed", 0) == args.train_seed:
             kept = {"ig": "integrated_gradients", "sanity": "sanity", "faith": "faithfulness"}
             result |= {kept[part]: old[kept[part]] for part in args.skip if kept[part] in old}
             result["kept_from_previous_run"] = [kept[part] for part in args.skip if kept[part] in old]
