@@ -38,7 +38,7 @@ Results are written after every part, so a run cut short keeps what it measured.
   results/explain_classmaps.json); --cnn nocenter_plain: the nocenter CNN without dilation
   (results/explain_nocenter_plain.json); --cnn sparser: the default CNN with a 3x stronger L1
   penalty (3e-5, results/explain_sparser.json); --train-seed N trains the CNN from another seed
-  (results/explain_<cnn>_seedN.json); --skip ig sanity faith leaves those parts out (kept from the
+  (results/explain[_<cnn>]_seedN.json); --skip ig sanity faith leaves those parts out (kept from the
   last run on the same CNN where there is one).
 
     python -m benchmarks.bench_explain [--retrain] [--n-test 500] [--n-costly 100] [--figure-only]
