@@ -45,6 +45,20 @@ def write_result(name: str, payload: dict) -> Path:
     return path
 
 
+def free_ports(n: int) -> list:
+    """``n`` loopback ports free at the time of the call, for a local multi-worker cluster's TF_CONFIG."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
 def run_timed(cmd: list, env=None) -> tuple:
     """Run a command, return (seconds, CompletedProcess)."""
     start = time.perf_counter()

@@ -25,14 +25,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks._util import table, write_result
+from benchmarks._util import free_ports, table, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 # a worker with tf.data's auto-sharding off: every worker reads all the data (the broken variant)
@@ -50,17 +49,6 @@ raise SystemExit(lenet_train.main(sys.argv[1:]))
 """
 
 
-def _free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 def _command(argv, unsharded=False):
     return [sys.executable, *(["-c", UNSHARDED] if unsharded else ["-m", "apps.lenet_train"]), *argv]
 
@@ -73,7 +61,7 @@ def _run(argv, out: Path, *, workers: int, unsharded=False) -> dict:
     if workers == 1:
         procs = [subprocess.Popen(_command(argv), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)]
     else:
-        ports = _free_ports(workers)
+        ports = free_ports(workers)
         procs = []
         for i in range(workers):
             config = {"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]}, "task": {"type": "worker", "index": i}}

@@ -8,7 +8,6 @@ hanging."""
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks._util import free_ports
+
 ROOT = Path(__file__).resolve().parents[2]
 ARGS = ["--image-size", "16", "--quantize", "none", "--quiet"]
 # The suite's accuracy check: 300 steps without augmentation at global batch 64 and rate 0.02, where
@@ -24,17 +25,6 @@ ARGS = ["--image-size", "16", "--quantize", "none", "--quiet"]
 # two workers over several seeds with these settings, and two broken two-worker set-ups).
 QUICK = ["--augment", "none", "--epochs", "4", "--steps-per-epoch", "75", "--seed", "0"]
 LOSS_TOLERANCE = 0.01
-
-
-def _free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def _worker(ports, index, argv, log):
@@ -51,7 +41,7 @@ def _scratch():
 def _run_cluster(tmp_path, log_name, argv, *, timeout):
     """Start two workers on fresh loopback ports with ``argv``, wait for both, and check both exit 0
     (their logs are ``<log_name><i>.log``)."""
-    ports = _free_ports(2)
+    ports = free_ports(2)
     logs = [open(tmp_path / f"{log_name}{i}.log", "w") for i in range(2)]
     workers = [_worker(ports, i, argv, logs[i]) for i in range(2)]
     try:
@@ -120,7 +110,7 @@ def test_a_killed_worker_and_its_peer_resume_the_run_with_every_epoch_once(tmp_p
             "--output", str(out)]
     meta = out / "backup" / "training_metadata.json"
     logs = [open(tmp_path / f"worker{i}.log", "w") for i in range(2)]
-    ports = _free_ports(2)
+    ports = free_ports(2)
     workers = [_worker(ports, i, argv, logs[i]) for i in range(2)]
     try:
         deadline = time.time() + 600
@@ -155,7 +145,7 @@ def test_a_killed_worker_and_its_peer_resume_the_run_with_every_epoch_once(tmp_p
 
 
 def test_a_worker_without_its_peer_times_out_with_a_message(tmp_path):
-    ports = _free_ports(2)
+    ports = free_ports(2)
     with open(tmp_path / "worker0.log", "w") as log:
         worker = _worker(ports, 0, [*ARGS, "--strategy", "multiworker", "--worker-timeout", "3", "--output",
                                     str(tmp_path / "run")], log)
