@@ -59,6 +59,12 @@ def free_ports(n: int) -> list:
             s.close()
 
 
+def loopback_tf_config(ports: list, index: int) -> str:
+    """``TF_CONFIG`` for worker ``index`` of a cluster of workers on these loopback ports."""
+    return json.dumps({"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
+                       "task": {"type": "worker", "index": index}})
+
+
 def run_timed(cmd: list, env=None) -> tuple:
     """Run a command, return (seconds, CompletedProcess)."""
     start = time.perf_counter()

@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks._util import free_ports, table, write_result
+from benchmarks._util import free_ports, loopback_tf_config, table, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 # a worker with tf.data's auto-sharding off: every worker reads all the data (the broken variant)
@@ -64,10 +64,9 @@ def _run(argv, out: Path, *, workers: int, unsharded=False) -> dict:
         ports = free_ports(workers)
         procs = []
         for i in range(workers):
-            config = {"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]}, "task": {"type": "worker", "index": i}}
             procs.append(subprocess.Popen(_command([*argv, "--strategy", "multiworker"], unsharded), cwd=ROOT,
-                                          env={**env, "TF_CONFIG": json.dumps(config)}, stdout=subprocess.PIPE,
-                                          stderr=subprocess.STDOUT))
+                                          env={**env, "TF_CONFIG": loopback_tf_config(ports, i)},
+                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
     logs = [p.communicate(timeout=1800)[0].decode(errors="replace") for p in procs]
     seconds = time.perf_counter() - start
     if any(p.returncode for p in procs):

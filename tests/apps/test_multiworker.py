@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks._util import free_ports
+from benchmarks._util import free_ports, loopback_tf_config
 
 ROOT = Path(__file__).resolve().parents[2]
 ARGS = ["--image-size", "16", "--quantize", "none", "--quiet"]
@@ -28,8 +28,7 @@ LOSS_TOLERANCE = 0.01
 
 
 def _worker(ports, index, argv, log):
-    config = {"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]}, "task": {"type": "worker", "index": index}}
-    env = {**os.environ, "TF_CONFIG": json.dumps(config), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, "TF_CONFIG": loopback_tf_config(ports, index), "TF_CPP_MIN_LOG_LEVEL": "2"}
     return subprocess.Popen([sys.executable, "-m", "apps.lenet_train", *argv], cwd=ROOT, env=env, stdout=log,
                             stderr=subprocess.STDOUT)
 
