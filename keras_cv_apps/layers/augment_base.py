@@ -80,7 +80,9 @@ def empty_aligned(shape, dtype) -> np.ndarray:
         if buffer is None:
             buffer = np.empty(nbytes + _ALIGN, np.uint8)
             if len(_POOL) >= _POOL_SIZE and spare is not None:  # forget an unused buffer of another size
-                _POOL.remove(spare)
+                # by identity: `list.remove` compares with ==, elementwise for arrays (it raised on a pool
+                # whose busy buffers of other sizes came before the spare one)
+                del _POOL[next(i for i, b in enumerate(_POOL) if b is spare)]
             if len(_POOL) < _POOL_SIZE:
                 _POOL.append(buffer)
     start = (-buffer.ctypes.data) % _ALIGN

@@ -277,6 +277,19 @@ def test_recycled_output_buffers_never_overwrite_a_batch_still_in_use():
     assert again.ctypes.data == address and again.ctypes.data % 64 == 0  # recycled once nothing refers to it
 
 
+def test_a_full_pool_forgets_an_idle_buffer_of_another_size_while_others_are_busy(monkeypatch):
+    from keras_cv_apps.layers import augment_base
+
+    monkeypatch.setattr(augment_base, "_POOL", [])
+    monkeypatch.setattr(augment_base, "_POOL_SIZE", 3)
+    busy = [augment_base.empty_aligned((n, 7), np.uint8) for n in (3, 5)]  # in use: they must stay pooled
+    augment_base.empty_aligned((9, 7), np.uint8)  # idle as soon as it is dropped; the pool is full
+    fresh = augment_base.empty_aligned((11, 7), np.uint8)  # a fourth size: the idle one makes room
+    assert [b.nbytes for b in augment_base._POOL] == [3 * 7 + 64, 5 * 7 + 64, 11 * 7 + 64]
+    assert fresh.shape == (11, 7) and fresh.ctypes.data % 64 == 0
+    assert [b.shape for b in busy] == [(3, 7), (5, 7)]
+
+
 def test_blur_is_the_gaussian_blur_of_the_drawn_sigma_correctly_rounded():
     import cv2
 
