@@ -391,6 +391,10 @@ def load(spec="digits", *, image_size=32, channels: int = 1, scale: str = "unit"
     size = _image_size(image_size)
     fixed = None
     if sources.is_streamed(spec):
+        if size is not None:  # a few float32 batches are in flight at once (decoding, prefetch, the step)
+            image_ops.check_fits_in_memory(8 * batch_size, size, channels, bytes_per_value=4,
+                                           what=f"8 float32 batches of {batch_size} images",
+                                           advice="choose a smaller image size or batch size")
         images, labels, class_names, fixed = _open_stream(spec, size, channels, **source_options)
         skipped = images.skipped()
     else:

@@ -29,7 +29,7 @@ from typing import NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
-from keras_cv_apps.image.ops import fit, fit_many, to_uint8
+from keras_cv_apps.image.ops import check_fits_in_memory, fit, fit_many, to_uint8
 
 logger = logging.getLogger(__name__)
 
@@ -193,6 +193,7 @@ def _photos(*, size, channels, seed, per_class: int = 100,
                          f"{', '.join(PHOTO_CLASSES)}) and per_class >= 1; got {list(photo_names)}"
                          f" and {per_class}.")
     size = size or (64, 64)
+    check_fits_in_memory(len(photo_names) * per_class, size, channels)
     rng = np.random.default_rng(seed)
     images, labels = [], []
     for label, name in enumerate(photo_names):
@@ -215,6 +216,7 @@ def _shapes(*, size, channels, seed, num_classes: int = 4, per_class: int = 200)
         raise ValueError(f"shapes takes 2..{len(SHAPE_CLASSES)} classes and >= 1 image per "
                          f"class ({', '.join(SHAPE_CLASSES)}); got {num_classes}, {per_class}.")
     h, w = size or (64, 64)
+    check_fits_in_memory(num_classes * per_class, (h, w), 3)
     rng = np.random.default_rng(seed)
     images = np.empty((num_classes * per_class, h, w, 3), np.uint8)
     labels = np.repeat(np.arange(num_classes, dtype=np.int32), per_class)
@@ -244,6 +246,7 @@ def shapes_with_masks(*, size=(64, 64), channels: int = 3, seed: int = 0, num_cl
         raise ValueError(f"shapes_target takes 2..{len(TARGET_CLASSES)} classes ({', '.join(TARGET_CLASSES)}), "
                          f">= 1 image per class and 0..4 distractors; got {num_classes}, {per_class}, {distractors}.")
     h, w = size or (64, 64)
+    check_fits_in_memory(num_classes * per_class, (h, w), 4)  # RGB images and their masks
     rng = np.random.default_rng(seed)
     labels = np.repeat(np.arange(num_classes, dtype=np.int32), per_class)
     images = np.empty((len(labels), h, w, 3), np.uint8)

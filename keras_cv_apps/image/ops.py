@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
@@ -68,15 +69,51 @@ def fit(image, size: Optional[Tuple[int, int]], channels: int) -> np.ndarray:
 
 def fit_many(images: Sequence, size, channels: int) -> np.ndarray:
     """`fit` over a sequence, stacked to ``(N, H, W, C)``; with ``size=None`` all images must
-    already share one size."""
+    already share one size. With a ``size``, the result is allocated once, after checking that
+    it fits in the memory available (`check_fits_in_memory`)."""
+    if size is not None:
+        check_fits_in_memory(len(images), size, channels)
+        out = np.empty((len(images), int(size[0]), int(size[1]), channels), np.uint8)
+        for k, im in enumerate(images):
+            out[k] = fit(im, size, channels)
+        return out
     fitted = [fit(im, size, channels) for im in images]
     shapes = {im.shape for im in fitted}
     if len(shapes) > 1:
         raise ValueError(f"Images have different sizes {sorted(shapes)[:3]}...; "
                          "pass image_size to resize them to one size.")
     if not fitted:
-        return np.zeros((0, *(size or (1, 1)), channels), np.uint8)
+        return np.zeros((0, 1, 1, channels), np.uint8)
     return np.stack(fitted)
+
+
+def available_memory() -> Optional[int]:
+    """Bytes of memory the system can still hand out (``MemAvailable``), or None where unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def check_fits_in_memory(count: int, size, channels: int, *, bytes_per_value: int = 1, what: str = "",
+                         advice: str = "choose a smaller image size, or stream the images from a folder "
+                                       "(dir:PATH), which never holds them all", fraction: float = 0.8) -> None:
+    """Raise ``ValueError`` before ``count`` images of ``size`` x ``channels`` (``bytes_per_value``
+    each: 1 for uint8, 4 for float32) are put in memory, when they would take more than
+    ``fraction`` of the memory available."""
+    needed = int(count) * int(size[0]) * int(size[1]) * int(channels) * int(bytes_per_value)
+    free = available_memory()
+    if free is not None and needed > fraction * free:
+        raise ValueError(f"{what or f'{count:,} images'} at {size[0]}x{size[1]}x{channels} need "
+                         f"{needed / 2**30:,.1f} GiB in memory, more than the {free / 2**30:,.1f} GiB available; "
+                         f"{advice}.")
 
 
 def fit_max_side(image: np.ndarray, max_side: Optional[int]) -> np.ndarray:

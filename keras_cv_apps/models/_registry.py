@@ -76,11 +76,9 @@ def load_weights(model: keras.Model, path: Union[str, os.PathLike], *, strict: b
         model.load_weights(path)
         return None
     if path.suffix == ".keras":
-        import keras
+        import keras_cv_apps
 
-        import keras_cv_apps.models  # noqa: F401  (registers the package's classes)
-
-        source = keras.models.load_model(path, compile=False)
+        source = keras_cv_apps.load_model(path, compile=False)
         theirs, ours = source.get_weights(), model.get_weights()
         shapes = [(a.shape, b.shape) for a, b in zip(theirs, ours) if a.shape != b.shape]
         if len(theirs) != len(ours) or shapes:

@@ -116,6 +116,19 @@ def test_bad_input_fails_fast_with_one_sentence(tmp_path, capsys, extra, message
     assert not (tmp_path / "x").exists()  # nothing was written, no empty folder is left
 
 
+def test_an_image_size_that_cannot_fit_in_memory_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    from keras_cv_apps.image import ops
+
+    monkeypatch.setattr(ops, "available_memory", lambda: 2**30)  # 1 GiB free, whatever this machine has
+    rc = lenet_train.main(TINY + ["--image-size", "1000", "--output", str(tmp_path / "x")])
+    err = capsys.readouterr().err
+    # 1,797 digits at 1000x1000x1 = 1.7 GiB > 0.8 x 1 GiB
+    assert rc == 2
+    assert err.startswith("error: 1,797 images at 1000x1000x1 need 1.7 GiB in memory, more than the 1.0 GiB")
+    assert "dir:PATH" in err and err.count("\n") == 1
+    assert not (tmp_path / "x").exists()
+
+
 def test_unwritable_output_is_refused(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")

@@ -79,6 +79,23 @@ def test_deepdream_writes_a_picture_a_video_and_the_objective(run_dir, tmp_path)
     assert config["model"]["kwargs"]["layers"] == {"c1_act": 1.0, "c3_act": 1.5}
 
 
+@pytest.mark.parametrize("make, message", [
+    (lambda src, dst: dst.write_bytes(src.read_bytes()[:3000]), "is not a valid .keras file"),  # truncated
+    (lambda src, dst: dst.write_bytes(b"\x00" * 64), "is not a valid .keras file"),
+    (lambda src, dst: dst.with_suffix(".tflite").write_bytes(b"TFL3"), "is a TFLite export"),
+])
+def test_explain_and_deepdream_refuse_a_damaged_or_foreign_model_file(run_dir, tmp_path, capsys, make, message):
+    bad = tmp_path / "model.keras"
+    make(run_dir / "model.keras", bad)
+    bad = bad if bad.exists() else bad.with_suffix(".tflite")
+    photo = str(run_dir / "photo.png")
+    assert explain.main(["--model", str(bad), photo, "--output", str(tmp_path / "x")]) == 2
+    assert deepdream.main([photo, "--model", str(bad), "--output", str(tmp_path / "y")]) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert len(errors) == 2 and all(e.startswith("error: ") and message in e and bad.name in e for e in errors)
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
 @pytest.mark.parametrize("extra, message", [
     (["missing.png"], "does not exist"),
     (["photo.png", "--layers", "mixed5:1"], "has no layer 'mixed5'"),

@@ -63,6 +63,34 @@ def test_fit_converts_size_channels_and_alpha():
     assert ops.fit_max_side(np.zeros((10, 40), np.uint8), 100).shape == (10, 40)  # never enlarged
 
 
+def test_fit_many_fills_one_array_as_fit_does_image_by_image():
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (h, w, 3), np.uint8) for h, w in ((20, 30), (8, 8), (50, 12))]
+    out = ops.fit_many(images, (16, 24), 1)
+    assert out.shape == (3, 16, 24, 1) and out.dtype == np.uint8
+    for k, image in enumerate(images):
+        np.testing.assert_array_equal(out[k], ops.fit(image, (16, 24), 1))
+
+
+def test_check_fits_in_memory_counts_bytes_against_what_is_available(monkeypatch):
+    monkeypatch.setattr(ops, "available_memory", lambda: 10_000)
+    ops.check_fits_in_memory(10, (20, 20), 2)  # 8,000 bytes = 0.8 of 10,000: allowed
+    with pytest.raises(ValueError, match=r"^11 images at 20x20x2 need 0.0 GiB in memory, .*dir:PATH"):
+        ops.check_fits_in_memory(11, (20, 20), 2)  # 8,800 bytes
+    with pytest.raises(ValueError, match=r"^2 float32 batches at 20x20x1 need .*; smaller\.$"):
+        ops.check_fits_in_memory(3, (20, 20), 1, bytes_per_value=8, what="2 float32 batches", advice="smaller")
+    monkeypatch.setattr(ops, "available_memory", lambda: None)  # unknown: no check
+    ops.check_fits_in_memory(10**9, (10**4, 10**4), 3)
+    with pytest.raises(ValueError, match="need"):  # and fit_many asks before allocating
+        monkeypatch.setattr(ops, "available_memory", lambda: 100)
+        ops.fit_many([np.zeros((4, 4), np.uint8)] * 3, (8, 8), 3)
+
+
+def test_available_memory_is_a_positive_byte_count():
+    free = ops.available_memory()
+    assert free is None or free > 2**20
+
+
 def test_image_floor_imports_no_tensorflow():
     code = ("import sys; import keras_cv_apps.image, keras_cv_apps.inference, keras_cv_apps.artifacts;"
             "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]; print(bad); sys.exit(bool(bad))")
