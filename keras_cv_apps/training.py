@@ -654,7 +654,20 @@ def repeated(dataset):
     """``dataset`` repeated, with a prefetch after the repeat, so the next pass starts while the
     model still trains on the last batches of the current one: what `fit` hands to ``model.fit``
     (with ``steps_per_epoch`` = the batches of one pass) so that one iterator serves every epoch."""
-    return dataset.repeat().prefetch(tf.data.AUTOTUNE)
+    return _whole_run(dataset.repeat().prefetch(tf.data.AUTOTUNE))
+
+
+def _whole_run(stream):
+    """``stream`` without ``tf.data``'s autotuning thread. That thread sleeps between tunings in
+    periods doubling from 10 ms to 60 s, and TensorFlow 2.21's iterator destructor often waits for
+    its next wake-up instead of waking it: ``model.fit`` then returned up to a minute after the
+    last step (16 s after a 27-s run here; ``benchmarks/bench_streaming.py``). Without it, each
+    ``AUTOTUNE`` map keeps ``min(16, cores)`` parallel calls and the prefetch buffers still grow
+    on demand; the run's one iterator lives for the whole run, so its parallelism is the one thing
+    autotuning would have changed."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return stream.with_options(options)
 
 
 def _epochs(dataset, *, steps, epochs, start=0):
@@ -673,7 +686,7 @@ def _epochs(dataset, *, steps, epochs, start=0):
     logger.info("augmentation cool-down: the last %d of %d epochs train with the lighter augmentation", last, epochs)
     cooled, main = cool[1]().repeat(), max(0, epochs - last - start)
     stream = dataset.repeat().take(steps * main).concatenate(cooled) if main else cooled
-    return stream.prefetch(tf.data.AUTOTUNE)
+    return _whole_run(stream.prefetch(tf.data.AUTOTUNE))
 
 
 def _per_worker(dataset, strategy, stream):
