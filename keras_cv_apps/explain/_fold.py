@@ -11,6 +11,8 @@ plan is made: use it for frozen models (DeepDream), not while training.
 
 from __future__ import annotations
 
+import re
+
 import keras
 import numpy as np
 
@@ -83,9 +85,12 @@ def _fused(tf, conv, kernel, bias, relu):
     strides = (1, *conv.strides, 1)
     dilations = (1, *conv.dilation_rate, 1)
     padding = conv.padding.upper()
+    scope = re.sub(r"[^A-Za-z0-9_.-]", "_", conv.name)  # the layer's name as a valid TensorFlow name scope
+    scope = scope if re.match(r"[A-Za-z0-9.]", scope) else "conv" + scope
 
     def call(x, *args, **kwargs):
-        y = tf.nn.bias_add(tf.nn.conv2d(x, kernel, strides, padding, dilations=dilations), bias)
-        return tf.nn.relu(y) if relu else y
+        with tf.name_scope(scope):  # on the ops and their gradients, so profiles name the layer
+            y = tf.nn.bias_add(tf.nn.conv2d(x, kernel, strides, padding, dilations=dilations), bias)
+            return tf.nn.relu(y) if relu else y
 
     return call

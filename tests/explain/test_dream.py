@@ -161,3 +161,29 @@ def test_folded_batch_norms_give_the_same_objective_and_gradient(which, small_rf
     np.testing.assert_allclose(loss_f, loss_p, rtol=2e-5)
     assert np.linalg.norm(grad_f - grad_p) / np.linalg.norm(grad_p) < 1e-5
     np.testing.assert_allclose(folded.objective(x), plain.objective(x), rtol=2e-5)
+
+
+def test_fused_convolutions_take_any_layer_name_and_carry_it(photo):
+    """Layer names that are no valid TensorFlow scope (a space, a leading underscore, a colon) still
+    fuse and give the unfused gradient; the fused ops are named after their layer (for profiles)."""
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(3)
+    inp = keras.Input((None, None, 3))
+    x = inp
+    for i, name in enumerate(("conv 1", "_conv:2")):
+        x = keras.layers.Conv2D(4, 3, padding="same", name=name)(x)
+        x = keras.layers.BatchNormalization(name=f"bn{i}", moving_mean_initializer="random_normal")(x)
+        x = keras.layers.ReLU(name=f"act{i}")(x)
+    model = keras.Model(inp, x)
+    layers = {"act0": 1.0, "act1": 1.0}
+    fused, plain = (dream.Dreamer(model, layers, "unit", fuse=f) for f in (True, False))
+    image = photo[:24, :24].astype("float32") / 255
+    _, g_fused = fused.gradient(image)
+    # Keras's own graph-mode call rejects such a name, so the unfused reference runs eagerly
+    _, g_plain = plain._step.python_function(tf.constant(image[None]))
+    g_plain = g_plain.numpy()[0]
+    assert np.linalg.norm(g_fused - g_plain) / np.linalg.norm(g_plain) < 1e-5
+    graph = fused._step.get_concrete_function(tf.constant(image[None])).graph
+    names = {op.name.split("/")[0] for op in graph.get_operations() if op.type == "Conv2D"}
+    assert names == {"conv_1", "conv_conv_2"}
