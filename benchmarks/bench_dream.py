@@ -25,9 +25,12 @@ the keras-io step, and memory of a large tiled dream.
   --variants adds two trials to the speed part: the same step compiled with XLA (``jit_compile``)
   and with the convolutions in bfloat16; --only-speed redoes the speed part alone; --profile
   profiles keras-io's step and ours op by op (CPU time per op type, convolutions, their input
-  gradients and the rest) into the results.
+  gradients and the rest) into the results; --conv-trials times single convolutions of
+  InceptionV3's shapes (forward and input gradient) in float32, bfloat16, float16 and by Winograd
+  F(2x2, 3x3) and F(4x4, 3x3) written in TensorFlow ops: the ways a convolution could cost less.
 
     python -m benchmarks.bench_dream [--reps 3] [--skip-memory] [--only-speed] [--variants] [--profile]
+                                     [--conv-trials]
 """
 
 from __future__ import annotations
@@ -258,10 +261,101 @@ def speed(reps: int, variants: bool = False) -> dict:
             "whole_dream_3x5_steps_s": {"ours": whole_ours, "keras_io": whole_kio, "ratio": whole_ours / whole_kio}}
 
 
+# Winograd F(m x m, 3 x 3) (Lavin and Gray, 2016): input tiles of m + 2 pixels at stride m, each
+# turned by B^T d B, multiplied channel-wise with the turned kernels G g G^T, and turned back by A^T . A
+_WINOGRAD = {2: ([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
+                 [[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]], [[1, 1, 1, 0], [0, 1, -1, -1]]),
+             4: ([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
+                  [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]],
+                 [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], [1 / 24, 1 / 12, 1 / 6],
+                  [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]],
+                 [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]])}
+
+
+def _winograd_conv(kernel: np.ndarray, m: int, size: int):
+    """A 3x3 stride-1 VALID convolution of (1, size, size, C) images by Winograd F(m x m, 3 x 3)
+    in TensorFlow ops: tiles gathered by reshapes and concatenations, transforms as matrix products."""
+    import tensorflow as tf
+
+    bt, g, at = (np.array(v, np.float64) for v in _WINOGRAD[m])
+    a, (c, co) = m + 2, kernel.shape[2:]
+    u = tf.constant(np.einsum("ik,klcd,jl->ijcd", g, kernel.astype(np.float64), g).reshape(a * a, c, co), tf.float32)
+    kb, ka = tf.constant(np.kron(bt, bt), tf.float32), tf.constant(np.kron(at, at), tf.float32)
+    out = size - 2
+    n = -(-out // m)
+
+    def call(x):
+        x = tf.pad(x, [[0, 0], [0, m * (n + 1) - size], [0, m * (n + 1) - size], [0, 0]])
+        t = tf.reshape(x, (n + 1, m, m * (n + 1), c))
+        t = tf.reshape(tf.concat([t[:-1], t[1:, :2]], axis=1), (n, a, n + 1, m, c))
+        t = tf.concat([t[:, :, :-1], t[:, :, 1:, :2]], axis=3)  # (n, a, n, a, c): the overlapping tiles
+        v = tf.matmul(kb, tf.reshape(tf.transpose(t, (1, 3, 0, 2, 4)), (a * a, n * n * c)))
+        y = tf.matmul(tf.reshape(v, (a * a, n * n, c)), u)
+        y = tf.reshape(tf.matmul(ka, tf.reshape(y, (a * a, n * n * co))), (m, m, n, n, co))
+        return tf.reshape(tf.transpose(y, (2, 0, 3, 1, 4)), (1, n * m, n * m, co))[:, :out, :out]
+
+    return call
+
+
+# InceptionV3's convolutions at 512 px: (what, kernel, in, out, input size as run VALID, stride)
+CONV_TRIALS = [("stem 3x3, 80->192", 3, 80, 192, 126, 1), ("stem 3x3, 32->64", 3, 32, 64, 255, 1),
+               ("mixed0 3x3, 64->96", 3, 64, 96, 63, 1), ("mixed0 1x1, 192->64", 1, 192, 64, 61, 1),
+               ("mixed3 3x3/2, 288->384", 3, 288, 384, 61, 2)]
+
+
+def conv_trials(reps: int) -> dict:
+    """Milliseconds (best and median of ``reps``) of one convolution's forward pass and input
+    gradient (through a ReLU) for some of InceptionV3's layer shapes: in float32 (what both steps
+    run), in bfloat16 and float16 throughout (no casts timed), and, for the 3x3 stride-1 ones, by
+    Winograd F(2x2, 3x3) and F(4x4, 3x3) written in TensorFlow ops (with their relative L2 error)."""
+    import tensorflow as tf
+
+    def step(conv):
+        @tf.function
+        def run(x):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                loss = tf.reduce_sum(tf.cast(tf.nn.relu(conv(x)), tf.float32))
+            return tape.gradient(loss, x)
+
+        return run
+
+    def timed(fn, x):
+        fn(x), fn(x)
+        ts = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            fn(x).numpy()
+            ts.append(1000 * (time.perf_counter() - t))
+        return {"best_ms": min(ts), "median_ms": float(np.median(ts))}
+
+    rng = np.random.default_rng(0)
+    out = {"loadavg_before": os.getloadavg()}
+    for what, k, cin, cout, size, stride in CONV_TRIALS:
+        kernel = (rng.standard_normal((k, k, cin, cout)) * 0.05).astype(np.float32)
+        x = rng.standard_normal((1, size, size, cin)).astype(np.float32)
+        row = {}
+        for dtype in (tf.float32, tf.bfloat16, tf.float16):
+            w = tf.constant(kernel, dtype)
+            row[dtype.name] = timed(step(lambda v, w=w: tf.nn.conv2d(v, w, stride, "VALID")), tf.constant(x, dtype))
+        if k == 3 and stride == 1:
+            ref = tf.nn.conv2d(x, kernel, 1, "VALID").numpy()
+            for m in (2, 4):
+                conv = _winograd_conv(kernel, m, size)
+                err = float(np.linalg.norm(conv(tf.constant(x)).numpy() - ref) / np.linalg.norm(ref))
+                row[f"winograd_f{m}"] = {**timed(step(conv), tf.constant(x)), "rel_l2": err}
+        for name in list(row)[1:]:
+            row[name]["over_float32"] = row[name]["best_ms"] / row["float32"]["best_ms"]
+        out[what] = row
+        print(what, {n: round(r["best_ms"], 1) for n, r in row.items()}, flush=True)
+    out["loadavg_after"] = os.getloadavg()
+    return out
+
+
 def _op_times(fn, reps: int) -> dict:
-    """Milliseconds per call spent in each TensorFlow op type while ``fn`` runs ``reps`` times: the
-    durations of the profiler's op events summed (ops that run side by side both count, and an op
-    preempted by other jobs counts its wait: shares within one step are what it tells)."""
+    """Milliseconds per call spent in each ``(node name, op type)`` while ``fn`` runs ``reps`` times:
+    the durations of the profiler's op events summed (ops that run side by side both count, and an
+    op preempted by other jobs counts its wait: shares within one step are what it tells)."""
     import tempfile
 
     import tensorflow as tf
@@ -283,13 +377,14 @@ def _op_times(fn, reps: int) -> dict:
                 # op events are "node name:OpType"; executor and function bookkeeping events (which
                 # span the ops they run) are not
                 if node and "::" not in node and op.isidentifier() and op not in ("Run", "Process"):
-                    out[op] = out.get(op, 0.0) + event.duration_ps / 1e9 / reps
-    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+                    out[node, op] = out.get((node, op), 0.0) + event.duration_ps / 1e9 / reps
+    return out
 
 
 def profile(reps: int = 3) -> dict:
     """Op-level profiles of keras-io's step and ours (fused and unfused) at 512 px, each step's op
-    time grouped into convolutions, their input gradients and the rest."""
+    time grouped into convolutions, their input gradients and the rest; for our fused step also the
+    convolutions' share (forward and input gradient) by kernel shape and stride."""
     import keras
     import tensorflow as tf
 
@@ -304,16 +399,28 @@ def profile(reps: int = 3) -> dict:
     for name, fuse in (("ours", True), ("ours_unfused", False)):
         d = dream.Dreamer(base, INCEPTION, "symmetric", fuse=fuse)
         runs[name] = lambda d=d: d.gradient(x)
+    kinds = {layer.name: f"{layer.kernel_size[0]}x{layer.kernel_size[1]}/{layer.strides[0]}" for layer in base.layers
+             if isinstance(layer, keras.layers.Conv2D)}
     out = {"loadavg_before": os.getloadavg()}
     for name, fn in runs.items():
         fn(), fn()  # trace and warm up
-        ops = _op_times(fn, reps)
+        events = _op_times(fn, reps)
+        ops, kernels = {}, {}
+        for (node, op), ms in events.items():
+            ops[op] = ops.get(op, 0.0) + ms
+            if "Conv2D" in op:
+                kind = next((kinds[part] for part in node.split("/") if part in kinds), "unnamed")
+                kernels[kind] = kernels.get(kind, 0.0) + ms
+        ops = dict(sorted(ops.items(), key=lambda kv: -kv[1]))
         groups = {"convolution": 0.0, "convolution_input_gradient": 0.0, "other": 0.0}
         for op, ms in ops.items():
             key = ("convolution_input_gradient" if "BackpropInput" in op else
                    "convolution" if "Conv2D" in op else "other")
             groups[key] += ms
-        out[name] = {"total_ms": sum(ops.values()), "groups_ms": groups, "ops_ms": dict(list(ops.items())[:15])}
+        total = sum(ops.values())
+        out[name] = {"total_ms": total, "groups_ms": groups, "ops_ms": dict(list(ops.items())[:15])}
+        if name == "ours":  # its ops carry the layers' names (Keras's own calls add call-count suffixes)
+            out[name]["convolution_share_by_kernel"] = {k: v / total for k, v in sorted(kernels.items())}
     out["loadavg_after"] = os.getloadavg()
     return out
 
@@ -377,6 +484,8 @@ def main(argv=None) -> int:
     parser.add_argument("--variants", action="store_true", help="also time the step with XLA and in bfloat16")
     parser.add_argument("--profile", action="store_true", help="only profile both steps op by op "
                                                                  "(into results/dream.json)")
+    parser.add_argument("--conv-trials", action="store_true", help="only time one convolution's forward pass "
+                        "and input gradient in float32, bfloat16, float16 and by Winograd (into results/dream.json)")
     parser.add_argument("--memory-probe", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -389,6 +498,12 @@ def main(argv=None) -> int:
         result.pop("machine", None), result.pop("date", None)
         result["profile"] = profile(args.reps)
         print(json.dumps({k: v for k, v in result["profile"].items() if not k.startswith("load")}, indent=1))
+        print(f"results: {write_result('dream', result)}")
+        return 0
+    if args.conv_trials:
+        result = json.loads((RESULTS / "dream.json").read_text())
+        result.pop("machine", None), result.pop("date", None)
+        result["conv_trials"] = conv_trials(args.reps)
         print(f"results: {write_result('dream', result)}")
         return 0
     if args.only_speed:
