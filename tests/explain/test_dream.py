@@ -187,3 +187,44 @@ def test_fused_convolutions_take_any_layer_name_and_carry_it(photo):
     graph = fused._step.get_concrete_function(tf.constant(image[None])).graph
     names = {op.name.split("/")[0] for op in graph.get_operations() if op.type == "Conv2D"}
     assert names == {"conv_1", "conv_conv_2"}
+
+
+def test_forward_form_input_gradients_equal_keras_gradients(photo):
+    """Stride-1 fused convolutions compute their input gradient as a forward convolution (flipped,
+    channel-swapped kernel, mirrored padding): on odd, even and one-sided kernels, SAME and VALID,
+    with and without batch-norm or ReLU, beside a strided and a dilated convolution (TensorFlow's
+    own gradient), the dream's objective gradient equals the plain Keras model's under a tape."""
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(7)
+    inp = keras.Input((None, None, 3))
+    x = inp
+    specs = [((2, 2), "same", 1, 1, True, True), ((1, 4), "valid", 1, 1, True, True),
+             ((3, 2), "same", 1, 1, True, False), ((5, 1), "same", 1, 1, False, True),
+             ((1, 1), "same", 1, 1, True, True), ((3, 3), "valid", 2, 1, True, True),
+             ((3, 3), "same", 1, 2, True, True), ((4, 3), "valid", 1, 1, True, True)]
+    for i, (kernel, padding, stride, dilation, bn, relu) in enumerate(specs):
+        x = keras.layers.Conv2D(6, kernel, strides=stride, dilation_rate=dilation, padding=padding, name=f"k{i}")(x)
+        if bn:
+            x = keras.layers.BatchNormalization(name=f"n{i}")(x)
+        if relu:
+            x = keras.layers.ReLU(name=f"a{i}")(x)
+    model = keras.Model(inp, x)
+    _randomise_batch_norms(model, seed=4)
+    layers = {"a4": 1.0, "a7": 1.5}
+    d = dream.Dreamer(model, layers, "unit")
+    image = np.ascontiguousarray(photo[5:45, 3:41]).astype("float32") / 255  # 40x38: no size a multiple of the kernels
+    loss, grad = d.gradient(image)
+    features = keras.Model(inp, [model.get_layer(n).output for n in layers])
+    xt = tf.constant(image[None])
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        acts = features(xt, training=False)
+        want = tf.add_n([w * tf.reduce_mean(tf.square(a)) for w, a in zip(layers.values(), acts)])
+    ref = tape.gradient(want, xt).numpy()[0]
+    assert float(want) > 0 and np.abs(ref).max() > 0
+    np.testing.assert_allclose(loss, float(want), rtol=2e-5)
+    assert np.linalg.norm(grad - ref) / np.linalg.norm(ref) < 1e-5
+    graph = d._step.get_concrete_function(tf.constant(image[None])).graph
+    backprop = {op.name.split("/")[1] for op in graph.get_operations() if op.type == "Conv2DBackpropInput"}
+    assert backprop == {"k5", "k6"}  # only the strided and the dilated convolutions use TensorFlow's gradient
