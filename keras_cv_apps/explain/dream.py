@@ -151,10 +151,14 @@ class Dreamer:
     def gradient(self, x: np.ndarray, tile_size: Optional[int] = None, shift=(0, 0)):
         """``(objective, gradient)`` of ``x`` (H, W, C) rolled by ``shift`` (rows, columns), the
         gradient given back in ``x``'s own coordinates; tiled when ``tile_size`` is smaller than
-        the image. Windows are gathered from ``x`` directly, so no rolled copy of it is made."""
+        the image. Tiles are gathered from ``x`` directly, so no rolled copy of it is made; a window
+        covering the image is the rolled image itself (a roll costs less than a gather)."""
         h, w = x.shape[:2]
         tile = max(h, w) if tile_size is None else tile_size
         th, tw = min(tile, h), min(tile, w)
+        if (th, tw) == (h, w):
+            value, g = self._step(np.roll(x, shift, axis=(0, 1))[None])
+            return float(value), np.roll(g.numpy()[0], (-shift[0], -shift[1]), axis=(0, 1))
         grad = np.empty_like(x)
         loss = 0.0
         for r0, c0, c1 in dream_windows(h, th):

@@ -43,13 +43,19 @@ def test_same_seed_same_bytes_and_a_covering_tile_changes_nothing(small_rf, phot
     assert (a != dream.deep_dream(small_rf, photo, layers=LAYERS, steps=4, octaves=2, seed=1)).any()
 
 
-def test_tiled_gradient_equals_the_whole_one_when_margins_cover_the_receptive_field(small_rf, photo):
+@pytest.mark.parametrize("shift", [(0, 0), (5, -3)])
+def test_tiled_gradient_equals_the_whole_one_when_margins_cover_the_receptive_field(small_rf, photo, shift):
+    """Also under a jitter roll: the whole image is rolled as one array, the tiles are gathered
+    from the unrolled one; both give the gradient back in the image's own coordinates."""
     d = dream.Dreamer(small_rf, LAYERS)
     x = photo.astype("float32") / 255
-    _, whole = d.gradient(x)
-    _, tiled = d.gradient(x, tile_size=32)  # margin 4 >= twice the receptive-field radius
+    _, whole = d.gradient(x, shift=shift)
+    _, tiled = d.gradient(x, tile_size=32, shift=shift)  # margin 4 >= twice the receptive-field radius
     whole, tiled = whole / np.abs(whole).mean(), tiled / np.abs(tiled).mean()
     assert np.linalg.norm(tiled - whole) / np.linalg.norm(whole) < 1e-5
+    if shift != (0, 0):  # the roll matters: the unrolled image's gradient differs
+        _, unrolled = d.gradient(x)
+        assert np.linalg.norm(unrolled / np.abs(unrolled).mean() - whole) / np.linalg.norm(whole) > 1e-3
     assert [w for w in dream.dream_windows(64, 32)] == [(0, 0, 24), (20, 24, 48), (32, 48, 64)]
 
 
