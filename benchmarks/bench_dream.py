@@ -17,7 +17,9 @@ the keras-io step, and memory of a large tiled dream.
 - speed: ms per step at 512x512 on InceptionV3's architecture (``weights=None``, mixed3 + mixed5)
   of our step against keras-io's ``gradient_ascent_step`` (written below as that example writes
   it), interleaved in one process, best of --reps (the least disturbed by other jobs; the median
-  and the CPU time are kept too); and a whole 3-octave dream (5 steps each) with both loops.
+  and the CPU time are kept too), beside our step unfused and fused with TensorFlow's own input
+  gradients (``Conv2DBackpropInput``) instead of forward convolutions; and a whole 3-octave dream
+  (5 steps each) with both loops.
 - memory: peak resident memory (sampled every 5 ms) of a 2048-px dream in 512-px tiles against a
   512-px dream (one step, separate processes, InceptionV3 mixed3 + mixed5), and the same above
   each process's memory before the dream (model built, weights in memory).
@@ -25,9 +27,12 @@ the keras-io step, and memory of a large tiled dream.
   --variants adds two trials to the speed part: the same step compiled with XLA (``jit_compile``)
   and with the convolutions in bfloat16; --only-speed redoes the speed part alone; --profile
   profiles keras-io's step and ours op by op (CPU time per op type, convolutions, their input
-  gradients and the rest) into the results.
+  gradients and the rest) into the results; --conv-trials times single convolutions of
+  InceptionV3's shapes (forward and input gradient) in float32, bfloat16, float16 and by Winograd
+  F(2x2, 3x3) and F(4x4, 3x3) written in TensorFlow ops: the ways a convolution could cost less.
 
     python -m benchmarks.bench_dream [--reps 3] [--skip-memory] [--only-speed] [--variants] [--profile]
+                                     [--conv-trials]
 """
 
 from __future__ import annotations
@@ -204,12 +209,18 @@ def speed(reps: int, variants: bool = False) -> dict:
     import tensorflow as tf
 
     from keras_cv_apps import dream
+    from keras_cv_apps.explain import _fold
 
     base = keras.applications.InceptionV3(weights=None, include_top=False)
     extractor = keras.Model(base.inputs, {n: base.get_layer(n).output for n in INCEPTION})
     kio = _kio_step_fn(extractor, INCEPTION)
     ours = {name: dream.Dreamer(base, INCEPTION, "symmetric", fuse=fuse) for name, fuse in (("ours", True),
                                                                                              ("ours_unfused", False))}
+    _fold.FORWARD_GRADIENT = False  # fused, but TensorFlow's Conv2DBackpropInput for the input gradients
+    try:
+        ours["ours_backprop_input"] = dream.Dreamer(base, INCEPTION, "symmetric")
+    finally:
+        _fold.FORWARD_GRADIENT = True
     if variants:  # trials: the same step compiled with XLA, and with the convolutions in bfloat16
         ours["ours_xla"] = dream.Dreamer(base, INCEPTION, "symmetric")
         ours["ours_xla"]._step = tf.function(ours["ours_xla"]._step.python_function, jit_compile=True)
@@ -254,14 +265,106 @@ def speed(reps: int, variants: bool = False) -> dict:
             "all_cpu_ms": {k: [1000 * s for s in v] for k, v in cpu.items()},
             "all_ms": {k: [1000 * s for s in v] for k, v in times.items()},
             "ratio": ms["ours"] / ms["keras_io"], "ratio_unfused": ms["ours_unfused"] / ms["keras_io"],
+            "ratio_cpu_backprop_input": cpu_ms["ours_backprop_input"] / cpu_ms["keras_io"],
             "ratio_median": median["ours"] / median["keras_io"], "ratio_cpu": cpu_ms["ours"] / cpu_ms["keras_io"],
             "whole_dream_3x5_steps_s": {"ours": whole_ours, "keras_io": whole_kio, "ratio": whole_ours / whole_kio}}
 
 
+# Winograd F(m x m, 3 x 3) (Lavin and Gray, 2016): input tiles of m + 2 pixels at stride m, each
+# turned by B^T d B, multiplied channel-wise with the turned kernels G g G^T, and turned back by A^T . A
+_WINOGRAD = {2: ([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
+                 [[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]], [[1, 1, 1, 0], [0, 1, -1, -1]]),
+             4: ([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
+                  [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]],
+                 [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], [1 / 24, 1 / 12, 1 / 6],
+                  [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]],
+                 [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]])}
+
+
+def _winograd_conv(kernel: np.ndarray, m: int, size: int):
+    """A 3x3 stride-1 VALID convolution of (1, size, size, C) images by Winograd F(m x m, 3 x 3)
+    in TensorFlow ops: tiles gathered by reshapes and concatenations, transforms as matrix products."""
+    import tensorflow as tf
+
+    bt, g, at = (np.array(v, np.float64) for v in _WINOGRAD[m])
+    a, (c, co) = m + 2, kernel.shape[2:]
+    u = tf.constant(np.einsum("ik,klcd,jl->ijcd", g, kernel.astype(np.float64), g).reshape(a * a, c, co), tf.float32)
+    kb, ka = tf.constant(np.kron(bt, bt), tf.float32), tf.constant(np.kron(at, at), tf.float32)
+    out = size - 2
+    n = -(-out // m)
+
+    def call(x):
+        x = tf.pad(x, [[0, 0], [0, m * (n + 1) - size], [0, m * (n + 1) - size], [0, 0]])
+        t = tf.reshape(x, (n + 1, m, m * (n + 1), c))
+        t = tf.reshape(tf.concat([t[:-1], t[1:, :2]], axis=1), (n, a, n + 1, m, c))
+        t = tf.concat([t[:, :, :-1], t[:, :, 1:, :2]], axis=3)  # (n, a, n, a, c): the overlapping tiles
+        v = tf.matmul(kb, tf.reshape(tf.transpose(t, (1, 3, 0, 2, 4)), (a * a, n * n * c)))
+        y = tf.matmul(tf.reshape(v, (a * a, n * n, c)), u)
+        y = tf.reshape(tf.matmul(ka, tf.reshape(y, (a * a, n * n * co))), (m, m, n, n, co))
+        return tf.reshape(tf.transpose(y, (2, 0, 3, 1, 4)), (1, n * m, n * m, co))[:, :out, :out]
+
+    return call
+
+
+# InceptionV3's convolutions at 512 px: (what, kernel, in, out, input size as run VALID, stride)
+CONV_TRIALS = [("stem 3x3, 80->192", 3, 80, 192, 126, 1), ("stem 3x3, 32->64", 3, 32, 64, 255, 1),
+               ("mixed0 3x3, 64->96", 3, 64, 96, 63, 1), ("mixed0 1x1, 192->64", 1, 192, 64, 61, 1),
+               ("mixed3 3x3/2, 288->384", 3, 288, 384, 61, 2)]
+
+
+def conv_trials(reps: int) -> dict:
+    """Milliseconds (best and median of ``reps``) of one convolution's forward pass and input
+    gradient (through a ReLU) for some of InceptionV3's layer shapes: in float32 (what both steps
+    run), in bfloat16 and float16 throughout (no casts timed), and, for the 3x3 stride-1 ones, by
+    Winograd F(2x2, 3x3) and F(4x4, 3x3) written in TensorFlow ops (with their relative L2 error)."""
+    import tensorflow as tf
+
+    def step(conv):
+        @tf.function
+        def run(x):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                loss = tf.reduce_sum(tf.cast(tf.nn.relu(conv(x)), tf.float32))
+            return tape.gradient(loss, x)
+
+        return run
+
+    def timed(fn, x):
+        fn(x), fn(x)
+        ts = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            fn(x).numpy()
+            ts.append(1000 * (time.perf_counter() - t))
+        return {"best_ms": min(ts), "median_ms": float(np.median(ts))}
+
+    rng = np.random.default_rng(0)
+    out = {"loadavg_before": os.getloadavg()}
+    for what, k, cin, cout, size, stride in CONV_TRIALS:
+        kernel = (rng.standard_normal((k, k, cin, cout)) * 0.05).astype(np.float32)
+        x = rng.standard_normal((1, size, size, cin)).astype(np.float32)
+        row = {}
+        for dtype in (tf.float32, tf.bfloat16, tf.float16):
+            w = tf.constant(kernel, dtype)
+            row[dtype.name] = timed(step(lambda v, w=w: tf.nn.conv2d(v, w, stride, "VALID")), tf.constant(x, dtype))
+        if k == 3 and stride == 1:
+            ref = tf.nn.conv2d(x, kernel, 1, "VALID").numpy()
+            for m in (2, 4):
+                conv = _winograd_conv(kernel, m, size)
+                err = float(np.linalg.norm(conv(tf.constant(x)).numpy() - ref) / np.linalg.norm(ref))
+                row[f"winograd_f{m}"] = {**timed(step(conv), tf.constant(x)), "rel_l2": err}
+        for name in list(row)[1:]:
+            row[name]["over_float32"] = row[name]["best_ms"] / row["float32"]["best_ms"]
+        out[what] = row
+        print(what, {n: round(r["best_ms"], 1) for n, r in row.items()}, flush=True)
+    out["loadavg_after"] = os.getloadavg()
+    return out
+
+
 def _op_times(fn, reps: int) -> dict:
-    """Milliseconds per call spent in each TensorFlow op type while ``fn`` runs ``reps`` times: the
-    durations of the profiler's op events summed (ops that run side by side both count, and an op
-    preempted by other jobs counts its wait: shares within one step are what it tells)."""
+    """Milliseconds per call spent in each ``(node name, op type)`` while ``fn`` runs ``reps`` times:
+    the durations of the profiler's op events summed (ops that run side by side both count, and an
+    op preempted by other jobs counts its wait: shares within one step are what it tells)."""
     import tempfile
 
     import tensorflow as tf
@@ -283,13 +386,15 @@ def _op_times(fn, reps: int) -> dict:
                 # op events are "node name:OpType"; executor and function bookkeeping events (which
                 # span the ops they run) are not
                 if node and "::" not in node and op.isidentifier() and op not in ("Run", "Process"):
-                    out[op] = out.get(op, 0.0) + event.duration_ps / 1e9 / reps
-    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+                    out[node, op] = out.get((node, op), 0.0) + event.duration_ps / 1e9 / reps
+    return out
 
 
-def profile(reps: int = 3) -> dict:
+def profile(reps: int = 3, rounds: int = 3) -> dict:
     """Op-level profiles of keras-io's step and ours (fused and unfused) at 512 px, each step's op
-    time grouped into convolutions, their input gradients and the rest."""
+    time grouped into convolutions, their input gradients and the rest; for our fused step also the
+    convolutions' share (forward and input gradient) by kernel shape and stride. The steps are
+    profiled in turn for ``rounds`` rounds and each keeps its round with the least op time."""
     import keras
     import tensorflow as tf
 
@@ -304,18 +409,53 @@ def profile(reps: int = 3) -> dict:
     for name, fuse in (("ours", True), ("ours_unfused", False)):
         d = dream.Dreamer(base, INCEPTION, "symmetric", fuse=fuse)
         runs[name] = lambda d=d: d.gradient(x)
+    kinds = {layer.name: f"{layer.kernel_size[0]}x{layer.kernel_size[1]}/{layer.strides[0]}" for layer in base.layers
+             if isinstance(layer, keras.layers.Conv2D)}
     out = {"loadavg_before": os.getloadavg()}
-    for name, fn in runs.items():
+    for fn in runs.values():
         fn(), fn()  # trace and warm up
-        ops = _op_times(fn, reps)
+    least: dict = {}  # per step, the round with the least op time (the least disturbed by other jobs)
+    for _ in range(rounds):
+        for name, fn in runs.items():
+            events = _op_times(fn, reps)
+            if name not in least or sum(events.values()) < sum(least[name].values()):
+                least[name] = events
+    for name, events in least.items():
+        ops, kernels = {}, {}
+        for (node, op), ms in events.items():
+            ops[op] = ops.get(op, 0.0) + ms
+            if "Conv2D" in op:
+                kind = next((kinds[part] for part in node.split("/") if part in kinds), "unnamed")
+                kernels[kind] = kernels.get(kind, 0.0) + ms
+        ops = dict(sorted(ops.items(), key=lambda kv: -kv[1]))
         groups = {"convolution": 0.0, "convolution_input_gradient": 0.0, "other": 0.0}
-        for op, ms in ops.items():
-            key = ("convolution_input_gradient" if "BackpropInput" in op else
+        for (node, op), ms in events.items():  # our step computes input gradients as forward convolutions
+            key = ("convolution_input_gradient" if "BackpropInput" in op or "/input_gradient/" in node else
                    "convolution" if "Conv2D" in op else "other")
             groups[key] += ms
-        out[name] = {"total_ms": sum(ops.values()), "groups_ms": groups, "ops_ms": dict(list(ops.items())[:15])}
+        total = sum(ops.values())
+        out[name] = {"total_ms": total, "groups_ms": groups, "ops_ms": dict(list(ops.items())[:15])}
+        if name == "ours":  # its ops carry the layers' names (Keras's own calls add call-count suffixes)
+            out[name]["convolution_share_by_kernel"] = {k: v / total for k, v in sorted(kernels.items())}
     out["loadavg_after"] = os.getloadavg()
+    out["multiply_adds_by_kernel"] = _multiply_adds(base, kinds, x.shape)
     return out
+
+
+def _multiply_adds(base, kinds: dict, shape) -> dict:
+    """Forward multiply-adds of the step's convolutions at ``shape`` (the input gradients do as
+    many), in total and by kernel shape and stride, counted from each layer's output size."""
+    import keras
+
+    last = max(base.layers.index(base.get_layer(n)) for n in INCEPTION)  # InceptionV3 needs all before it
+    names = [layer.name for layer in base.layers[:last + 1] if layer.name in kinds]
+    probe = keras.Model(base.inputs, [base.get_layer(n).output for n in names])
+    counts: dict = {}
+    for name, out in zip(names, probe(np.zeros((1, *shape), np.float32))):
+        kh, kw, cin, cout = base.get_layer(name).kernel.shape
+        counts[kinds[name]] = counts.get(kinds[name], 0) + int(out.shape[1] * out.shape[2] * kh * kw * cin * cout)
+    total = sum(counts.values())
+    return {"total_gmac": total / 1e9, "share": {k: v / total for k, v in sorted(counts.items())}}
 
 
 def _rss_mb() -> float:
@@ -377,6 +517,8 @@ def main(argv=None) -> int:
     parser.add_argument("--variants", action="store_true", help="also time the step with XLA and in bfloat16")
     parser.add_argument("--profile", action="store_true", help="only profile both steps op by op "
                                                                  "(into results/dream.json)")
+    parser.add_argument("--conv-trials", action="store_true", help="only time one convolution's forward pass "
+                        "and input gradient in float32, bfloat16, float16 and by Winograd (into results/dream.json)")
     parser.add_argument("--memory-probe", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -391,16 +533,25 @@ def main(argv=None) -> int:
         print(json.dumps({k: v for k, v in result["profile"].items() if not k.startswith("load")}, indent=1))
         print(f"results: {write_result('dream', result)}")
         return 0
+    if args.conv_trials:
+        result = json.loads((RESULTS / "dream.json").read_text())
+        result.pop("machine", None), result.pop("date", None)
+        result["conv_trials"] = conv_trials(args.reps)
+        print(f"results: {write_result('dream', result)}")
+        return 0
     if args.only_speed:
         result = json.loads((RESULTS / "dream.json").read_text())
         result.pop("machine", None), result.pop("date", None)
-        result["speed"] = speed(args.reps, args.variants)
+        if "speed" in result:  # earlier reruns kept, newest first (the step's code may differ between them)
+            result["speed_earlier"] = ([{"date": result["speed"].get("date"), **result["speed"]}]
+                                       + result.get("speed_earlier", []))[:5]
+        result["speed"] = {"date": time.strftime("%Y-%m-%d %H:%M"), **speed(args.reps, args.variants)}
         print(json.dumps(result["speed"], indent=1))
         print(f"results: {write_result('dream', result)}")
         return 0
     result = {"quality": rise_tiles_seams(args.reps)}
     write_result("dream", result)  # what is measured is kept if a later part fails
-    result["speed"] = speed(args.reps, args.variants)
+    result["speed"] = {"date": time.strftime("%Y-%m-%d %H:%M"), **speed(args.reps, args.variants)}
     write_result("dream", result)
     if not args.skip_memory:
         result["memory"] = memory()
@@ -425,6 +576,8 @@ def main(argv=None) -> int:
               "target": "<= 0.67"},
              {"figure": "  median of reps / CPU time / unfused", "value":
               f"{s['ratio_median']:.3f} / {s['ratio_cpu']:.3f} / {s['ratio_unfused']:.3f}", "target": "(reported)"},
+             {"figure": "  CPU time with TensorFlow's input gradients", "value": s["ratio_cpu_backprop_input"],
+              "target": "(reported)"},
              {"figure": "whole 3-octave dream ours / keras-io", "value": s["whole_dream_3x5_steps_s"]["ratio"],
               "target": "(reported)"}]
     if "memory" in result:

@@ -43,13 +43,19 @@ def test_same_seed_same_bytes_and_a_covering_tile_changes_nothing(small_rf, phot
     assert (a != dream.deep_dream(small_rf, photo, layers=LAYERS, steps=4, octaves=2, seed=1)).any()
 
 
-def test_tiled_gradient_equals_the_whole_one_when_margins_cover_the_receptive_field(small_rf, photo):
+@pytest.mark.parametrize("shift", [(0, 0), (5, -3)])
+def test_tiled_gradient_equals_the_whole_one_when_margins_cover_the_receptive_field(small_rf, photo, shift):
+    """Also under a jitter roll: the whole image is rolled as one array, the tiles are gathered
+    from the unrolled one; both give the gradient back in the image's own coordinates."""
     d = dream.Dreamer(small_rf, LAYERS)
     x = photo.astype("float32") / 255
-    _, whole = d.gradient(x)
-    _, tiled = d.gradient(x, tile_size=32)  # margin 4 >= twice the receptive-field radius
+    _, whole = d.gradient(x, shift=shift)
+    _, tiled = d.gradient(x, tile_size=32, shift=shift)  # margin 4 >= twice the receptive-field radius
     whole, tiled = whole / np.abs(whole).mean(), tiled / np.abs(tiled).mean()
     assert np.linalg.norm(tiled - whole) / np.linalg.norm(whole) < 1e-5
+    if shift != (0, 0):  # the roll matters: the unrolled image's gradient differs
+        _, unrolled = d.gradient(x)
+        assert np.linalg.norm(unrolled / np.abs(unrolled).mean() - whole) / np.linalg.norm(whole) > 1e-3
     assert [w for w in dream.dream_windows(64, 32)] == [(0, 0, 24), (20, 24, 48), (32, 48, 64)]
 
 
@@ -161,3 +167,70 @@ def test_folded_batch_norms_give_the_same_objective_and_gradient(which, small_rf
     np.testing.assert_allclose(loss_f, loss_p, rtol=2e-5)
     assert np.linalg.norm(grad_f - grad_p) / np.linalg.norm(grad_p) < 1e-5
     np.testing.assert_allclose(folded.objective(x), plain.objective(x), rtol=2e-5)
+
+
+def test_fused_convolutions_take_any_layer_name_and_carry_it(photo):
+    """Layer names that are no valid TensorFlow scope (a space, a leading underscore, a colon) still
+    fuse and give the unfused gradient; the fused ops are named after their layer (for profiles)."""
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(3)
+    inp = keras.Input((None, None, 3))
+    x = inp
+    for i, name in enumerate(("conv 1", "_conv:2")):
+        x = keras.layers.Conv2D(4, 3, padding="same", name=name)(x)
+        x = keras.layers.BatchNormalization(name=f"bn{i}", moving_mean_initializer="random_normal")(x)
+        x = keras.layers.ReLU(name=f"act{i}")(x)
+    model = keras.Model(inp, x)
+    layers = {"act0": 1.0, "act1": 1.0}
+    fused, plain = (dream.Dreamer(model, layers, "unit", fuse=f) for f in (True, False))
+    image = photo[:24, :24].astype("float32") / 255
+    _, g_fused = fused.gradient(image)
+    # Keras's own graph-mode call rejects such a name, so the unfused reference runs eagerly
+    _, g_plain = plain._step.python_function(tf.constant(image[None]))
+    g_plain = g_plain.numpy()[0]
+    assert np.linalg.norm(g_fused - g_plain) / np.linalg.norm(g_plain) < 1e-5
+    graph = fused._step.get_concrete_function(tf.constant(image[None])).graph
+    names = {op.name.split("/")[0] for op in graph.get_operations() if op.type == "Conv2D"}
+    assert names == {"conv_1", "conv_conv_2"}
+
+
+def test_forward_form_input_gradients_equal_keras_gradients(photo):
+    """Stride-1 fused convolutions compute their input gradient as a forward convolution (flipped,
+    channel-swapped kernel, mirrored padding): on odd, even and one-sided kernels, SAME and VALID,
+    with and without batch-norm or ReLU, beside a strided and a dilated convolution (TensorFlow's
+    own gradient), the dream's objective gradient equals the plain Keras model's under a tape."""
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(7)
+    inp = keras.Input((None, None, 3))
+    x = inp
+    specs = [((2, 2), "same", 1, 1, True, True), ((1, 4), "valid", 1, 1, True, True),
+             ((3, 2), "same", 1, 1, True, False), ((5, 1), "same", 1, 1, False, True),
+             ((1, 1), "same", 1, 1, True, True), ((3, 3), "valid", 2, 1, True, True),
+             ((3, 3), "same", 1, 2, True, True), ((4, 3), "valid", 1, 1, True, True)]
+    for i, (kernel, padding, stride, dilation, bn, relu) in enumerate(specs):
+        x = keras.layers.Conv2D(6, kernel, strides=stride, dilation_rate=dilation, padding=padding, name=f"k{i}")(x)
+        if bn:
+            x = keras.layers.BatchNormalization(name=f"n{i}")(x)
+        if relu:
+            x = keras.layers.ReLU(name=f"a{i}")(x)
+    model = keras.Model(inp, x)
+    _randomise_batch_norms(model, seed=4)
+    layers = {"a4": 1.0, "a7": 1.5}
+    d = dream.Dreamer(model, layers, "unit")
+    image = np.ascontiguousarray(photo[5:45, 3:41]).astype("float32") / 255  # 40x38: no size a multiple of the kernels
+    loss, grad = d.gradient(image)
+    features = keras.Model(inp, [model.get_layer(n).output for n in layers])
+    xt = tf.constant(image[None])
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        acts = features(xt, training=False)
+        want = tf.add_n([w * tf.reduce_mean(tf.square(a)) for w, a in zip(layers.values(), acts)])
+    ref = tape.gradient(want, xt).numpy()[0]
+    assert float(want) > 0 and np.abs(ref).max() > 0
+    np.testing.assert_allclose(loss, float(want), rtol=2e-5)
+    assert np.linalg.norm(grad - ref) / np.linalg.norm(ref) < 1e-5
+    graph = d._step.get_concrete_function(tf.constant(image[None])).graph
+    backprop = {op.name.split("/")[1] for op in graph.get_operations() if op.type == "Conv2DBackpropInput"}
+    assert backprop == {"k5", "k6"}  # only the strided and the dilated convolutions use TensorFlow's gradient
