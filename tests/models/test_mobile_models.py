@@ -15,6 +15,7 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from keras_cv_apps import export, models  # noqa: E402
+from keras_cv_apps.layers import InvertedResidual  # noqa: E402
 from keras_cv_apps.models import complexity, compound_scaling  # noqa: E402
 from keras_cv_apps.models.scaling import make_divisible  # noqa: E402
 
@@ -51,6 +52,21 @@ def test_effnet_macs_double_per_phi_step_and_match_published_figures():
     steps = [b / a for a, b in zip(macs, macs[1:])]
     assert all(1.8 <= s <= 2.3 for s in steps), steps
     assert macs[0] == complexity(keras.applications.EfficientNetB0(weights=None))["macs"]  # B0: 385.8M
+
+
+def test_effnet_residual_blocks_start_as_the_identity():
+    """Each MBConv block with a shortcut starts as the identity (its last batch-norm scale is
+    zero): without it the deeper variants stayed at chance for epochs on short runs."""
+    model = models.create("effnet_b1", image_shape=(40, 40, 3), num_classes=10, width_multiplier=0.25)
+    blocks = [layer for layer in model.layers if isinstance(layer, InvertedResidual)]
+    residual = [block for block in blocks if block.residual]
+    assert len(residual) >= 10 and len(residual) < len(blocks)
+    probe = keras.Model(model.input, [(block.input, block.output) for block in residual])
+    x = np.random.default_rng(0).uniform(size=(4, 40, 40, 3)).astype("float32")
+    for block_in, block_out in probe(x, training=True):
+        np.testing.assert_array_equal(block_out, block_in)
+    plain = models.create("test_effnet", zero_init=False)  # the paper's initialisation on request
+    assert all(np.all(b.project[1].gamma.numpy() == 1) for b in plain.layers if isinstance(b, InvertedResidual))
 
 
 def test_mobilenetv2_matches_keras_applications():
