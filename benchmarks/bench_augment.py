@@ -205,7 +205,9 @@ def profile(images, rounds, batches_per_pass=4):
     1. The ``tf.data`` pipeline with no work (identity map; a ``numpy_function`` handing its input
        back or a recycled buffer), and the flip's OpenCV call in a plain loop into one reused
        (cache-hot) output buffer, into six in turn (as batches in flight use them), through a
-       cache-hot scratch of two images copied on into six, and a plain copy into six.
+       cache-hot scratch of two images copied on into six, and a plain copy into six; the flip and the
+       copy also on two threads at once (each its own batches and buffers): whether a second core
+       writes batches any faster, or memory bandwidth is the limit.
     2. The flip layer in the benchmark's pipeline: as measured (a new iterator per pass), one
        iterator for eight passes (its start-up shared by 8x the images), the same flip as a bare
        ``numpy_function`` (its OpenCV call's own thread CPU time recorded) and with the recycled
@@ -234,7 +236,20 @@ def profile(images, rounds, batches_per_pass=4):
     outputs = [np.ones((BATCH,) + images.shape[1:], np.uint8) for _ in range(6)]
     scratch = np.empty((2,) + images.shape[1:], np.uint8)
 
-    def loop(op, buffers):
+    def loop(op, buffers, threads=1):
+        if threads > 1:  # the batches dealt out to ``threads`` threads, each with its own buffers
+            parts = [loop_over(op, buffers[k::threads], batches[k::threads]) for k in range(threads)]
+
+            def run_threads():
+                workers = [threading.Thread(target=part) for part in parts]
+                for worker in workers:
+                    worker.start()
+                for worker in workers:
+                    worker.join()
+            return run_threads
+        return loop_over(op, buffers, batches)
+
+    def loop_over(op, buffers, batches):
         def run():
             for j, b in enumerate(batches):
                 out = buffers[j % len(buffers)]
@@ -248,6 +263,11 @@ def profile(images, rounds, batches_per_pass=4):
                 else:
                     np.copyto(out, b)
         return run
+
+    def per_image():
+        for b in batches:
+            for image in b:
+                cv2.flip(image, 1)
 
     flip_cpu = {"seconds": 0.0, "images": 0}
     lock = threading.Lock()
@@ -291,7 +311,10 @@ def profile(images, rounds, batches_per_pass=4):
          "loop: flip into one reused buffer": loop("flip", outputs[:1]),
          "loop: flip into six buffers in turn": loop("flip", outputs),
          "loop: flip two images at a time into a hot scratch, copied into six buffers": loop("scratch", outputs),
-         "loop: copy into six buffers in turn": loop("copy", outputs)},
+         "loop: copy into six buffers in turn": loop("copy", outputs),
+         "loop: one cv2.flip per image into a new array (as albumentations calls it)": per_image,
+         "loop, two threads: flip into six buffers in turn": loop("flip", outputs, threads=2),
+         "loop, two threads: copy into six buffers in turn": loop("copy", outputs, threads=2)},
         {"tf.data, flip layer, a new iterator per pass (as measured)": tf_timer(
             pipeline(images, flip_layer, repeats=batches_per_pass)),
          f"tf.data, flip layer, one iterator for {long_pass} passes": tf_timer(
@@ -300,11 +323,14 @@ def profile(images, rounds, batches_per_pass=4):
          "tf.data, bare flip, recycled buffers last-freed-first": tf_timer(
              pipeline(images, nf(lambda a, k: bare_flip(a, k, last_freed_first)), repeats=batches_per_pass))},
     ]
+    wall = {}
     for timers in groups:
         part = {}
-        best_rates(timers, n_images, rounds, part)
+        rates = best_rates(timers, n_images, rounds, part)
         cpu.update(part)
+        wall.update({name: 1e6 / rate for name, rate in rates.items()})
     cpu[f"tf.data, flip layer, one iterator for {long_pass} passes"] /= long_pass
+    wall[f"tf.data, flip layer, one iterator for {long_pass} passes"] /= long_pass
     bare, inside = tf_timer(pipeline(images, nf(bare_flip), repeats=batches_per_pass)), []
     for _ in range(rounds):
         flip_cpu["seconds"], flip_cpu["images"] = 0.0, 0
@@ -331,7 +357,7 @@ def profile(images, rounds, batches_per_pass=4):
         for _ in iterator:
             pass
     rounded = {name: round(us, 1) for name, us in cpu.items()}
-    return rounded, round(1e3 * min(starts), 2)
+    return rounded, round(1e3 * min(starts), 2), {name: round(us, 1) for name, us in wall.items()}
 
 
 def _cpu_seconds(fn):
@@ -393,13 +419,14 @@ def main(argv=None) -> int:
         print("albumentations is not installed here: its column is skipped (see the module docstring)")
     images = photos(args.images)
     if args.profile:
-        cpu, start_ms = profile(images, args.rounds, args.repeats)
+        cpu, start_ms, wall = profile(images, args.rounds, args.repeats)
         for name, us in cpu.items():
-            print(f"{name:80s} {us:7.1f} us/image CPU")
+            print(f"{name:80s} {us:7.1f} us/image CPU, {wall.get(name, float('nan')):7.1f} wall")
         print(f"creating the flip pipeline's iterator: {start_ms} ms CPU")
         path = write_result("augment_profile", {"image_size": SIZE, "batch_size": BATCH, "rounds": args.rounds,
                                                 "images_per_pass": len(images) * args.repeats,
-                                                "cpu_us_per_image": cpu, "iterator_start_ms_cpu": start_ms,
+                                                "cpu_us_per_image": cpu, "wall_us_per_image": wall,
+                                                "iterator_start_ms_cpu": start_ms,
                                                 "sched_autogroup": _autogroup(),
                                                 "load_average_1min": {"start": load_start,
                                                                       "end": round(os.getloadavg()[0], 1)}})
