@@ -19,7 +19,8 @@ names each model's default as ``default_int8``), verified on the
 test split with LiteRT, timed one image at a time (1 thread, XNNPACK; median of interleaved
 rounds) and checked for ops XNNPACK leaves to the built-in kernels. Every (dataset, model) runs in
 its own process (TensorFlow's converter grows memory with each conversion) and is written to
-``benchmarks/results/mobile_runs/`` as it finishes, so ``--resume`` continues a stopped run.
+``benchmarks/results/mobile_runs/`` as it finishes, so ``--resume`` continues a stopped run; the
+table, goals and plot cover every stored run, also those not asked for in this call.
 
     python -m benchmarks.bench_mobile [--part complexity|train|all] [--datasets digits shapes]
                                       [--models ...] [--epochs N] [--resume] [--quick]
@@ -260,6 +261,11 @@ def main(argv=None) -> int:
     if args.part in ("train", "all"):
         runs_dir = Path(tempfile.mkdtemp()) if args.quick else RUNS
         rows = [run_child(d, m, args, runs_dir) for d in args.datasets for m in args.models]
+        if not args.quick:  # the table, goals and plot cover every stored run, not only those asked for now
+            asked = {(r["dataset"], r["model"]) for r in rows}
+            rows += [json.loads(f.read_text()) for f in sorted(RUNS.glob("*.json"))
+                     if tuple(f.stem.split("_", 1)) not in asked]
+            rows.sort(key=lambda r: (list(DATASETS).index(r["dataset"]), MODELS.index(r["model"])))
         columns = ["dataset", "model", "image_size", "macs", "params", "keras_top1", "int8_top1",
                    "int8_per_tensor_top1", "float32_kb", "int8_size_ratio", "int8_per_tensor_size_ratio",
                    "float32_us", "int8_us", "int8_per_tensor_us", "train_s"]
