@@ -147,6 +147,7 @@ def digits_folder(root: Path) -> Path:
 
 PATHS = {"memory": "in memory", "dir": "streamed (dir:)", "dir1": "streamed (dir:, one decoding thread)",
          "dirpool": "streamed (dir:, decoding map on a thread pool, as before)",
+         "dirfile": "streamed (dir:, one read_file + decode_png per file, as before)",
          "tfrecord": "streamed (tfrecord:)", "cache": "streamed, disk cache"}
 
 
@@ -162,6 +163,13 @@ def _pooled(splits):
     import tensorflow as tf
 
     splits._images._parallel = lambda: tf.data.AUTOTUNE
+    return splits
+
+
+def _per_file(splits):
+    """``splits`` with its folder read by one ``read_file`` + ``decode_png`` graph call per file, as
+    small one-size PNG folders were before they were read in groups (`streaming.read_png_group`)."""
+    splits._images.reads_paths = False
     return splits
 
 
@@ -184,6 +192,8 @@ def throughput(rounds: int, batch: int, work: Path, epochs: int = 5, paths=("mem
                                              workers=1),
                    "dirpool": lambda: _pooled(data.load(f"dir:{folder}", image_size=32, batch_size=batch,
                                                         augment=augment)),
+                   "dirfile": lambda: _per_file(data.load(f"dir:{folder}", image_size=32, batch_size=batch,
+                                                          augment=augment)),
                    "tfrecord": lambda: data.load(f"tfrecord:{work / 'shards'}", image_size=32, batch_size=batch,
                                                  augment=augment),
                    "cache": lambda: data.load(f"dir:{folder}", image_size=32, batch_size=batch, augment=augment,
@@ -264,10 +274,12 @@ def pipeline_cpu(rounds: int, batch: int, work: Path) -> list:
     general = data.load(f"dir:{folder}", image_size=32, batch_size=batch)
     general._images.plain = False  # what every folder took before: the format switch, a resize per image
     pooled = _pooled(data.load(f"dir:{folder}", image_size=32, batch_size=batch))
+    per_file = _per_file(data.load(f"dir:{folder}", image_size=32, batch_size=batch))
     paths = tf.constant(fast._images.paths[fast.indices["train"]])
     files = tf.data.Dataset.from_tensor_slices(paths)
     pipelines = {
         "in memory (train)": memory.train, "dir: stream (train)": fast.train,
+        "dir: stream, one read_file + decode_png per file (train)": per_file.train,
         "dir: stream, decoding map on a thread pool (train)": pooled.train,
         "dir: stream, general decoder (train)": general.train,
         "tf.io.read_file alone": files.map(tf.io.read_file, num_parallel_calls=tf.data.AUTOTUNE).batch(batch),

@@ -19,9 +19,10 @@ Per-image cost: a folder whose files all announce (in the first bytes read at li
 that ``decode_png`` alone decodes under the contract - gray, or gray/RGB for ``channels=3`` - is
 read and decoded by one ``read_file`` + ``decode_png`` per image, without the format switch; when
 they also share one size, the resize runs once per batch (`FileStream.finish`) instead of once
-per image, and when that size is small (`INLINE_PIXELS`) the files are read and decoded in the map's
-own thread rather than handed one by one to a thread pool. A file changed after listing so that it
-no longer fits is skipped and counted.
+per image, and when that size is small (`INLINE_PIXELS`) a folder's files are read and decoded
+`READ_GROUP` at a time by one Python call (`read_png_group`: the operating system's reads and
+OpenCV's PNG decoder, the same lossless pixels) instead of one ``read_file`` + ``decode_png`` graph
+call per file. A file changed after listing so that it no longer fits is skipped and counted.
 
 Unreadable files never stop a run: files whose first bytes are no streamable image are skipped
 when the folder is listed; a file that fails to decode in the stream is skipped there (the split
@@ -48,6 +49,7 @@ MAX_PASSES = 4  # a split may lose up to 3/4 of its files to decode errors befor
 READ_BUDGET = 512 * 2 ** 20  # bytes of float32 images `Splits.arrays` reads from a streamed split
 SHUFFLE_BUDGET = 64 * 2 ** 20  # bytes of decoded images held by the shuffle buffer after a disk cache
 INLINE_PIXELS = 64 * 64  # one-size plain PNGs up to this many pixels decode without a thread pool (`_parallel`)
+READ_GROUP = 64  # such PNGs of a folder read and decoded per Python call (`read_png_group`)
 HEAD = 26  # bytes read from every file at listing: the format's magic and, for PNG, the IHDR size/depth/colour
 
 
@@ -75,6 +77,57 @@ def png_layout(heads, channels: int) -> tuple:
 
 
 # ------------------------------------------------------------------------------ decoding
+
+
+def read_png_group(paths, shape) -> tuple:
+    """Read and decode plain 8-bit PNG files of one ``shape`` ``(h, w, channels)``: ``(ok bool [n],
+    uint8 [n, h, w, channels])``, a file that cannot be read, fails to decode or has another size
+    left as zeros with ``ok`` False. Gray files give gray (or RGB with the gray value repeated),
+    RGB files RGB: the pixels ``tf.io.decode_png`` gives, with no TensorFlow call per file."""
+    import os
+
+    import cv2
+
+    h, w, channels = (int(v) for v in shape)
+    images = np.zeros((len(paths), h, w, channels), np.uint8)
+    ok = np.zeros(len(paths), bool)
+    buffer = bytearray(1 << 16)
+    for i, path in enumerate(paths):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                size = os.readv(fd, [buffer])
+                data = np.frombuffer(buffer, np.uint8, size)
+                if size == len(buffer):  # a larger file than small PNGs usually are: read the rest
+                    data = np.concatenate([data, np.frombuffer(_read_rest(fd), np.uint8)])
+            finally:
+                os.close(fd)
+        except OSError:
+            continue
+        # as stored (no conversion, no EXIF): gray or BGR for plain files, anything else converted
+        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if size else None
+        if image is not None and image.ndim == 3 and image.shape[2] != 3:
+            image = cv2.imdecode(data, (cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR)
+                                 | cv2.IMREAD_IGNORE_ORIENTATION)
+        if image is None or image.shape[:2] != (h, w) or image.dtype != np.uint8:
+            continue
+        if image.ndim == 2:
+            images[i] = image[:, :, None]
+        elif channels == 3:
+            cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=images[i])
+        else:
+            continue  # an RGB file in a gray folder: not the file listed
+        ok[i] = True
+    return ok, images
+
+
+def _read_rest(fd) -> bytes:
+    import os
+
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def decode_image(data, size, channels: int):
@@ -250,6 +303,7 @@ class FileStream:
     """
 
     kind = "files"
+    reads_paths = False  # whether `_encoded` items are file paths (then `read_png_group` may read them)
 
     def __init__(self, n: int, size, channels: int, *, skipped=(), workers=None):
         self.n = int(n)
@@ -298,6 +352,11 @@ class FileStream:
             return None
         return tf.data.AUTOTUNE
 
+    def _grouped(self) -> bool:
+        """Whether `stream` reads and decodes its files `READ_GROUP` at a time (`read_png_group`):
+        a folder (`reads_paths`) of one-size plain PNGs small enough to decode inline."""
+        return self.reads_paths and self._parallel() is None
+
     def _deferred(self) -> bool:
         """Whether every image decodes at the one size `native` and is resized per batch."""
         return self.plain and self.native is not None and self.native != self.size
@@ -344,6 +403,28 @@ class FileStream:
                 return pos, tf.identity(image)
         return decode
 
+    def _group_decoder(self, defer: bool):
+        """`_decoder` for groups of files: ``(positions [k], paths [k])`` -> the positions and
+        images of the files that decoded (at `native` size when ``defer``), every position marked
+        tried and, without ``defer``, the decoded ones marked done."""
+        import tensorflow as tf
+
+        tried, done = self._mark_variables()
+        shape = (*self.native, self.channels)
+        read = functools.partial(read_png_group, shape=shape)
+
+        def decode(pos, paths):
+            with tf.control_dependencies([tried.scatter_nd_update(pos[:, None], tf.ones_like(pos, tf.bool))]):
+                ok, images = tf.numpy_function(read, [paths], (tf.bool, tf.uint8))
+            ok = tf.ensure_shape(ok, [None])
+            pos, images = tf.boolean_mask(pos, ok), tf.boolean_mask(tf.ensure_shape(images, [None, *shape]), ok)
+            if defer:
+                return pos, images
+            images = _resize_known(images, self.native, self.size)
+            with tf.control_dependencies([done.scatter_nd_update(pos[:, None], tf.ones_like(pos, tf.bool))]):
+                return pos, tf.identity(images)
+        return decode
+
     def finish(self, positions, images):
         """A batch of a `stream`: ``(positions [B], uint8 images [B, ...])`` -> images at `size`,
         the positions marked decoded. Every batch of a stream goes through it."""
@@ -376,7 +457,10 @@ class FileStream:
         count = math.ceil(len(positions) / workers)
         ds = self._encoded(positions, shuffle=shuffle, seed=seed, shard=shard, passes=MAX_PASSES)
         defer = self._deferred() and not cache  # a disk cache keeps the images at their final size
-        ds = ds.map(self._decoder(marked=True, defer=defer), num_parallel_calls=self._parallel())
+        if self._grouped():
+            ds = ds.batch(READ_GROUP).map(self._group_decoder(defer)).unbatch()
+        else:
+            ds = ds.map(self._decoder(marked=True, defer=defer), num_parallel_calls=self._parallel())
         ds = ds.ignore_errors().take(count).apply(tf.data.experimental.assert_cardinality(count))
         if cache:
             _clear_stale_lock(cache)
@@ -458,6 +542,7 @@ class FolderStream(FileStream):
     """The image files of a ``dir:`` source, in listing order."""
 
     kind = "dir"
+    reads_paths = True
 
     def __init__(self, paths, size, channels, *, skipped=(), workers=None, fingerprint="", heads=()):
         super().__init__(len(paths), size, channels, skipped=skipped, workers=workers)

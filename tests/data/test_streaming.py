@@ -322,3 +322,35 @@ def test_png_layout_reads_the_header_bytes_of_a_listing():
     for other in (head(16, 0), head(8, 4), head(8, 3), b"\xff\xd8\xff\xe0" + bytes(22), head(8, 0)[:20]):
         assert png_layout([head(8, 0), other], 3) == (False, None)
     assert png_layout([], 1) == (False, None)
+
+
+def test_read_png_group_gives_decode_pngs_pixels_and_flags_what_it_cannot_read(tmp_path):
+    """The grouped reader of small one-size PNG folders: the pixels ``tf.io.decode_png`` gives for
+    gray and RGB files (from two encoders, with a transparent colour), ok False for a file cut
+    short, of another size, missing, or empty."""
+    from keras_cv_apps.data.streaming import read_png_group
+
+    rng = np.random.default_rng(0)
+    gray, rgb = rng.integers(0, 256, (7, 9), np.uint8), rng.integers(0, 256, (7, 9, 3), np.uint8)
+    files = {"gray.png": lambda p: Image.fromarray(gray).save(p),
+             "gray_opencv.png": lambda p: cv2.imwrite(str(p), gray, [cv2.IMWRITE_PNG_STRATEGY, 3]),
+             "gray_trns.png": lambda p: Image.fromarray(gray).save(p, transparency=int(gray[0, 0])),
+             "rgb.png": lambda p: Image.fromarray(rgb).save(p),
+             "rgb_trns.png": lambda p: Image.fromarray(rgb).save(p, transparency=tuple(int(v) for v in rgb[0, 0]))}
+    for name, write in files.items():
+        write(tmp_path / name)
+    good = (tmp_path / "gray.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(good[: len(good) // 2])
+    Image.fromarray(gray[:6]).save(tmp_path / "other_size.png")
+    (tmp_path / "empty.png").write_bytes(b"")
+    for channels, names in ((1, ["gray.png", "gray_opencv.png", "gray_trns.png"]),
+                            (3, list(files))):
+        bad = ["cut.png", "other_size.png", "missing.png", "empty.png"]
+        paths = [str(tmp_path / n).encode() for n in names + bad]
+        ok, images = read_png_group(paths, (7, 9, channels))
+        assert ok.tolist() == [True] * len(names) + [False] * len(bad)
+        assert images.shape == (len(paths), 7, 9, channels) and images.dtype == np.uint8
+        for name, image in zip(names, images):
+            want = tf.io.decode_png((tmp_path / name).read_bytes(), channels=channels).numpy()
+            np.testing.assert_array_equal(image, want, err_msg=name)
+        assert not images[len(names):].any()
