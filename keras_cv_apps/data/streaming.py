@@ -49,7 +49,7 @@ MAX_PASSES = 4  # a split may lose up to 3/4 of its files to decode errors befor
 READ_BUDGET = 512 * 2 ** 20  # bytes of float32 images `Splits.arrays` reads from a streamed split
 SHUFFLE_BUDGET = 64 * 2 ** 20  # bytes of decoded images held by the shuffle buffer after a disk cache
 INLINE_PIXELS = 64 * 64  # one-size plain PNGs up to this many pixels decode without a thread pool (`_parallel`)
-READ_GROUP = 64  # such PNGs of a folder read and decoded per Python call (`read_png_group`)
+READ_GROUP = 256  # such PNGs of a folder read and decoded per Python call (`read_png_group`)
 HEAD = 26  # bytes read from every file at listing: the format's magic and, for PNG, the IHDR size/depth/colour
 
 
