@@ -375,6 +375,49 @@ class QualityResult:
         return {issue: int(self.flags(issue).sum()) for issue in ISSUES}
 
 
+class _Columns:
+    """Per-file dicts of floats kept as one growing float64 column per key (a few bytes per value
+    instead of a dict of Python floats per file)."""
+
+    def __init__(self):
+        self._columns = {}
+
+    def append(self, values: dict) -> None:
+        from array import array
+
+        for key, value in values.items():
+            self._columns.setdefault(key, array("d")).append(value)
+
+    def arrays(self, keys) -> dict:
+        return {k: np.frombuffer(self._columns[k], np.float64).copy() if k in self._columns else np.zeros(0)
+                for k in keys}
+
+
+class _Rows:
+    """float32 vectors of one length appended into one matrix: ``capacity`` rows (the number of
+    files, when known) allocated at the first row, doubled only if more arrive (no list of
+    arrays to stack at the end, which would hold them twice)."""
+
+    def __init__(self, capacity: int = 64):
+        self._data, self._count, self._capacity = None, 0, max(1, capacity)
+
+    def append(self, row) -> None:
+        row = np.asarray(row, np.float32)
+        if self._data is None:
+            self._data = np.empty((self._capacity, row.size), np.float32)
+        elif self._count == len(self._data):
+            grown = np.empty((2 * len(self._data), self._data.shape[1]), np.float32)
+            grown[:self._count] = self._data
+            self._data = grown
+        self._data[self._count] = row
+        self._count += 1
+
+    def matrix(self) -> np.ndarray:
+        if self._data is None:
+            return np.zeros((0, 0), np.float32)
+        return self._data[:self._count]
+
+
 def assess(paths, *, thresholds=None, max_side=MAX_SIDE, features=False, workers=None,
            progress=True, on_image: Optional[Callable] = None, collectors=(),
            max_pixels: Optional[int] = None) -> QualityResult:
@@ -419,7 +462,9 @@ def assess(paths, *, thresholds=None, max_side=MAX_SIDE, features=False, workers
 
     from keras_cv_apps.image.io import MAX_PIXELS
 
-    ok_paths, rows, scores, feats, unreadable, notes, by_hash = [], [], [], [], [], [], {}
+    ok_paths, unreadable, notes, by_hash = [], [], [], {}
+    stat_columns, score_columns = _Columns(), _Columns()  # compact per-file records
+    feats = _Rows(len(paths) if hasattr(paths, "__len__") else 64)
     records = iter_images(paths, max_side=max_side, workers=workers, progress=progress,
                           desc="quality", max_pixels=max_pixels or MAX_PIXELS)
     for record, stats, digest, feature, extra in _ordered_map(measure, records, workers):
@@ -432,26 +477,23 @@ def assess(paths, *, thresholds=None, max_side=MAX_SIDE, features=False, workers
         if record.note:
             notes.append((str(record.path), record.note))
         ok_paths.append(str(record.path))
-        rows.append(stats)
-        scores.append(issue_scores(stats))
+        stat_columns.append(stats)
+        score_columns.append(issue_scores(stats))
         by_hash.setdefault(digest, []).append(index)
         if feature is not None:
             feats.append(feature)
         if on_image is not None:
             on_image(index, str(record.path), record.image)
-    names = list(rows[0]) if rows else list(image_stats(np.zeros((8, 8), np.uint8)))
-    stats = {k: np.array([r[k] for r in rows], dtype=np.float64) for k in names}
-    score_arrays = {k: np.array([s[k] for s in scores], dtype=np.float64)
-                    for k in ISSUES if k not in ("odd_size", "exact_duplicate")}
+    names = list(image_stats(np.zeros((8, 8), np.uint8)))
+    stats = stat_columns.arrays(names)
+    score_arrays = score_columns.arrays([k for k in ISSUES if k not in ("odd_size", "exact_duplicate")])
     score_arrays["odd_size"] = odd_size_scores(stats["height"], stats["width"])
     dup = np.zeros(len(ok_paths))
     groups = [idx for idx in by_hash.values() if len(idx) > 1]
     for idx in groups:
         dup[idx[1:]] = 1.0
     score_arrays["exact_duplicate"] = dup
-    matrix = None
-    if embed is not None:
-        matrix = np.stack(feats).astype(np.float32) if feats else np.zeros((0, 0), np.float32)
+    matrix = feats.matrix() if embed is not None else None
     logger.info("assessed %d images (%d unreadable)", len(ok_paths), len(unreadable))
     return QualityResult(
         paths=ok_paths, stats=stats, scores={k: score_arrays[k] for k in ISSUES},

@@ -165,3 +165,23 @@ def test_assess_rejects_bad_thresholds(folder):
     with pytest.raises(ValueError, match="choose from"):
         quality.assess([folder / "a" / "coffee.png"], thresholds={"darkness": 0.5}, progress=False)
 
+
+
+def test_per_file_records_are_kept_in_compact_columns():
+    """`assess` keeps per-file statistics as float64 columns and features in one float32 matrix
+    that grows past its first capacity without losing rows."""
+    from keras_cv_apps.vision.quality import _Columns, _Rows
+
+    cols = _Columns()
+    for i in range(5):
+        cols.append({"a": float(i), "b": i / 2})
+    got = cols.arrays(["a", "b", "missing"])
+    np.testing.assert_array_equal(got["a"], [0, 1, 2, 3, 4])
+    np.testing.assert_array_equal(got["b"], [0, 0.5, 1, 1.5, 2])
+    assert got["missing"].shape == (0,)
+    rows = _Rows(capacity=2)
+    vectors = np.random.default_rng(0).random((7, 3))
+    for v in vectors:
+        rows.append(v)
+    np.testing.assert_array_equal(rows.matrix(), vectors.astype(np.float32))
+    assert _Rows().matrix().shape == (0, 0)
