@@ -113,10 +113,18 @@ def keras_io_vit(image_shape, num_classes, train_images):
 
 
 def run_plain_vit(seed: int, folder: Path, *, epochs: int, batch_size: int) -> dict:
+    """One seed of the keras-io ViT; its row is kept as ``vit_<seed>/plain.json`` in ``folder`` and a
+    finished run of the same epochs and batch size there is read back instead of trained again."""
     import keras
 
     from keras_cv_apps import data, training
 
+    kept = folder / f"vit_{seed}" / "plain.json"
+    if kept.is_file():
+        row = json.loads(kept.read_text())
+        if row.get("epochs") == epochs and row.get("batch_size") == batch_size:
+            row = {k: v for k, v in row.items() if k not in ("epochs", "batch_size")}
+            return {**row, "read_back_from": kept.parent.name}
     training.set_seed(seed)
     cpu = time.process_time()
     augment = [keras.layers.RandomRotation(0.02, seed=seed), keras.layers.RandomZoom(0.2, 0.2, seed=seed + 1)]
@@ -127,8 +135,10 @@ def run_plain_vit(seed: int, folder: Path, *, epochs: int, batch_size: int) -> d
                           monitor="val_accuracy", verbose=0)
     x, y = splits.arrays("test")
     top1 = float(np.mean(model.predict(x, verbose=0).argmax(1) == y))
-    return {"seed": seed, "top1": top1, "seconds": round(result.seconds, 1),
-            "cpu_seconds": round(time.process_time() - cpu, 1), "load": round(os.getloadavg()[0], 1)}
+    row = {"seed": seed, "top1": top1, "seconds": round(result.seconds, 1),
+           "cpu_seconds": round(time.process_time() - cpu, 1), "load": round(os.getloadavg()[0], 1)}
+    kept.write_text(json.dumps({**row, "epochs": epochs, "batch_size": batch_size}))
+    return row
 
 
 def _summary(runs: list) -> dict:
@@ -151,8 +161,9 @@ def main(argv=None) -> int:
     parser.add_argument("--skip", nargs="*", default=[], choices=["cct", "plain", "ablation"])
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 epochs, seed 0, no ablation")
     parser.add_argument("--runs-dir", type=Path, default=None,
-                        help="keep the run folders here (default: a temporary folder); cct runs of the same "
-                             "configuration already finished there are read back, so an interrupted run resumes")
+                        help="keep the run folders here (default: a temporary folder); cct and plain-ViT runs of "
+                             "the same configuration already finished there are read back, so an interrupted run "
+                             "resumes")
     args = parser.parse_args(argv)
     from apps import vit_train
 
