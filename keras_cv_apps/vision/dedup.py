@@ -11,8 +11,12 @@ How `find_duplicates` works with a hash method (``phash`` by default):
    hashes are all equal are checked against one of them, so k copies of one photo cost k - 1
    cheap steps instead of k^2 / 2 verified pairs.
 3. The whole-image and mirror hashes of what is left are searched against the whole-image and
-   region hashes with `hashing.hamming_search` (multi-index, no N x N matrix). A hit gives a
-   candidate pair and how the two images line up (mirrored or not, which region).
+   region hashes with `hashing.hamming_search_blocks` (multi-index, no N x N matrix). A hit gives
+   a candidate pair and how the two images line up (mirrored or not, which region). Each pair
+   keeps its closest alignment, and each image its `MAX_PARTNERS` closest partners (a pair
+   stays if it is among them for either image), reduced block by block: a folder where every
+   image resembles hundreds of others (frames, bursts, crops of a few photos) keeps at most
+   `MAX_PARTNERS` x N candidates in memory and in the verification queue.
 4. With ``verify_ssim`` each candidate pair, closest first, is skipped if it is already in one
    group, else its lined-up thumbnails are histogram-equalised (brightness and contrast edits do
    not count) and compared by SSIM (`verify.ssim`, OpenCV only); pairs the hashes call shifted
@@ -65,6 +69,7 @@ DEFAULT_THRESHOLDS = {"phash": 10, "dhash": 10, "ahash": 8, "whash": 8, "cnn": 0
 DEFAULT_MIN_SSIM = 0.6
 DEFAULT_CNN_MODEL = "lenet5"
 SHIFT_DISTANCE = 0  # whole-image hash matches farther apart than this get ECC alignment
+MAX_PARTNERS = 8  # candidate pairs kept per image (its closest), so dense folders stay bounded
 CSV_COLUMNS = ("group", "file", "representative", "score", "kept", "reason", "format", "link_target")
 
 
@@ -149,23 +154,73 @@ def compute_hashes(paths_or_records, method: str = "phash", *, workers=None, pro
     return scan.paths, scan.hashes[:, 0].copy()
 
 
-def _hash_candidates(hashes: np.ndarray, threshold: int) -> dict:
-    """{(i, j): (distance, flip, region, query_image)} for the best alignment of each pair."""
+class Candidates:
+    """Candidate pairs as parallel arrays sorted closest first (then by ``(i, j)``): ``i < j``,
+    ``dist`` (Hamming bits, or 1 - cosine for embeddings), ``flip``, ``region``, ``query`` (which
+    image's whole or mirror hash matched) and ``shifted``. Iterating gives
+    ``((i, j), (dist, flip, region, query, shifted))`` as Python values."""
+
+    def __init__(self, i, j, dist, flip, region, query, shifted):
+        order = np.lexsort((j, i, dist))
+        self.columns = tuple(np.asarray(c)[order] for c in (i, j, dist, flip, region, query, shifted))
+
+    @classmethod
+    def from_dict(cls, found: dict) -> "Candidates":
+        keys, values = list(found), list(found.values())
+        cols = [np.array([k[0] for k in keys], np.int64), np.array([k[1] for k in keys], np.int64)]
+        cols += [np.array([v[c] for v in values]) for c in range(5)]
+        if not keys:
+            cols = [np.zeros(0, np.int64)] * 2 + [np.zeros(0)] + [np.zeros(0, np.int64)] * 3 + [np.zeros(0, bool)]
+        return cls(*cols)
+
+    def __len__(self) -> int:
+        return len(self.columns[0])
+
+    def __iter__(self):
+        i, j, dist, flip, region, query, shifted = (c.tolist() for c in self.columns)
+        for row in zip(i, j, dist, flip, region, query, shifted):
+            yield row[:2], row[2:]
+
+
+def _closest(a, b, flip, region, dist, n: int, max_partners: int) -> tuple:
+    """Each unordered image pair's closest alignment (ties: unmirrored first, then the query
+    image, then the region, as the hits are ordered), then only the pairs among the
+    ``max_partners`` closest of either image (ties by partner)."""
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    order = np.lexsort((region, b, flip, dist, lo * n + hi))
+    key = (lo * n + hi)[order]
+    first = order[np.r_[True, key[1:] != key[:-1]]] if len(order) else order
+    a, b, flip, region, dist, lo, hi = (c[first] for c in (a, b, flip, region, dist, lo, hi))
+    m = len(a)
+    node, other = np.concatenate([lo, hi]), np.concatenate([hi, lo])
+    d2, edge = np.concatenate([dist, dist]), np.concatenate([np.arange(m), np.arange(m)])
+    order = np.lexsort((other, d2, node))
+    node = node[order]
+    starts = np.r_[0, np.flatnonzero(node[1:] != node[:-1]) + 1] if m else np.zeros(0, np.int64)
+    rank = np.arange(len(node)) - np.repeat(starts, np.diff(np.r_[starts, len(node)]))
+    keep = np.zeros(m, bool)
+    keep[edge[order][rank < max_partners]] = True
+    return tuple(c[keep] for c in (a, b, flip, region, dist))
+
+
+def _hash_candidates(hashes: np.ndarray, threshold: int, max_partners: int = None) -> tuple:
+    """``(i, j, dist, flip, region, query)`` arrays: the best alignment of each candidate pair,
+    at most ``max_partners`` (default `MAX_PARTNERS`) pairs per image kept, reduced as each
+    block of the Hamming search comes in."""
+    max_partners = MAX_PARTNERS if max_partners is None else max_partners
     n = len(hashes)
     queries = np.concatenate([hashes[:, 0], hashes[:, 1]])  # whole, then mirrored
     index_cols = [0] + list(range(2, hashes.shape[1]))  # whole, then regions
     index = hashes[:, index_cols].T.ravel()  # column-major: position // n is the region
-    qi, ii, dist = hashing.hamming_search(queries, index, threshold=threshold)
-    q_img, flip = qi % n, qi // n
-    i_img, region = ii % n, ii // n
-    keep_ = q_img != i_img
-    best = {}
-    for a, fl, b, rg, d in zip(i_img[keep_].tolist(), flip[keep_].tolist(), q_img[keep_].tolist(),
-                               region[keep_].tolist(), dist[keep_].tolist()):
-        key = (min(a, b), max(a, b))
-        if key not in best or d < best[key][0]:
-            best[key] = (d, fl, rg, b)
-    return best
+    empty = np.zeros(0, np.int64)
+    kept = (empty,) * 5
+    for qi, ii, dist in hashing.hamming_search_blocks(queries, index, threshold=threshold):
+        q_img, flip, i_img, region = qi % n, qi // n, ii % n, ii // n
+        other = q_img != i_img
+        part = (i_img[other], q_img[other], flip[other], region[other], dist[other])
+        kept = _closest(*(np.concatenate([k, p]) for k, p in zip(kept, part)), n, max_partners)
+    a, b, flip, region, dist = kept
+    return np.minimum(a, b), np.maximum(a, b), dist, flip, region, b
 
 
 def _alignment(hashes: np.ndarray, a: int, b: int) -> tuple:
@@ -265,9 +320,9 @@ def _verify(scan, uf, candidates, pairs, min_ssim, progress) -> None:
 
     anchor, anchors_ok = {}, {}
     size = Counter(uf.find(x) for x in range(len(uf.parent)))
-    order = sorted(candidates.items(), key=lambda kv: (kv[1][0], kv[0]))
-    for (i, j), (dist, flip, region, query, shifted) in tqdm(order, desc="verifying", unit="pair",
-                                                           disable=not progress or len(order) < 2000):
+    for (i, j), (dist, flip, region, query, shifted) in tqdm(candidates, desc="verifying", unit="pair",
+                                                           total=len(candidates),
+                                                           disable=not progress or len(candidates) < 2000):
         ri, rj = uf.find(i), uf.find(j)
         if ri == rj:
             continue
@@ -372,25 +427,25 @@ def find_duplicates(paths=None, *, method: str = "phash", threshold=None, verify
         heads = _exact_and_buckets(scan, uf, pairs, verify_ssim, min_ssim)
         similar = embeddings.cosine_pairs(emb[heads], threshold, mirrored[heads])
         # line pairs up for SSIM: mirrored when the mirror embedding matched better
-        candidates = {}
+        found = {}
         for (a, b), sim in similar.items():
             i, j = heads[a], heads[b]
-            candidates[(i, j)] = (1.0 - sim, int(emb[i] @ mirrored[j] > emb[i] @ emb[j]), 0, j, True)
+            found[(i, j)] = (1.0 - sim, int(emb[i] @ mirrored[j] > emb[i] @ emb[j]), 0, j, True)
+        candidates = Candidates.from_dict(found)
 
         def cnn_sim(k, rep):
             return float(max(emb[k] @ emb[rep], emb[k] @ mirrored[rep], 0.0))
     else:
         uf = _UnionFind(len(scan.paths))
         heads = _exact_and_buckets(scan, uf, pairs, verify_ssim, min_ssim)
-        found = _hash_candidates(scan.hashes[heads], threshold)
-        candidates = {}
-        for (a, b), (dist, flip, region, query) in found.items():
-            i, j = heads[a], heads[b]
-            candidates[(i, j)] = (dist, flip, region, heads[query], _shifted(dist, region))
+        a, b, dist, flip, region, query = _hash_candidates(scan.hashes[heads], threshold)
+        heads = np.asarray(heads, np.int64)
+        candidates = Candidates(heads[a], heads[b], dist, flip, region, heads[query],
+                                (region != 0) | (dist > SHIFT_DISTANCE))
     if verify_ssim:
         _verify(scan, uf, candidates, pairs, min_ssim, progress)
     else:
-        for (i, j), cand in candidates.items():
+        for (i, j), cand in candidates:
             if uf.union(i, j):
                 pairs[(i, j)] = 1.0 - cand[0] / 64.0 if method != "cnn" else 1.0 - cand[0]
     groups = _groups(scan, uf, pairs, keep_rule, verify_ssim, cnn_sim)

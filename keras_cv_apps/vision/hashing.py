@@ -258,19 +258,27 @@ def _bucket_hits(queries, who, probe, starts, order, by_key, threshold, same_buc
     return out
 
 
-def _multi_index(queries, index, threshold, self_search, m):
-    out = []
+def _tables(index, threshold, m) -> list:
+    """Per bit chunk of the multi-index: the index hashes grouped by the chunk's value and the
+    flips to probe (built once, searched by any number of query blocks)."""
+    tables = []
     for (shift, width), radius in zip(_chunks(m), _radii(m, threshold)):
         if radius < 0:
             continue
         mask = np.uint64((1 << width) - 1)
         keys = ((index >> np.uint64(shift)) & mask).astype(np.int64)
         order = np.argsort(keys, kind="stable")
-        by_key = index[order]  # index hashes grouped by this chunk's value
         starts = np.searchsorted(keys[order], np.arange((1 << width) + 1))
-        qkeys = ((queries >> np.uint64(shift)) & mask).astype(np.int64)
         flips = _ball(width, radius)
         top = np.array([int(f).bit_length() for f in flips])  # 0 for the empty flip
+        tables.append((shift, mask, order, index[order], starts, flips, top))
+    return tables
+
+
+def _multi_index(queries, threshold, self_search, tables):
+    out = []
+    for shift, mask, order, by_key, starts, flips, top in tables:
+        qkeys = ((queries >> np.uint64(shift)) & mask).astype(np.int64)
         for bit in np.unique(top):
             # In a self-search buckets v and v ^ flip meet twice; probe only from the side
             # whose key has a 0 at the flip's top bit, so each pair of buckets meets once.
@@ -282,6 +290,37 @@ def _multi_index(queries, index, threshold, self_search, m):
                 out += _bucket_hits(queries, who, qkeys[who] ^ flip, starts, order, by_key,
                                     threshold, self_search and not flip)
     return out
+
+
+def _merged(parts, n_index, self_search) -> tuple:
+    """One sorted ``(query, index, distance)`` from search parts, each pair once."""
+    parts = [*parts, (np.zeros(0, np.int64),) * 3]
+    qi, ii, dist = (np.concatenate(column).astype(np.int64) for column in zip(*parts))
+    if self_search:
+        qi, ii = np.minimum(qi, ii), np.maximum(qi, ii)
+    # a pair close in several chunks is found once per chunk: keep one copy, sorted
+    _, first = np.unique(qi * n_index + ii, return_index=True)
+    return qi[first], ii[first], dist[first]
+
+
+def hamming_search_blocks(queries: np.ndarray, index: np.ndarray, *, threshold: int, block: int = 16384):
+    """`hamming_search` of ``queries`` against ``index`` (not a self-search) one block of
+    ``block`` queries at a time: yields ``(query_idx, index_idx, distance)`` per block (query
+    indices into the whole ``queries``), so a caller can reduce the hits of a dense set as they
+    come instead of holding all of them. The index is built once."""
+    if not 0 <= threshold <= 64:
+        raise ValueError(f"threshold must be a Hamming distance in 0..64, got {threshold}.")
+    queries = np.ascontiguousarray(queries, dtype=np.uint64).ravel()
+    index = np.ascontiguousarray(index, dtype=np.uint64).ravel()
+    if len(queries) == 0 or len(index) == 0:
+        return
+    m = _plan(len(queries), len(index), threshold)
+    tables = _tables(index, threshold, m) if m > 1 else None
+    for start in range(0, len(queries), block):
+        part = queries[start:start + block]
+        found = _brute(part, index, threshold, False) if m == 1 else _multi_index(part, threshold, False, tables)
+        qi, ii, dist = _merged(found, len(index), False)
+        yield qi + start, ii, dist
 
 
 def hamming_search(
@@ -305,11 +344,5 @@ def hamming_search(
     if m == 1:
         parts = _brute(queries, index, threshold, self_search)
     else:
-        parts = _multi_index(queries, index, threshold, self_search, m)
-    parts.append((np.zeros(0, np.int64),) * 3)
-    qi, ii, dist = (np.concatenate(column).astype(np.int64) for column in zip(*parts))
-    if self_search:
-        qi, ii = np.minimum(qi, ii), np.maximum(qi, ii)
-    # a pair close in several chunks is found once per chunk: keep one copy, sorted
-    _, first = np.unique(qi * len(index) + ii, return_index=True)
-    return qi[first], ii[first], dist[first]
+        parts = _multi_index(queries, threshold, self_search, _tables(index, threshold, m))
+    return _merged(parts, len(index), self_search)

@@ -117,6 +117,21 @@ def test_hamming_search_equals_brute_force(monkeypatch, m):
         assert set(zip(qi.tolist(), ii.tolist())) == _brute_pairs(x[:300], x[200:], t, False)
 
 
+@pytest.mark.parametrize("m", [1, 4])
+def test_hamming_search_blocks_cover_the_whole_search(monkeypatch, m):
+    rng = np.random.default_rng(7)
+    x = rng.integers(0, 2**64 - 1, size=900, dtype=np.uint64, endpoint=True)
+    x[600:] = x[:300] ^ np.uint64(0b1011)  # planted pairs 3 bits apart
+    monkeypatch.setattr(hashing, "_plan", lambda *a: m)
+    whole = hashing.hamming_search(x[:500], x, threshold=6)
+    for block in (64, 500, 1000):
+        parts = list(hashing.hamming_search_blocks(x[:500], x, threshold=6, block=block))
+        assert len(parts) == -(-500 // block)
+        got = [np.concatenate(c) for c in zip(*parts)]
+        for a, b in zip(got, whole):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_cosine_pairs_equal_brute_force():
     rng = np.random.default_rng(0)
     emb = rng.normal(size=(300, 8)).astype(np.float32)
