@@ -385,8 +385,12 @@ class _Columns:
     def append(self, values: dict) -> None:
         from array import array
 
+        if not self._columns:
+            self._columns = {key: array("d") for key in values}
+        elif values.keys() != self._columns.keys():  # every file measures the same things
+            raise ValueError(f"Per-file values changed keys: {sorted(values)} after {sorted(self._columns)}.")
         for key, value in values.items():
-            self._columns.setdefault(key, array("d")).append(value)
+            self._columns[key].append(value)
 
     def arrays(self, keys) -> dict:
         return {k: np.frombuffer(self._columns[k], np.float64).copy() if k in self._columns else np.zeros(0)

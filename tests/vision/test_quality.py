@@ -179,6 +179,8 @@ def test_per_file_records_are_kept_in_compact_columns():
     np.testing.assert_array_equal(got["a"], [0, 1, 2, 3, 4])
     np.testing.assert_array_equal(got["b"], [0, 0.5, 1, 1.5, 2])
     assert got["missing"].shape == (0,)
+    with pytest.raises(ValueError, match="changed keys"):
+        cols.append({"a": 1.0})
     rows = _Rows(capacity=2)
     vectors = np.random.default_rng(0).random((7, 3))
     for v in vectors:
