@@ -47,15 +47,32 @@ def crop_boxes(n: int, *, seed: int = 0, start: int = 0) -> list:
     return [_draw(seed * 1_000_003 + k, shapes)[1:] for k in range(start, start + n)]
 
 
+def _mosaic(seed, sources, side):
+    """A ``side`` x ``side`` image of four crops drawn independently (2 x 2), so that two files
+    rarely share more than a quarter of their content."""
+    import cv2
+
+    half = max(8, side // 2)
+    tiles = []
+    for q in range(4):
+        _, index, (y, x, ch, cw) = _draw(seed * 4 + q, [a.shape for a in sources])
+        tiles.append(cv2.resize(sources[index][y : y + ch, x : x + cw], (half, half), interpolation=cv2.INTER_AREA))
+    return np.vstack([np.hstack(tiles[:2]), np.hstack(tiles[2:])])
+
+
 def _one(args):
     import cv2
 
-    path, seed, side_range, sources = args
+    path, seed, side_range, sources, mosaic = args
     rng, index, (y, x, ch, cw) = _draw(seed, [a.shape for a in sources])
-    crop = sources[index][y : y + ch, x : x + cw]
     side = int(rng.integers(*side_range))
-    scale = side / max(ch, cw)
-    crop = cv2.resize(crop, (max(8, round(cw * scale)), max(8, round(ch * scale))), interpolation=cv2.INTER_AREA)
+    if mosaic:
+        crop = _mosaic(seed, sources, side)
+    else:
+        crop = sources[index][y : y + ch, x : x + cw]
+        scale = side / max(ch, cw)
+        crop = cv2.resize(crop, (max(8, round(cw * scale)), max(8, round(ch * scale))),
+                          interpolation=cv2.INTER_AREA)
     if rng.random() < 0.5:
         crop = crop[:, ::-1]
     gain = rng.uniform(0.8, 1.2, 3)
@@ -67,15 +84,18 @@ def _one(args):
 
 
 def write_distinct(root, n: int, *, seed: int = 0, side_range=(64, 160), folders: int = 1,
-                   start: int = 0, workers: int = 0) -> list:
-    """Write ``n`` generated photos (60% JPEG, 40% PNG) into ``folders`` sub-folders of ``root``."""
+                   start: int = 0, workers: int = 0, mosaic: bool = False) -> list:
+    """Write ``n`` generated photos (60% JPEG, 40% PNG) into ``folders`` sub-folders of ``root``:
+    one crop each, or with ``mosaic`` four crops in a square (crops of only 21 photos overlap
+    often: tens of thousands of single crops make a folder where every image resembles dozens of
+    others, mosaics one where few do)."""
     root = Path(root)
     sources = photos()
     jobs = []
     for k in range(start, start + n):
         folder = root / f"class{k % folders:03d}" if folders > 1 else root
         suffix = ".jpg" if (k * 7919) % 10 < 6 else ".png"
-        jobs.append((folder / f"img{k:06d}{suffix}", seed * 1_000_003 + k, side_range, sources))
+        jobs.append((folder / f"img{k:06d}{suffix}", seed * 1_000_003 + k, side_range, sources, mosaic))
     for folder in {j[0].parent for j in jobs}:
         folder.mkdir(parents=True, exist_ok=True)
     with concurrent.futures.ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
