@@ -84,7 +84,7 @@ def aligned_ssim(a: np.ndarray, b: np.ndarray, *, shifted: bool, min_ssim: float
 
 
 ECC_SCALE = 2  # the ECC fit runs on thumbnails shrunk by this factor (32x32)
-ECC_ITERATIONS = 20  # at most this many ECC steps (pairs that do not line up use them all)
+ECC_ITERATIONS = 10  # at most this many ECC steps (pairs that do not line up use them all)
 
 
 def _ecc_warp(a: np.ndarray, b: np.ndarray, scale: int):
