@@ -120,14 +120,28 @@ def _plots(stats, labels, classes, counts, embedding):
     return out
 
 
+MAP_FIT_ROWS = 20_000  # a PCA map of more images is fitted on this many (seeded), so memory stays bounded
+
+
 def embed_2d(features, *, method="pca", seed=0) -> dict:
-    """2-D map of ``[N, D]`` features: ``{"method", "points" [N, 2], "explained_variance"}``."""
+    """2-D map of ``[N, D]`` features: ``{"method", "points" [N, 2], "explained_variance"}``. Past
+    `MAP_FIT_ROWS` images the PCA is fitted on a seeded sample of that many and maps every image
+    in chunks (no float64 copy of the whole matrix)."""
     from sklearn.decomposition import PCA
     from sklearn.preprocessing import StandardScaler
 
     if method not in ("pca", "tsne"):
         raise ValueError(f"Unknown embedding map {method!r}; choose pca or tsne.")
-    x = StandardScaler().fit_transform(np.asarray(features, dtype=np.float64))
+    features = np.asarray(features)
+    if method == "pca" and len(features) > MAP_FIT_ROWS:  # fit on a seeded sample, map every row in chunks
+        sample = np.sort(np.random.default_rng(seed).choice(len(features), MAP_FIT_ROWS, replace=False))
+        scaler = StandardScaler().fit(features[sample].astype(np.float64))
+        pca = PCA(n_components=2, random_state=seed).fit(scaler.transform(features[sample].astype(np.float64)))
+        points = np.concatenate([pca.transform(scaler.transform(features[k:k + 8192].astype(np.float64)))
+                                 for k in range(0, len(features), 8192)])
+        return {"method": method, "points": points, "fitted_on": MAP_FIT_ROWS,
+                "explained_variance": [float(v) for v in pca.explained_variance_ratio_]}
+    x = StandardScaler().fit_transform(features.astype(np.float64))
     pca = PCA(n_components=min(2, *x.shape), random_state=seed).fit(x)
     points = pca.transform(x)
     if method == "tsne":

@@ -246,3 +246,20 @@ def test_dataset_audit_app_on_the_demo_set(tmp_path):
     assert {("photos/dark_immunohistochemistry.jpg", "dark"), ("science/blurry_retina.jpg", "blurry"),
             ("science/moon_copy.png", "exact_duplicate"),
             ("textures/corrupt_gravel.jpg", "corrupt")} <= flags
+
+
+def test_a_large_embedding_map_is_fitted_on_a_sample_and_maps_every_image(monkeypatch):
+    """Past MAP_FIT_ROWS images the PCA map is fitted on a seeded sample: on features with real
+    structure (three clusters) its axes match the full fit's (up to sign) and every image gets a point."""
+    from keras_cv_apps.vision import eda
+
+    rng = np.random.default_rng(1)
+    centres = rng.normal(0, 3, (3, 30))
+    x = (centres[rng.integers(0, 3, 5000)] + rng.normal(0, 1, (5000, 30))).astype(np.float32)
+    full = eda.embed_2d(x)
+    monkeypatch.setattr(eda, "MAP_FIT_ROWS", 800)
+    sampled = eda.embed_2d(x)
+    assert sampled["points"].shape == (5000, 2) and sampled["fitted_on"] == 800
+    for axis in range(2):
+        assert abs(np.corrcoef(sampled["points"][:, axis], full["points"][:, axis])[0, 1]) > 0.99
+    np.testing.assert_allclose(sampled["explained_variance"], full["explained_variance"], rtol=0.1)
