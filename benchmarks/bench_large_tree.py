@@ -15,6 +15,7 @@ Writes benchmarks/results/large_tree.json (and large_tree_report.png when Chromi
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -54,8 +55,14 @@ def main(argv=None) -> int:
     parser.add_argument("--mosaic", action="store_true",
                         help="each file a 2x2 mosaic of four crops (few near-duplicates, like most photo "
                              "collections) instead of one crop (at 100,000 files every crop resembles dozens)")
+    parser.add_argument("--apps", default="audit,dedup",
+                        help="which apps to run (the other keeps its figures from the last result file)")
     args = parser.parse_args(argv)
     lo, hi = (int(v) for v in args.sides.split(","))
+    apps = set(args.apps.split(","))
+    last = RESULTS / "large_tree.json"
+    previous = json.loads(last.read_text()) if last.exists() else {}
+    audit, dedup, shot = previous.get("dataset_audit"), previous.get("dedup"), previous.get("report_rendered")
     with tempfile.TemporaryDirectory(prefix="large_tree_") as tmp:
         root = args.tree or Path(tmp) / "tree"
         t0 = time.perf_counter()
@@ -64,14 +71,18 @@ def main(argv=None) -> int:
         generate_s = time.perf_counter() - t0
         size_mb = sum(f.stat().st_size for f in root.rglob("*") if f.is_file()) / 2**20
         print(f"{args.files} files ({size_mb:.0f} MB) generated in {generate_s:.0f} s")
-        out = Path(tmp) / "audit"
-        audit = run_child([sys.executable, "-m", "apps.dataset_audit", str(root), "--out", str(out)])
-        print("audit:", audit)
-        report = out / "report.html"
-        audit["report_mb"] = round(report.stat().st_size / 2**20, 2) if report.exists() else None
-        shot = screenshot(report, RESULTS / "large_tree_report.png", height=2400) if report.exists() else None
-        dedup = run_child([sys.executable, "-m", "apps.dedup", str(root), "--out", str(Path(tmp) / "d.csv")])
-        print("dedup:", dedup)
+        if "audit" in apps:
+            out = Path(tmp) / "audit"
+            audit = run_child([sys.executable, "-m", "apps.dataset_audit", str(root), "--out", str(out)])
+            print("audit:", audit)
+            report = out / "report.html"
+            audit["report_mb"] = round(report.stat().st_size / 2**20, 2) if report.exists() else None
+            shot = screenshot(report, RESULTS / "large_tree_report.png", height=2400) if report.exists() else None
+            audit["measured"] = time.strftime("%Y-%m-%d %H:%M")
+        if "dedup" in apps:
+            dedup = run_child([sys.executable, "-m", "apps.dedup", str(root), "--out", str(Path(tmp) / "d.csv")])
+            print("dedup:", dedup)
+            dedup["measured"] = time.strftime("%Y-%m-%d %H:%M")
     for r in (audit, dedup):
         r["files_per_s"] = round(args.files / r["seconds"], 1)
     result = {"files": args.files, "sides": [lo, hi], "mosaic": args.mosaic, "tree_mb": round(size_mb, 1),
