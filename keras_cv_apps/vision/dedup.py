@@ -299,10 +299,11 @@ def _exact_and_buckets(scan: Scan, uf: _UnionFind, pairs: dict, verify_ssim: boo
     return searched
 
 
-def _shifted(dist: int, region: int) -> bool:
+def _shifted(dist, region):
     """Whether the hashes say a pair is shifted: a region match, or a whole match more than
-    `SHIFT_DISTANCE` bits apart (such pairs get an ECC alignment when plain SSIM falls short)."""
-    return region != 0 or dist > SHIFT_DISTANCE
+    `SHIFT_DISTANCE` bits apart (such pairs get an ECC alignment when plain SSIM falls short).
+    Takes single values or arrays of them."""
+    return (np.asarray(region) != 0) | (np.asarray(dist) > SHIFT_DISTANCE)
 
 
 def _verify(scan, uf, candidates, pairs, min_ssim, progress) -> None:
@@ -441,7 +442,7 @@ def find_duplicates(paths=None, *, method: str = "phash", threshold=None, verify
         a, b, dist, flip, region, query = _hash_candidates(scan.hashes[heads], threshold)
         heads = np.asarray(heads, np.int64)
         candidates = Candidates(heads[a], heads[b], dist, flip, region, heads[query],
-                                (region != 0) | (dist > SHIFT_DISTANCE))
+                                _shifted(dist, region))
     if verify_ssim:
         _verify(scan, uf, candidates, pairs, min_ssim, progress)
     else:

@@ -303,13 +303,17 @@ def _merged(parts, n_index, self_search) -> tuple:
     return qi[first], ii[first], dist[first]
 
 
+def _check_threshold(threshold: int) -> None:
+    if not 0 <= threshold <= 64:
+        raise ValueError(f"threshold must be a Hamming distance in 0..64, got {threshold}.")
+
+
 def hamming_search_blocks(queries: np.ndarray, index: np.ndarray, *, threshold: int, block: int = 16384):
     """`hamming_search` of ``queries`` against ``index`` (not a self-search) one block of
     ``block`` queries at a time: yields ``(query_idx, index_idx, distance)`` per block (query
     indices into the whole ``queries``), so a caller can reduce the hits of a dense set as they
     come instead of holding all of them. The index is built once."""
-    if not 0 <= threshold <= 64:
-        raise ValueError(f"threshold must be a Hamming distance in 0..64, got {threshold}.")
+    _check_threshold(threshold)
     queries = np.ascontiguousarray(queries, dtype=np.uint64).ravel()
     index = np.ascontiguousarray(index, dtype=np.uint64).ravel()
     if len(queries) == 0 or len(index) == 0:
@@ -332,8 +336,7 @@ def hamming_search(
     ``i < j`` is returned once. Otherwise every ``(query, index)`` pair within the radius is
     returned. Returns ``(query_idx, index_idx, distance)`` int arrays sorted by query, index.
     """
-    if not 0 <= threshold <= 64:
-        raise ValueError(f"threshold must be a Hamming distance in 0..64, got {threshold}.")
+    _check_threshold(threshold)
     queries = np.ascontiguousarray(queries, dtype=np.uint64).ravel()
     self_search = index is None
     index = queries if self_search else np.ascontiguousarray(index, dtype=np.uint64).ravel()
