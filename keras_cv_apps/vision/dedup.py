@@ -44,6 +44,7 @@ The hash path imports NumPy, OpenCV and Pillow only (no scipy, scikit-image or T
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 from pathlib import Path
 from typing import Optional
@@ -306,7 +307,10 @@ def _shifted(dist, region):
     return (np.asarray(region) != 0) | (np.asarray(dist) > SHIFT_DISTANCE)
 
 
-def _verify(scan, uf, candidates, pairs, min_ssim, progress) -> None:
+VERIFY_AHEAD = 128  # candidate pairs per worker thread scored ahead of `_verify`'s in-order pass
+
+
+def _verify(scan, uf, candidates, pairs, min_ssim, progress, workers=None) -> None:
     """Check candidate pairs closest first, skipping pairs already in one group.
 
     Groups do not chain: each group has an anchor (the member it was founded with; the larger
@@ -314,44 +318,72 @@ def _verify(scan, uf, candidates, pairs, min_ssim, progress) -> None:
     its two anchors must pass too, lined up by their hashes. So A~B and B~C put C next to A only
     when C also matches A's anchor. Anchor results are cached, and a pair whose anchors are known
     to differ is skipped without comparing it.
+
+    The SSIM (and ECC) checks run on ``workers`` threads (OpenCV and NumPy release the GIL): the
+    next `VERIFY_AHEAD` pairs per thread still open are scored together, then applied one by one
+    in order, so the groups are those of checking every pair in turn; a pair that an earlier one
+    of its chunk joined costs a wasted check, nothing else.
     """
     from collections import Counter
+    from concurrent.futures import ThreadPoolExecutor
 
     from tqdm.auto import tqdm
 
+    from keras_cv_apps.image.io import default_workers
+
     anchor, anchors_ok = {}, {}
     size = Counter(uf.find(x) for x in range(len(uf.parent)))
-    for (i, j), (dist, flip, region, query, shifted) in tqdm(candidates, desc="verifying", unit="pair",
-                                                           total=len(candidates),
-                                                           disable=not progress or len(candidates) < 2000):
+
+    def state(i, j):
+        """``(roots, anchors, anchor key, through anchors)`` of an open pair, else None."""
         ri, rj = uf.find(i), uf.find(j)
         if ri == rj:
-            continue
+            return None
         ai, aj = anchor.get(ri, ri), anchor.get(rj, rj)
         key = (min(ai, aj), max(ai, aj))
         through_anchors = (ai, aj) != (i, j)  # the pair is not the two anchors themselves
         if through_anchors and anchors_ok.get(key) is False:
-            continue
-        score = _pair_ssim(scan.thumbs, i, j, flip, region, query, min_ssim=min_ssim, shifted=shifted)
-        log.debug("ssim %s %s %.3f", scan.paths[i].name, scan.paths[j].name, score)
-        if score < min_ssim:
-            continue
-        if through_anchors:
-            if key not in anchors_ok:
-                a_dist, a_flip, a_region, a_query = _alignment(scan.hashes, ai, aj)
-                a_score = _pair_ssim(scan.thumbs, ai, aj, a_flip, a_region, a_query, min_ssim=min_ssim,
-                                     shifted=_shifted(a_dist, a_region))
-                anchors_ok[key] = bool(a_score >= min_ssim)
-                if anchors_ok[key]:
-                    pairs.setdefault(key, float(np.clip(a_score, 0.0, 1.0)))
-            if not anchors_ok[key]:
-                continue
-        si, sj = size[ri], size[rj]
-        uf.union(i, j)
-        root = uf.find(i)
-        anchor[root] = ai if (si, -ai) >= (sj, -aj) else aj
-        size[root] = si + sj
-        pairs[(i, j)] = float(np.clip(score, 0.0, 1.0))
+            return None
+        return ri, rj, ai, aj, key, through_anchors
+
+    def score(row):
+        (i, j), (_, flip, region, query, shifted) = row
+        return _pair_ssim(scan.thumbs, i, j, flip, region, query, min_ssim=min_ssim, shifted=shifted)
+
+    workers = workers or default_workers()
+    rows = iter(candidates)
+    with ThreadPoolExecutor(workers) as pool, tqdm(desc="verifying", unit="pair", total=len(candidates),
+                                                    disable=not progress or len(candidates) < 2000) as bar:
+        while chunk := list(itertools.islice(rows, VERIFY_AHEAD * workers)):
+            ahead = [k for k, ((i, j), _) in enumerate(chunk) if state(i, j) is not None]
+            scores = dict(zip(ahead, pool.map(score, [chunk[k] for k in ahead])))
+            for k, row in enumerate(chunk):
+                (i, j), _ = row
+                now = state(i, j)
+                if now is None:
+                    continue
+                ri, rj, ai, aj, key, through_anchors = now
+                value = scores[k] if k in scores else score(row)
+                log.debug("ssim %s %s %.3f", scan.paths[i].name, scan.paths[j].name, value)
+                if value < min_ssim:
+                    continue
+                if through_anchors:
+                    if key not in anchors_ok:
+                        a_dist, a_flip, a_region, a_query = _alignment(scan.hashes, ai, aj)
+                        a_score = _pair_ssim(scan.thumbs, ai, aj, a_flip, a_region, a_query, min_ssim=min_ssim,
+                                             shifted=_shifted(a_dist, a_region))
+                        anchors_ok[key] = bool(a_score >= min_ssim)
+                        if anchors_ok[key]:
+                            pairs.setdefault(key, float(np.clip(a_score, 0.0, 1.0)))
+                    if not anchors_ok[key]:
+                        continue
+                si, sj = size[ri], size[rj]
+                uf.union(i, j)
+                root = uf.find(i)
+                anchor[root] = ai if (si, -ai) >= (sj, -aj) else aj
+                size[root] = si + sj
+                pairs[(i, j)] = float(np.clip(value, 0.0, 1.0))
+            bar.update(len(chunk))
 
 
 def _score_to_kept(scan, hashes, pairs, k, rep, verified: bool, cnn_sim=None) -> float:
@@ -397,7 +429,8 @@ def find_duplicates(paths=None, *, method: str = "phash", threshold=None, verify
             similarity (cnn, (0, 1]); None uses `DEFAULT_THRESHOLDS`.
         verify_ssim: re-check each candidate pair with SSIM on lined-up thumbnails.
         min_ssim: SSIM a verified pair must reach.
-        workers, progress: decoding threads and the tqdm bar, as in `io.iter_images`.
+        workers, progress: decoding and verification threads (default one per core) and the tqdm
+            bar, as in `io.iter_images`.
         model: cnn only; a registered model name or a ``keras.Model`` (default `DEFAULT_CNN_MODEL`).
         keep_rule: which file each group keeps (`keep.RULES`; default the best copy).
         max_pixels: files whose header announces more pixels are refused without decoding.
@@ -444,7 +477,7 @@ def find_duplicates(paths=None, *, method: str = "phash", threshold=None, verify
         candidates = Candidates(heads[a], heads[b], dist, flip, region, heads[query],
                                 _shifted(dist, region))
     if verify_ssim:
-        _verify(scan, uf, candidates, pairs, min_ssim, progress)
+        _verify(scan, uf, candidates, pairs, min_ssim, progress, workers)
     else:
         for (i, j), cand in candidates:
             if uf.union(i, j):

@@ -86,9 +86,9 @@ def test_a_folder_of_many_near_copies_stays_one_group_with_few_candidates(tmp_pa
     seen = []
     original = dedup._verify
 
-    def counting(scan, uf, candidates, pairs, min_ssim, progress):
+    def counting(scan, uf, candidates, pairs, min_ssim, progress, workers):
         seen.append(len(candidates))
-        return original(scan, uf, candidates, pairs, min_ssim, progress)
+        return original(scan, uf, candidates, pairs, min_ssim, progress, workers)
 
     monkeypatch.setattr(dedup, "_verify", counting)
     for partners in (1000, 3):
@@ -96,3 +96,22 @@ def test_a_folder_of_many_near_copies_stays_one_group_with_few_candidates(tmp_pa
         result = dedup.find_duplicates(tmp_path, progress=False, workers=1)
         assert [len(g.files) for g in result.groups] == [30]
     assert seen[1] <= 3 * 30 < seen[0]
+
+
+def test_verifying_on_threads_gives_the_pairs_of_checking_one_pair_at_a_time(tmp_path, monkeypatch):
+    """Pairs scored ahead on several threads are applied in order: the same verified pairs and
+    groups as one thread checking each pair at its turn, also when a chunk joins its own pairs."""
+    rng = np.random.default_rng(1)
+    for name in ("astronaut", "coffee", "chelsea"):
+        photo = cv2.resize(getattr(skdata, name)(), (160, 160), interpolation=cv2.INTER_AREA)
+        for k in range(8):
+            y, x = rng.integers(0, 24, 2)
+            crop = photo[y : y + 136, x : x + 136]
+            noisy = np.clip(crop + rng.normal(0, 4, crop.shape), 0, 255).astype(np.uint8)
+            _write(tmp_path / f"{name}_{k}.jpg", noisy, cv2.IMWRITE_JPEG_QUALITY, 70 + k)
+    runs = []
+    for workers, ahead in ((1, 1), (3, 4), (2, 64)):
+        monkeypatch.setattr(dedup, "VERIFY_AHEAD", ahead)
+        result = dedup.find_duplicates(tmp_path, progress=False, workers=workers)
+        runs.append((result.pairs, sorted(sorted(f.name for f in g.files) for g in result.groups)))
+    assert len(runs[0][0]) >= 6 and runs[0] == runs[1] == runs[2]
