@@ -71,7 +71,7 @@ def run_cct(seed: int, folder: Path, *, model_kwargs=None, fit_kwargs=None, augm
     args = vit_train.parse_args(argv)
     model_kwargs = {**vit_train.MODEL_KWARGS, **(model_kwargs or {})}
     fit_kwargs = {**vit_train.FIT_KWARGS, **(fit_kwargs or {})}
-    augment = augment or vit_train.AUGMENT
+    augment = augment or args.augment  # the app's default
     done = _finished_run(folder, args, model_kwargs, fit_kwargs, augment)
     if done is not None:
         metrics, path = done
