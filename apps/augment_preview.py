@@ -58,6 +58,7 @@ def _main(args) -> int:
     output = Path(args.output or artifacts.default_run_path(APP, name=args.augment).with_suffix(".png"))
     if output.suffix.lower() != ".png":
         raise ValueError(f"--output must name a .png file; got {str(output)!r}.")
+    artifacts.check_writable(output)
     splits = data.load(args.dataset, image_size=args.image_size, channels=channels, seed=args.seed,
                        augment=args.augment)
     images, labels = splits.arrays("train", scaled=False)

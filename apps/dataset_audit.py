@@ -148,7 +148,7 @@ def _audit(root, listing, args, autoencoder):
 
 
 def _main(args) -> int:
-    from keras_cv_apps.artifacts import default_run_path
+    from keras_cv_apps.artifacts import check_writable, default_run_path
     from keras_cv_apps.image import io
     from keras_cv_apps.vision.keep import check_rule
 
@@ -156,10 +156,9 @@ def _main(args) -> int:
     if args.autoencoder and not Path(args.autoencoder).is_file():
         raise FileNotFoundError(f"Autoencoder file {args.autoencoder} does not exist.")
     out = Path(args.output) if args.output else default_run_path(APP)
-    blocker = next((p for p in [out, *out.parents] if p.exists() and not p.is_dir()), None)
-    if blocker is not None:
-        raise NotADirectoryError(f"--output {str(out)!r} cannot be a folder: {str(blocker)!r} is a file.")
-    args.output = str(out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--output {str(out)!r} cannot be a folder: it is a file.")
+    args.output = str(check_writable(out, folder=True))
     listing = io.check_folder(args.path) if args.path is not None else None  # whole-run problems first
     autoencoder = None
     if args.autoencoder:

@@ -128,7 +128,7 @@ def _apply(result, root: Path, args) -> int:
 
 def _check(args) -> Path:
     """Reject bad flag values in one sentence before any work starts; returns the CSV path."""
-    from keras_cv_apps.artifacts import default_run_path
+    from keras_cv_apps.artifacts import check_writable, default_run_path
     from keras_cv_apps.vision.dedup import check_threshold
     from keras_cv_apps.vision.keep import check_rule
 
@@ -139,10 +139,7 @@ def _check(args) -> Path:
     out = Path(args.output) if args.output else default_run_path(APP) / "duplicates.csv"
     if out.is_dir():
         out = out / "duplicates.csv"
-    blocker = next((p for p in [out, *out.parents] if p.exists() and not p.is_dir()), None)
-    if blocker is not None and blocker != out:
-        raise NotADirectoryError(f"--output {str(out)!r} lies under {str(blocker)!r}, which is a file.")
-    return out
+    return check_writable(out)
 
 
 def _main(args) -> int:

@@ -176,6 +176,27 @@ def command_line(app: str, argv=None) -> str:
     return " ".join(["python", "-m", f"apps.{app}", *map(shlex.quote, map(str, argv))])
 
 
+def check_writable(path, *, flag: str = "--output", folder: bool = False) -> Path:
+    """Raise one sentence, before long work starts, when ``path`` cannot be written later: a file
+    (``folder`` False) or folder to be created under a path that holds a file, or whose nearest
+    existing folder refuses a new file (probed with a temporary file, removed at once; nothing
+    else is created). Returns ``path`` as a `Path`."""
+    path = Path(path)
+    here = path if folder else path.parent
+    for parent in [here, *here.parents]:
+        if parent.exists():
+            break
+    if not parent.is_dir():
+        raise NotADirectoryError(f"{flag} {str(path)!r} lies under {str(parent)!r}, which is a file.")
+    try:
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".write-check-"):
+            pass
+    except OSError as err:
+        raise PermissionError(f"{flag} {str(path)!r} cannot be written: folder {str(parent)!r} is not "
+                              f"writable ({err.strerror or err}).") from None
+    return path
+
+
 def default_run_path(app: str, *, root="runs", name: Optional[str] = None) -> Path:
     """A new folder name ``runs/<app>/<name->YYYYmmdd-HHMMSS`` that does not exist yet."""
     stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -83,6 +83,23 @@ def test_run_folder_refuses_a_file_and_an_unwritable_place(tmp_path):
         artifacts.RunFolder(blocker / "run", app="demo").open()
 
 
+def test_check_writable_names_the_blocking_file_or_folder_and_creates_nothing(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(NotADirectoryError, match=r"lies under .*file'"):
+        artifacts.check_writable(blocker / "new" / "out.csv")
+    target = tmp_path / "new" / "deeper" / "out.csv"
+    assert artifacts.check_writable(target) == target
+    assert artifacts.check_writable(tmp_path / "report", folder=True) == tmp_path / "report"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # nothing created, the probe removed
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(artifacts.tempfile, "NamedTemporaryFile", refuse)
+    with pytest.raises(PermissionError, match=r"cannot be written: folder .* is not writable \(Permission denied\)"):
+        artifacts.check_writable(target, flag="--out")
+
+
 def test_config_and_metrics_follow_one_schema(tmp_path):
     with artifacts.RunFolder(tmp_path / "run", app="demo") as run:
         config = run.write_config(model="lenet5", model_kwargs={"image_shape": (32, 32, 1)}, seed=3,
