@@ -135,11 +135,13 @@ def operating_point(model, args) -> dict:
 
 
 def _main(args) -> int:
-    from keras_cv_apps.artifacts import write_json
+    from keras_cv_apps.artifacts import check_writable, write_json
     from keras_cv_apps.inference import ExportedModel
     from keras_cv_apps.metrics.open_set import identification_scores
     from keras_cv_apps.metrics.verification import distance_matrix
 
+    if args.output:
+        check_writable(args.output)
     gallery = gallery_files(args.gallery)
     model = ExportedModel(_cli.resolve_model(args.model, app="siamese_train", filename="embedding.tflite"))
     point = operating_point(model, args)

@@ -50,9 +50,11 @@ def parse_args(argv=None):
 
 
 def _main(args) -> int:
-    from keras_cv_apps.artifacts import write_json
+    from keras_cv_apps.artifacts import check_writable, write_json
     from keras_cv_apps.inference import ExportedModel
 
+    if args.output:
+        check_writable(args.output)
     model = ExportedModel(_cli.resolve_model(args.model, app="siamese_train", filename="embedding.tflite"))
     threshold = args.threshold
     if threshold is None:
