@@ -17,12 +17,15 @@ Measures, on one machine in one run:
   part ``throughput``): `dedup.find_duplicates` images/s and its hashing pass alone against
   decode-only images/s, where the time goes (search, verification, ECC fits), and pair precision /
   recall against the crop geometry (overlap of two crops of one photo: IoU >= 0.7 is a duplicate);
+- verification threads (part ``threads``, on ``--large`` generated photos): `dedup._verify` on one
+  thread against one per core on the same candidates, alternating (wall, CPU, SSIM checks made,
+  and that both give the same pairs);
 - huge groups (part ``huge``): 10,000 copies of one photo plus 10,000 distinct photos against 20,000 distinct
   photos (`find_duplicates` wall time), and the size of the largest group in the CSV;
 - the same accuracy/speed figures for imagededup / cleanvision when they are importable.
 
 Usage: python -m benchmarks.bench_dedup [--quick] [--methods phash,cnn] [--thresholds 6,10] [--large 10000]
-       [--parts accuracy,speed,end_to_end,others,throughput,huge,search]
+       [--parts accuracy,speed,end_to_end,others,throughput,huge,search,threads]
 Prints a table and writes benchmarks/results/dedup.json.
 """
 
@@ -41,7 +44,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-PARTS = ("accuracy", "speed", "end_to_end", "others", "large", "throughput", "huge", "search")
+PARTS = ("accuracy", "speed", "end_to_end", "others", "large", "throughput", "huge", "search", "threads")
 DEFAULT_PARTS = "accuracy,speed,end_to_end,others,large,search"
 TRANSFORMS = ("resize", "jpeg", "brightness_contrast", "crop", "rotation", "noise", "watermark",
               "grayscale", "flip", "exact_copy", "resave")
@@ -360,6 +363,53 @@ def large_throughput(n: int, rounds: int = 2) -> dict:
                            "verified_precision": round(edge_tp / max(edge_tp + edge_fp, 1), 3)}}
 
 
+def verify_threads(n: int, rounds: int = 2) -> dict:
+    """Verification alone (`dedup._verify`) of the candidates of ``n`` generated photos, on one
+    thread and on one per core, alternating: wall and CPU seconds (best of ``rounds``), the SSIM
+    checks made, and whether both gave the same verified pairs."""
+    import copy
+
+    from benchmarks._photos import write_distinct
+    from keras_cv_apps.image.io import MAX_PIXELS, default_workers
+    from keras_cv_apps.vision import dedup, fingerprint
+
+    calls = [0]
+    original = dedup._pair_ssim
+
+    def counted(*args, **kwargs):
+        calls[0] += 1
+        return original(*args, **kwargs)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = write_distinct(tmp, n, seed=1)
+        scan = fingerprint.scan_paths(paths, "phash", None, False, MAX_PIXELS, None, {})
+        exact = {}
+        start, candidates = dedup._hash_queue(scan, exact, dedup.check_threshold("phash", None), True,
+                                              dedup.DEFAULT_MIN_SSIM)
+        runs, found = {1: [], default_workers(): []}, {}
+        dedup._pair_ssim = counted
+        try:
+            for _ in range(rounds):
+                for workers in runs:
+                    uf, pairs, calls[0] = copy.deepcopy(start), dict(exact), 0
+                    t0, c0 = time.perf_counter(), time.process_time()
+                    dedup._verify(scan, uf, candidates, pairs, dedup.DEFAULT_MIN_SSIM, False, workers)
+                    runs[workers].append((time.perf_counter() - t0, time.process_time() - c0, calls[0]))
+                    found[workers] = pairs
+        finally:
+            dedup._pair_ssim = original
+            scan.thumbs.close()
+    out = {"images": n, "candidates": len(candidates), "load": round(os.getloadavg()[0], 2),
+           "same_pairs": len({tuple(sorted(p.items())) for p in found.values()}) == 1}
+    for workers, got in runs.items():
+        out[f"threads_{workers}"] = {"wall_s": round(min(r[0] for r in got), 2),
+                                     "cpu_s": round(min(r[1] for r in got), 2), "ssim_checks": got[-1][2],
+                                     "rounds_wall_s": [round(r[0], 2) for r in got]}
+    many = out[f"threads_{default_workers()}"]
+    out["speedup"] = round(out["threads_1"]["wall_s"] / many["wall_s"], 2)
+    return out
+
+
 def huge_groups(n: int) -> dict:
     """``n`` copies of one photo + ``n`` distinct photos against ``2n`` distinct photos."""
     import csv
@@ -549,6 +599,9 @@ def main(argv=None) -> int:
         report["large_throughput"] = large_throughput(large)
     if large and parts & {"large", "huge"}:
         report["huge_groups"] = huge_groups(large)
+    if large and "threads" in parts:
+        report["verify_threads"] = verify_threads(large)
+        print(f"verification of {large} generated photos: {report['verify_threads']}")
     if "search" in parts:
         sizes = (10_000, 100_000) if args.quick else (100_000, 1_000_000)
         report["search"] = {}

@@ -224,6 +224,16 @@ def _hash_candidates(hashes: np.ndarray, threshold: int, max_partners: int = Non
     return np.minimum(a, b), np.maximum(a, b), dist, flip, region, b
 
 
+def _hash_queue(scan: Scan, pairs: dict, threshold: int, verify_ssim: bool, min_ssim: float) -> tuple:
+    """``(union-find, Candidates)`` of a hash scan: exact copies joined (their pairs into
+    ``pairs``), then the candidate pairs among one head per exact group, for `_verify`."""
+    uf = _UnionFind(len(scan.paths))
+    heads = _exact_and_buckets(scan, uf, pairs, verify_ssim, min_ssim)
+    a, b, dist, flip, region, query = _hash_candidates(scan.hashes[heads], threshold)
+    heads = np.asarray(heads, np.int64)
+    return uf, Candidates(heads[a], heads[b], dist, flip, region, heads[query], _shifted(dist, region))
+
+
 def _alignment(hashes: np.ndarray, a: int, b: int) -> tuple:
     """(distance, flip, region, query) of the best hash alignment between images a and b."""
     best = None
@@ -470,12 +480,7 @@ def find_duplicates(paths=None, *, method: str = "phash", threshold=None, verify
         def cnn_sim(k, rep):
             return float(max(emb[k] @ emb[rep], emb[k] @ mirrored[rep], 0.0))
     else:
-        uf = _UnionFind(len(scan.paths))
-        heads = _exact_and_buckets(scan, uf, pairs, verify_ssim, min_ssim)
-        a, b, dist, flip, region, query = _hash_candidates(scan.hashes[heads], threshold)
-        heads = np.asarray(heads, np.int64)
-        candidates = Candidates(heads[a], heads[b], dist, flip, region, heads[query],
-                                _shifted(dist, region))
+        uf, candidates = _hash_queue(scan, pairs, threshold, verify_ssim, min_ssim)
     if verify_ssim:
         _verify(scan, uf, candidates, pairs, min_ssim, progress, workers)
     else:
