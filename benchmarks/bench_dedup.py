@@ -292,10 +292,11 @@ def _crop_truth(n: int, seed: int, low: float = 0.5, high: float = 0.7):
     return true, ambiguous
 
 
-def large_throughput(n: int, rounds: int = 2) -> dict:
+def large_throughput(n: int, rounds: int = 2, sides=(64, 160), mosaic: bool = False) -> dict:
     """images/s of `find_duplicates` (whole pipeline) and of its hashing pass alone vs decode-only
-    on ``n`` generated photos (best of ``rounds`` alternating runs), where its time goes, and pair
-    precision / recall against the crop geometry (`_crop_truth`)."""
+    on ``n`` generated photos ``sides`` px on their longer side, single crops or ``mosaic``s of
+    four (see `write_distinct`; best of ``rounds`` alternating runs), where its time goes, and for
+    single crops pair precision / recall against the crop geometry (`_crop_truth`)."""
     from benchmarks._photos import write_distinct
     from keras_cv_apps.image import io
     from keras_cv_apps.vision import dedup, verify
@@ -316,7 +317,8 @@ def large_throughput(n: int, rounds: int = 2) -> dict:
         return fn
 
     with tempfile.TemporaryDirectory() as tmp:
-        paths = write_distinct(tmp, n, seed=1)
+        paths = write_distinct(tmp, n, seed=1, side_range=sides, mosaic=mosaic)
+        megabytes = sum(p.stat().st_size for p in paths) / 2**20
         rates = {"decode": [], "hashing": [], "dedup": []}
         for _ in range(rounds):
             t0 = time.perf_counter()
@@ -338,6 +340,16 @@ def large_throughput(n: int, rounds: int = 2) -> dict:
                     setattr(module, name, fn)
             rates["dedup"].append(n / elapsed)
     best = {k: round(max(v), 1) for k, v in rates.items()}
+    out = {"images": n, "sides_px": list(sides), "mosaic": mosaic, "megabytes": round(megabytes, 1),
+           "load": round(os.getloadavg()[0], 2), "decode_img_s": best["decode"], "dedup_img_s": best["dedup"],
+           "ratio": round(best["dedup"] / best["decode"], 2), "hashing_img_s": best["hashing"],
+           "hashing_ratio": round(best["hashing"] / best["decode"], 2), "groups_found": len(result.groups),
+           "last_run_s": {"total": round(elapsed, 2), "search": round(stages.get("_hash_candidates", 0), 2),
+                          "verify": round(stages.get("_verify", 0), 2),
+                          "of_which_ecc": round(stages.get("_ecc_warp", 0), 2)},
+           "ecc_fits": int(stages.get("_ecc_warp_calls", 0))}
+    if mosaic:  # four independent crops a file: no crop geometry to score against
+        return out
     index = {p.name: k for k, p in enumerate(paths)}
     pred = {tuple(sorted((index[a.name], index[b.name]))) for g in result.groups
             for a, b in itertools.combinations(g.files, 2)}
@@ -346,14 +358,7 @@ def large_throughput(n: int, rounds: int = 2) -> dict:
     # the verified pairs themselves (before groups join them transitively)
     edges = {tuple(sorted((index[a.name], index[b.name]))) for a, b, _ in result.pairs}
     edge_tp, edge_fp = len(edges & true), len(edges - true - ambiguous)
-    return {"images": n, "decode_img_s": best["decode"], "dedup_img_s": best["dedup"],
-            "ratio": round(best["dedup"] / best["decode"], 2), "hashing_img_s": best["hashing"],
-            "hashing_ratio": round(best["hashing"] / best["decode"], 2), "groups_found": len(result.groups),
-            "last_run_s": {"total": round(elapsed, 2), "search": round(stages.get("_hash_candidates", 0), 2),
-                           "verify": round(stages.get("_verify", 0), 2),
-                           "of_which_ecc": round(stages.get("_ecc_warp", 0), 2)},
-            "ecc_fits": int(stages.get("_ecc_warp_calls", 0)),
-            "crop_truth": {"true_pairs_iou_ge_0.7": len(true), "ambiguous_0.5_0.7": len(ambiguous),
+    return {**out, "crop_truth": {"true_pairs_iou_ge_0.7": len(true), "ambiguous_0.5_0.7": len(ambiguous),
                            "found_pairs": len(pred), "found_true": tp, "found_ambiguous": len(pred & ambiguous),
                            "found_distinct_iou_lt_0.5": fp, "precision": round(tp / max(tp + fp, 1), 3),
                            "recall": round(tp / max(len(true), 1), 3),
@@ -508,6 +513,14 @@ def others(root, truth, transform_of) -> dict:
     return found
 
 
+def _print_throughput(t) -> None:
+    print(f"{t['images']} generated photos ({t.get('sides_px', [64, 160])} px"
+          f"{', mosaics' if t.get('mosaic') else ''}): "
+          f"find_duplicates {t['dedup_img_s']} img/s, decode-only {t['decode_img_s']} img/s (ratio {t['ratio']}); "
+          f"hashing pass {t.get('hashing_img_s')} img/s (ratio {t.get('hashing_ratio')}); last run "
+          f"{t.get('last_run_s')}, {t.get('ecc_fits')} ECC fits; against the crop geometry {t.get('crop_truth')}")
+
+
 def _print_table(report) -> None:
     print(f"{report['images']} images, {report['true_pairs']} true pairs ({report['machine']})")
     print("pair F1 per transform; P/R/F1 over all pairs; s = wall seconds for the whole run")
@@ -534,12 +547,8 @@ def _print_table(report) -> None:
         print(f"end to end on {e['images']} files: apps.dedup {e['dedup_app_s']} s, decode-only process "
               f"{e['decode_io_s']} s (io.iter_images, ratio {e['ratio_vs_decode_io']}) / {e['decode_cv2_s']} s "
               f"(cv2.imread loop, ratio {e['ratio_vs_decode_cv2']})")
-    t = report.get("large_throughput")
-    if t:
-        print(f"{t['images']} generated photos: find_duplicates {t['dedup_img_s']} img/s, decode-only "
-              f"{t['decode_img_s']} img/s (ratio {t['ratio']}); hashing pass {t.get('hashing_img_s')} img/s "
-              f"(ratio {t.get('hashing_ratio')}); last run {t.get('last_run_s')}, {t.get('ecc_fits')} ECC fits; "
-              f"against the crop geometry {t.get('crop_truth')}")
+    if report.get("large_throughput"):
+        _print_throughput(report["large_throughput"])
     h = report.get("huge_groups")
     if h:
         print(f"{h['copies']} copies + {h['copies']} distinct: {h['copies_plus_distinct_s']} s vs "
@@ -563,6 +572,10 @@ def main(argv=None) -> int:
     parser.add_argument("--large", type=int, default=None,
                         help="generated photos for the throughput and huge-group runs (default 10000, "
                              "1000 with --quick; 0 skips them)")
+    parser.add_argument("--sides", default="64,160",
+                        help="MIN,MAX longer side (px) of the throughput part's generated photos (default: 64,160)")
+    parser.add_argument("--mosaic", action="store_true",
+                        help="throughput part: each generated photo a 2x2 mosaic of crops (few near-duplicates)")
     parser.add_argument("--parts", default=DEFAULT_PARTS,
                         help="comma-separated parts to run (large = throughput + huge); the others keep "
                              "their figures from --out")
@@ -596,7 +609,11 @@ def main(argv=None) -> int:
             report["others"] = others(root, truth, transform_of)
     large = args.large if args.large is not None else (1000 if args.quick else 10_000)
     if large and parts & {"large", "throughput"}:
-        report["large_throughput"] = large_throughput(large)
+        sides = tuple(int(v) for v in args.sides.split(","))
+        key = "large_throughput" if (sides, args.mosaic) == ((64, 160), False) else \
+            f"large_throughput_{'mosaic_' if args.mosaic else ''}{sides[0]}_{sides[1]}"
+        report[key] = large_throughput(large, sides=sides, mosaic=args.mosaic)
+        _print_throughput(report[key])
     if large and parts & {"large", "huge"}:
         report["huge_groups"] = huge_groups(large)
     if large and "threads" in parts:

@@ -117,6 +117,25 @@ def test_iter_images_keeps_order_and_reports_errors(tmp_path):
             assert r.nbytes == paths[k].stat().st_size
 
 
+def test_decoding_threads_run_blas_on_one_thread_and_restore_it_after(tmp_path):
+    """Per-image matrix products in several decoding threads must not each start BLAS threads."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads():
+        return sorted({lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"})
+
+    paths = []
+    for k in range(6):
+        paths.append(tmp_path / f"{k}.png")
+        cv2.imwrite(str(paths[-1]), np.full((8, 8), k, np.uint8))
+    with threadpool_limits(2, user_api="blas"):
+        assert blas_threads() == [2]
+        inside = [(blas_threads(), r.image) for r in io.iter_images(paths, workers=2, progress=False,
+                                                                    postprocess=lambda im: blas_threads())]
+        assert all(seen == [1] and worker == [1] for seen, worker in inside)
+        assert blas_threads() == [2]  # as it was once the iteration is over
+
+
 def test_demo_set_matches_its_ground_truth(tmp_path):
     root = demo.make_demo_set(tmp_path / "demo", seed=0)
     truth = json.loads((root / "ground_truth.json").read_text())
