@@ -176,6 +176,15 @@ def command_line(app: str, argv=None) -> str:
     return " ".join(["python", "-m", f"apps.{app}", *map(shlex.quote, map(str, argv))])
 
 
+WRITE_PROBE = ".write-check-"  # prefix of the temporary file that proves a folder writable
+
+
+def probe_writable(folder) -> None:
+    """Create and remove a temporary file in ``folder``; the OSError if that fails."""
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=WRITE_PROBE):
+        pass
+
+
 def check_writable(path, *, flag: str = "--output", folder: bool = False) -> Path:
     """Raise one sentence, before long work starts, when ``path`` cannot be written later: a file
     (``folder`` False) or folder to be created under a path that holds a file, or whose nearest
@@ -189,8 +198,7 @@ def check_writable(path, *, flag: str = "--output", folder: bool = False) -> Pat
     if not parent.is_dir():
         raise NotADirectoryError(f"{flag} {str(path)!r} lies under {str(parent)!r}, which is a file.")
     try:
-        with tempfile.NamedTemporaryFile(dir=parent, prefix=".write-check-"):
-            pass
+        probe_writable(parent)
     except OSError as err:
         raise PermissionError(f"{flag} {str(path)!r} cannot be written: folder {str(parent)!r} is not "
                               f"writable ({err.strerror or err}).") from None
@@ -281,8 +289,7 @@ class RunFolder:
                 self._created.append(parent)
         try:
             path.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=path, prefix=".write-check-"):
-                pass
+            probe_writable(path)
         except OSError as err:
             self._remove_if_empty()
             raise PermissionError(f"Output folder {str(path)!r} is not writable ({err.strerror or err}).") from None
@@ -324,7 +331,7 @@ class RunFolder:
     def _remove_if_empty(self) -> None:
         for folder in reversed(self._created):  # deepest first
             try:
-                for leftover in folder.glob(".write-check-*"):
+                for leftover in folder.glob(WRITE_PROBE + "*"):
                     leftover.unlink()
                 folder.rmdir()
             except OSError:

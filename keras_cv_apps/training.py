@@ -31,7 +31,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import time
 
 import keras
@@ -330,11 +329,12 @@ def _datasets(splits):
 
 def _prepare_run_dir(run_dir):
     """Create ``run_dir`` and prove it is writable, before any training starts."""
+    from keras_cv_apps.artifacts import probe_writable
+
     run_dir = os.fspath(run_dir)
     try:
         os.makedirs(run_dir, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=run_dir, prefix=".write-test-"):
-            pass
+        probe_writable(run_dir)
     except OSError as err:
         raise OSError(f"run_dir {run_dir!r} is not a writable folder: "
                       f"{err.strerror or err}.") from err
