@@ -222,11 +222,18 @@ def plot(rows: list, path: Path) -> None:
     fig = new_figure((6 * len(datasets), 4.5))
     for i, dataset in enumerate(datasets, start=1):
         ax = fig.add_subplot(1, len(datasets), i)
-        for r in (r for r in rows if r["dataset"] == dataset):
-            ax.scatter(r["macs"] / 1e6, r["keras_top1"], s=20 + 2 * r["int8_us"] ** 0.5 * 4,
+        points = sorted((r for r in rows if r["dataset"] == dataset), key=lambda r: r["macs"])
+        span = max(1.0, max(r["keras_top1"] for r in points) - min(r["keras_top1"] for r in points))
+        placed = []  # (log10 MACs, top-1, label row) so far: a label takes the first row its close neighbours left
+        for r in points:
+            x, y = np.log10(r["macs"] / 1e6), r["keras_top1"]
+            taken = {prow for px, py, prow in placed if abs(x - px) < 0.4 and abs(y - py) < 0.08 * span}
+            row = min(set(range(len(taken) + 1)) - taken)
+            placed.append((x, y, row))
+            ax.scatter(r["macs"] / 1e6, y, s=20 + 2 * r["int8_us"] ** 0.5 * 4,
                        color="tab:orange" if r["model"].startswith("effnet") else "tab:blue", alpha=0.7)
-            ax.annotate(f"{r['model']}\n{r['int8_us'] / 1000:.2f} ms int8", (r["macs"] / 1e6, r["keras_top1"]),
-                        fontsize=7, xytext=(4, 2), textcoords="offset points")
+            ax.annotate(f"{r['model']}\n{r['int8_us'] / 1000:.2f} ms int8", (r["macs"] / 1e6, y), fontsize=7,
+                        xytext=(4, 2 - 18 * row), textcoords="offset points")
         ax.set_xscale("log")
         ax.set_xlabel("MACs per image (millions, log scale)")
         ax.set_ylabel("test top-1 (%)")
