@@ -148,7 +148,6 @@ def digits_folder(root: Path) -> Path:
 PATHS = {"memory": "in memory", "dir": "streamed (dir:)", "dir1": "streamed (dir:, one decoding thread)",
          "dirpool": "streamed (dir:, decoding map on a thread pool, as before)",
          "dirfile": "streamed (dir:, one read_file + decode_png per file, as before)",
-         "dirunbatch": "streamed (dir:, groups unbatched and batched again, as before)",
          "tfrecord": "streamed (tfrecord:)", "cache": "streamed, disk cache"}
 
 
@@ -174,19 +173,6 @@ def _per_file(splits):
     return splits
 
 
-def _unbatched(splits):
-    """``splits`` with its folder's groups of decoded files cut into single images and batched again,
-    as before streams handed batches on with ``rebatch``."""
-    store = splits._images
-    stream = store.stream
-
-    def unbatched(positions, *, batch=None, **kwargs):
-        ds = stream(positions, **kwargs)
-        return ds.batch(batch) if batch else ds
-    store.stream = unbatched
-    return splits
-
-
 def throughput(rounds: int, batch: int, work: Path, epochs: int = 5, paths=("memory", "dir", "tfrecord", "cache"),
                augments=None):
     import keras
@@ -208,8 +194,6 @@ def throughput(rounds: int, batch: int, work: Path, epochs: int = 5, paths=("mem
                                                         augment=augment)),
                    "dirfile": lambda: _per_file(data.load(f"dir:{folder}", image_size=32, batch_size=batch,
                                                           augment=augment)),
-                   "dirunbatch": lambda: _unbatched(data.load(f"dir:{folder}", image_size=32, batch_size=batch,
-                                                              augment=augment)),
                    "tfrecord": lambda: data.load(f"tfrecord:{work / 'shards'}", image_size=32, batch_size=batch,
                                                  augment=augment),
                    "cache": lambda: data.load(f"dir:{folder}", image_size=32, batch_size=batch, augment=augment,
@@ -291,13 +275,11 @@ def pipeline_cpu(rounds: int, batch: int, work: Path) -> list:
     general._images.plain = False  # what every folder took before: the format switch, a resize per image
     pooled = _pooled(data.load(f"dir:{folder}", image_size=32, batch_size=batch))
     per_file = _per_file(data.load(f"dir:{folder}", image_size=32, batch_size=batch))
-    unbatched = _unbatched(data.load(f"dir:{folder}", image_size=32, batch_size=batch))
     paths = tf.constant(fast._images.paths[fast.indices["train"]])
     files = tf.data.Dataset.from_tensor_slices(paths)
     pipelines = {
         "in memory (train)": memory.train, "dir: stream (train)": fast.train,
         "dir: stream, one read_file + decode_png per file (train)": per_file.train,
-        "dir: stream, groups unbatched and batched again (train)": unbatched.train,
         "dir: stream, decoding map on a thread pool (train)": pooled.train,
         "dir: stream, general decoder (train)": general.train,
         "tf.io.read_file alone": files.map(tf.io.read_file, num_parallel_calls=tf.data.AUTOTUNE).batch(batch),

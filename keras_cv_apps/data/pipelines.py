@@ -225,9 +225,8 @@ class Splits:
             raise ValueError(f"The {split} split has no images left after leaving out classes {list(exclude)}.")
         if balance != "none" and not training:
             raise ValueError("Balanced sampling applies to the train split only.")
-        batch = _batch or self.batch_size
         if self.streamed:
-            ds = self._streamed(split, idx, balance, training, _shard, batch)
+            ds = self._streamed(split, idx, balance, training, _shard)
         elif balance == "none":
             ds = tf.data.Dataset.from_tensor_slices((self._images[idx], self._labels[idx]))
             if training:
@@ -236,8 +235,7 @@ class Splits:
                 ds = ds.shuffle(len(idx), seed=self.seed, reshuffle_each_iteration=True)
         else:
             ds = self._resampled(self._images[idx], self._labels[idx], balance)
-        if not self.streamed:
-            ds = ds.batch(batch)
+        ds = ds.batch(_batch or self.batch_size)
         augmenter = self.augmenter if training else None
         cool = getattr(augmenter, "cooldown", None)
         if _cool:
@@ -294,20 +292,20 @@ class Splits:
                             _shard=(context.num_input_pipelines, context.input_pipeline_id),
                             _batch=context.get_per_replica_batch_size(self.batch_size))
 
-    def _streamed(self, split, idx, balance, training, shard, batch):
-        """Batches of ``(positions, uint8 images)`` of a streamed source (each goes through
+    def _streamed(self, split, idx, balance, training, shard):
+        """Unbatched ``(position, uint8 image)`` of a streamed source (batches go through
         `FileStream.finish`; labels are looked up per batch)."""
         import os
 
         store = self._images
         if balance != "none":
-            ds = self._resampled_stream(idx, balance, shard).batch(batch)
+            ds = self._resampled_stream(idx, balance, shard)
         else:
             cache = None
             if isinstance(self.cache, (str, os.PathLike)):
                 name = store.cache_name(idx, shuffle=training, seed=self.seed, shard=shard)
                 cache = os.path.join(os.fspath(self.cache), f"{split}-{name}")
-            ds = store.stream(idx, shuffle=training, seed=self.seed, cache=cache, shard=shard, batch=batch)
+            ds = store.stream(idx, shuffle=training, seed=self.seed, cache=cache, shard=shard)
         return ds
 
     def _resampled_stream(self, idx, mode, shard):

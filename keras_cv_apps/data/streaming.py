@@ -436,9 +436,8 @@ class FileStream:
             return tf.identity(images)
 
     def stream(self, positions, *, shuffle: bool = False, seed: int = 0, cache: Optional[str] = None,
-               shard=None, batch: Optional[int] = None):
-        """Decoded ``(position, image)`` of ``positions``, exactly ``ceil(len / workers)`` per pass;
-        with ``batch``, in batches of that many (the last one shorter).
+               shard=None):
+        """Decoded ``(position, image)`` of ``positions``, exactly ``ceil(len / workers)`` per pass.
 
         ``shuffle`` reshuffles every pass (before decoding; after a disk cache, in a buffer of at
         most `SHUFFLE_BUDGET` bytes). Only the first of the `MAX_PASSES` passes over the files is
@@ -448,9 +447,8 @@ class FileStream:
         some epochs and not others, so the next epoch's order would depend on the machine's load.
         ``shard=(workers, index)`` keeps one worker's share (files
         split between workers). A file that fails to decode is skipped and its slot goes to the
-        next image of a following pass, so the length is known to ``model.fit``. Pass every batch
-        through `finish` (images of a one-size PNG folder arrive at their own size). Files read in
-        groups are cut into batches by ``rebatch`` (no element-by-element stage after decoding).
+        next image of a following pass, so the length is known to ``model.fit``. Batch it and pass
+        every batch through `finish` (images of a one-size PNG folder arrive at their own size).
         """
         import tensorflow as tf
 
@@ -460,15 +458,10 @@ class FileStream:
         ds = self._encoded(positions, shuffle=shuffle, seed=seed, shard=shard, passes=MAX_PASSES)
         defer = self._deferred() and not cache  # a disk cache keeps the images at their final size
         if self._grouped():
-            ds = ds.batch(READ_GROUP).map(self._group_decoder(defer)).ignore_errors()
-            if batch and not cache:
-                sizes = [batch] * (count // batch) + [count % batch] * bool(count % batch)
-                ds = ds.rebatch(tf.constant(sizes, tf.int64)).take(len(sizes))
-                return ds.apply(tf.data.experimental.assert_cardinality(len(sizes)))
-            ds = ds.unbatch()
+            ds = ds.batch(READ_GROUP).map(self._group_decoder(defer)).unbatch()
         else:
-            ds = ds.map(self._decoder(marked=True, defer=defer), num_parallel_calls=self._parallel()).ignore_errors()
-        ds = ds.take(count).apply(tf.data.experimental.assert_cardinality(count))
+            ds = ds.map(self._decoder(marked=True, defer=defer), num_parallel_calls=self._parallel())
+        ds = ds.ignore_errors().take(count).apply(tf.data.experimental.assert_cardinality(count))
         if cache:
             _clear_stale_lock(cache)
             ds = ds.cache(cache)
@@ -476,7 +469,7 @@ class FileStream:
                 per_image = int(np.prod(self.size)) * self.channels
                 ds = ds.shuffle(max(64, min(count, SHUFFLE_BUDGET // per_image)), seed=seed,
                                 reshuffle_each_iteration=True)
-        return ds.batch(batch) if batch else ds
+        return ds
 
     def read(self, positions) -> tuple:
         """Decode ``positions`` into memory: ``(decoded positions, uint8 [k, h, w, c])``, in
