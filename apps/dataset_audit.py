@@ -155,10 +155,7 @@ def _main(args) -> int:
     check_rule(args.keep)
     if args.autoencoder and not Path(args.autoencoder).is_file():
         raise FileNotFoundError(f"Autoencoder file {args.autoencoder} does not exist.")
-    out = Path(args.output) if args.output else default_run_path(APP)
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"--output {str(out)!r} cannot be a folder: it is a file.")
-    args.output = str(check_writable(out, folder=True))
+    args.output = str(check_writable(args.output or default_run_path(APP), folder=True))
     listing = io.check_folder(args.path) if args.path is not None else None  # whole-run problems first
     autoencoder = None
     if args.autoencoder:

@@ -191,6 +191,8 @@ def check_writable(path, *, flag: str = "--output", folder: bool = False) -> Pat
     existing folder refuses a new file (probed with a temporary file, removed at once; nothing
     else is created). Returns ``path`` as a `Path`."""
     path = Path(path)
+    if folder and path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"{flag} {str(path)!r} cannot be a folder: it is a file.")
     here = path if folder else path.parent
     for parent in [here, *here.parents]:
         if parent.exists():

@@ -88,6 +88,8 @@ def test_check_writable_names_the_blocking_file_or_folder_and_creates_nothing(tm
     blocker.write_text("x")
     with pytest.raises(NotADirectoryError, match=r"lies under .*file'"):
         artifacts.check_writable(blocker / "new" / "out.csv")
+    with pytest.raises(NotADirectoryError, match="cannot be a folder: it is a file"):
+        artifacts.check_writable(blocker, folder=True)
     target = tmp_path / "new" / "deeper" / "out.csv"
     assert artifacts.check_writable(target) == target
     assert artifacts.check_writable(tmp_path / "report", folder=True) == tmp_path / "report"
