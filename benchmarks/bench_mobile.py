@@ -10,8 +10,9 @@ Part 2 (``train``): LeNet-5, AlexNet, ``mobilenetv2``, ``ghostnet`` (widths 1.0 
 32 px the final maps are 1x1 and GhostNet's width-independent head and SE layers weigh more, so
 width 0.75 is the GhostNet-style model at <= 0.6x MobileNetV2's MACs) and ``effnet_b0..b3``
 trained with one short recipe (Adam 2e-3, warm-up + cosine, label smoothing 0.1, augmentation in
-the pipeline, batch 64) on ``digits`` at 32x32 (30 epochs) and on ``shapes`` (all 8 shape classes,
-400 images each) at 64x64 (40 epochs); the b-family's input grows as ``size * 1.15**phi``
+the pipeline, batch 64) on ``digits`` at 32x32 (30 epochs), on ``shapes`` (all 8 shape classes,
+400 images each) at 64x64 (40 epochs) and on ``photos`` (crops of 6 scikit-image photos, 400 each) at
+64x64 (30 epochs); the b-family's input grows as ``size * 1.15**phi``
 (multiples of 8). Each model is exported to float32,
 int8 with per-channel weight scales (the exporter's default) and with per-tensor scales (the
 mobile families' default in their cfg, which `export.export_all` and the apps follow; ``goals``
@@ -22,7 +23,7 @@ its own process (TensorFlow's converter grows memory with each conversion) and i
 ``benchmarks/results/mobile_runs/`` as it finishes, so ``--resume`` continues a stopped run; the
 table, goals and plot cover every stored run, also those not asked for in this call.
 
-    python -m benchmarks.bench_mobile [--part complexity|train|all] [--datasets digits shapes]
+    python -m benchmarks.bench_mobile [--part complexity|train|all] [--datasets digits shapes photos]
                                       [--models ...] [--epochs N] [--resume] [--quick]
 """
 
@@ -49,6 +50,7 @@ VARIANTS = {"ghostnet_075": ("ghostnet", {"width_multiplier": 0.75})}
 DATASETS = {  # name -> (spec, base image size, epochs, augmentation preset)
     "digits": ("digits", 32, 30, "digits"),
     "shapes": ("shapes:8:400", 64, 40, "light"),  # 100 a class for 20 epochs left every model near chance
+    "photos": ("photos:400", 64, 30, "light"),  # 6 scikit-image photos, 480 test crops
 }
 FIT = dict(optimizer="adam", schedule="cosine", label_smoothing=0.1, learning_rate=2e-3, patience=1000)
 PUBLISHED = {  # keras.applications name -> (input size, published MACs, source)

@@ -12,7 +12,8 @@ requested channels), ``labels`` int32 ``[N]`` in ``0..len(class_names)-1``, ``cl
 - ``shapes_target[:num_classes[:per_class]]``: one target shape (its class) at a random place
   among distractor shapes of other kinds; `shapes_with_masks` also returns the target's mask.
 - ``lfw_subset``: scikit-image's 200 25x25 faces / non-faces (offline).
-- ``photos``: seeded random crops of the photos scikit-image ships; the class is the photo.
+- ``photos[:PER_CLASS]``: seeded random crops of the photos scikit-image ships (100 a class by
+  default); the class is the photo.
 - ``dir:PATH`` (one sub-folder per class) and ``tfrecord:GLOB`` (shards written by
   `data.write_shards`) are not loaded here: they are streamed (`data.streaming`, `data.shards`).
 - ``tfds:NAME[:split]``: TensorFlow Datasets (optional extra, needs the network once).
@@ -33,7 +34,7 @@ from keras_cv_apps.image.ops import check_fits_in_memory, fit, fit_many, to_uint
 
 logger = logging.getLogger(__name__)
 
-NAMED_SPECS = ("digits", "shapes", "shapes_target", "lfw_subset", "photos")
+NAMED_SPECS = ("digits", "shapes", "shapes_target", "lfw_subset", "photos[:PER_CLASS]")
 PREFIX_SPECS = ("digits-c[:CORRUPTION[:SEVERITY]]", "dir:PATH", "tfrecord:GLOB", "tfds:NAME[:split]",
                 "keras:mnist|fashion_mnist|cifar10")
 STREAMED = ("dir", "tfrecord")  # spec prefixes read from disk as the pipelines run
@@ -109,6 +110,10 @@ def _resolve(spec):
             raise ValueError(f"Bad spec {spec!r}; use shapes, shapes:NUM_CLASSES or "
                              "shapes:NUM_CLASSES:PER_CLASS.")
         return _shapes, (), dict(zip(("num_classes", "per_class"), map(int, parts)))
+    if head == "photos":
+        if not rest.isdigit():
+            raise ValueError(f"Bad spec {spec!r}; use photos or photos:PER_CLASS.")
+        return _photos, (), {"per_class": int(rest)}
     if head == "shapes_target":
         parts = rest.split(":") if rest else []
         if len(parts) > 2 or not all(p.isdigit() for p in parts):

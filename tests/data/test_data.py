@@ -216,6 +216,11 @@ def test_lfw_subset_and_photos_specs():
     assert lfw.class_names == ["face", "not_face"] and lfw.info["num_images"] == 200
     photos = data.load("photos", per_class=10, image_size=16, channels=3)
     assert photos.num_classes == 6 and photos.image_shape == (16, 16, 3)
+    same = data.load("photos:10", image_size=16, channels=3)
+    assert same.info["num_images"] == 60
+    np.testing.assert_array_equal(same.arrays("test", False)[0], photos.arrays("test", False)[0])
+    with pytest.raises(ValueError, match="photos:PER_CLASS"):
+        data.load("photos:many")
     gray = data.load("photos", per_class=10, image_size=16, channels=1)
     rgb, _ = photos.arrays("test", False)
     expected = np.stack([cv2.cvtColor(im, cv2.COLOR_RGB2GRAY) for im in rgb])
