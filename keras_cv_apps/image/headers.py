@@ -41,6 +41,8 @@ class FileInfo:
         cmyk: the JPEG stores CMYK (or YCCK) rather than RGB.
         over_pillow_limit: Pillow refused to parse the header because the image is larger than its
             decompression-bomb limit (only for formats parsed through Pillow).
+        palette: the pixels are indices into a table of at most 256 colours (GIF, PNG colour type
+            3, BMP of 8 bits per pixel or fewer, Pillow mode ``P``).
     """
 
     format: str = "UNKNOWN"
@@ -53,6 +55,7 @@ class FileInfo:
     quality: Optional[int] = None
     cmyk: bool = False
     over_pillow_limit: bool = False
+    palette: bool = False
 
     @property
     def pixels(self) -> Optional[int]:
@@ -60,14 +63,17 @@ class FileInfo:
 
     @property
     def lossless(self) -> bool:
-        """Whether the format stores pixels exactly (GIF's 256-colour palette counts as lossy)."""
-        return self.format in LOSSLESS_FORMATS
+        """Whether the file keeps a true-colour image exactly: a lossless format without a palette (a
+        256-colour palette, GIF's or a PNG's, counts as lossy: a photo loses colours to it)."""
+        return self.format in LOSSLESS_FORMATS and not self.palette
 
     def describe(self) -> str:
         """A short label such as ``PNG 16-bit`` or ``JPEG q~40``."""
         text = self.format.replace("WEBP-LOSSLESS", "WebP lossless")
         if self.bit_depth and self.bit_depth != 8:
             text += f" {self.bit_depth}-bit"
+        if self.palette:
+            text += " palette"
         if self.quality is not None:
             text += f" q~{self.quality}"
         return text
@@ -145,7 +151,7 @@ def _png(data: bytes, info: FileInfo) -> FileInfo:
     info.bit_depth, colour = data[24], data[25]
     info.channels = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}.get(colour)
     if colour == 3:
-        info.bit_depth = 8  # palette indices expand to 8-bit colour
+        info.bit_depth, info.palette = 8, True  # palette indices expand to 8-bit colour
     i = 8
     while i + 8 <= len(data):  # chunks before the pixels: eXIf (orientation), acTL (animation)
         length, kind = struct.unpack_from(">I4s", data, i)
@@ -192,6 +198,7 @@ def _pillow(data: bytes, info: FileInfo) -> FileInfo:
                 info.channels = len(im.getbands())
                 info.frames = int(getattr(im, "n_frames", 1) or 1)
                 mode = im.mode
+                info.palette = mode in ("P", "PA")
                 info.bit_depth = 16 if ("16" in mode or mode in ("I", "RGB;16", "RGBA;16")) else 8
                 if im.format == "TIFF":
                     info.bit_depth = max(im.tag_v2.get(258, (8,)) or (8,))
@@ -223,7 +230,7 @@ def sniff(data: bytes) -> FileInfo:
         info.format = "PNG"
         return _png(data, info)
     if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
-        info.format, info.bit_depth, info.channels = "GIF", 8, 3
+        info.format, info.bit_depth, info.channels, info.palette = "GIF", 8, 3, True
         info.width, info.height = struct.unpack_from("<HH", data, 6)
         info.frames = 2 if data.count(b"\x21\xf9\x04") > 1 else 1  # refined by Pillow when decoding
         return info
@@ -232,6 +239,7 @@ def sniff(data: bytes) -> FileInfo:
         info.width, height = struct.unpack_from("<ii", data, 18)
         info.height = abs(height)
         info.channels = 3
+        info.palette = len(data) >= 30 and 0 < struct.unpack_from("<H", data, 28)[0] <= 8  # bits per pixel
         return info
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         info.format = "WEBP"

@@ -43,8 +43,12 @@ log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (
     ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".dib", ".gif", ".tif", ".tiff",
-    ".webp", ".ppm", ".pgm", ".pbm", ".pnm", ".jp2",
+    ".webp", ".ppm", ".pgm", ".pbm", ".pnm", ".jp2", ".avif",
 )
+# image files the decoders here cannot read: listed as skipped with this name, never silently left out
+UNSUPPORTED_EXTENSIONS = {".heic": "HEIC", ".heif": "HEIF", ".jxl": "JPEG XL", ".svg": "SVG (vector)",
+                          **dict.fromkeys((".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2"),
+                                          "camera RAW")}
 MODES = ("rgb", "gray")
 MAX_PIXELS = 100_000_000  # 100 megapixels: larger files are refused by their header, never decoded
 
@@ -324,12 +328,19 @@ def _is_image_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
+def _unsupported(name: str) -> Optional[str]:
+    """The skip reason of an image file in a format no decoder here reads, else None."""
+    kind = UNSUPPORTED_EXTENSIONS.get(os.path.splitext(name)[1].lower())
+    return None if kind is None else f"{kind} files are not supported; convert it to JPEG or PNG to include it"
+
+
 def scan_folder(root, *, recursive: bool = True) -> Listing:
     """Image files under the folder ``root`` without following symlink loops.
 
     Symlinked files are listed under the link's own path (``links`` says where they point);
     symlinked folders are followed once (a folder reached twice is skipped as a loop). Dangling
-    links, link loops, pipes and unlistable folders are returned in ``skipped`` with a reason.
+    links, link loops, pipes, unlistable folders and image formats no decoder here reads (HEIC,
+    JPEG XL, SVG, camera RAW: `UNSUPPORTED_EXTENSIONS`) are returned in ``skipped`` with a reason.
     """
     root = Path(root)
     files, links, skipped = [], {}, []
@@ -378,6 +389,8 @@ def scan_folder(root, *, recursive: bool = True) -> Listing:
                     files.append(path)
                 else:
                     skipped.append((path, "not a regular file (a pipe, socket or device)"))
+            elif _unsupported(entry.name) and entry.is_file(follow_symlinks=False):
+                skipped.append((path, _unsupported(entry.name)))
     files.sort()
     skipped.sort(key=lambda item: item[0])
     return Listing(files, links, skipped)

@@ -119,7 +119,8 @@ class Scan:
             format=info.format if info else "UNKNOWN", lossless=bool(info and info.lossless),
             bit_depth=(info.bit_depth or 8) if info else 8, height=int(record.shape[0]),
             width=int(record.shape[1]), nbytes=int(record.nbytes),
-            quality=info.quality if info else None, sharpness=float(sharp), mtime=mtime))
+            quality=info.quality if info else None, sharpness=float(sharp), mtime=mtime,
+            palette=bool(info and info.palette)))
         if record.note:
             self.notes.append((record.path, record.note))
 

@@ -4,7 +4,8 @@ The default rule, ``quality``, keeps the best copy. Copies are compared criterio
 the first one that differs decides:
 
 1. a real file beats a symlink (removing a link frees nothing, removing its target breaks it);
-2. lossless (PNG, BMP, TIFF, lossless WebP) beats lossy (JPEG, lossy WebP, GIF's palette);
+2. lossless (PNG, BMP, TIFF, lossless WebP) beats lossy (JPEG, lossy WebP) and 256-colour palette
+   images (GIF, palette PNG or BMP: a photo loses colours to the palette);
 3. more bits per channel (16-bit beats 8-bit);
 4. more pixels (the original beats a downscaled copy);
 5. less compression: a higher estimated JPEG quality (from the file's quantisation table), else
@@ -53,6 +54,7 @@ class Facts:
     quality: Optional[int]  # estimated JPEG quality
     sharpness: float
     mtime: float
+    palette: bool = False  # pixels index a table of at most 256 colours
     group_sharpness: float = 0.0  # set by `choose`: the group's typical sharpness (`_typical_sharpness`)
 
     @property
@@ -66,6 +68,7 @@ class Facts:
     def label(self) -> str:
         """``PNG 16-bit 512x512`` / ``JPEG q~40 512x512``."""
         text = self.format + (f" {self.bit_depth}-bit" if self.bit_depth != 8 else "")
+        text += " palette" if self.palette else ""
         text += f" q~{self.quality}" if self.quality is not None else ""
         return f"{text} {self.width}x{self.height}"
 
@@ -87,7 +90,8 @@ _CRITERIA = {
     "file": (lambda f: not f.is_link,
              lambda k, o: "a real file over a symlink"),
     "lossless": (lambda f: f.lossless,
-                 lambda k, o: f"lossless {k.format} over lossy {o.format}"),
+                 lambda k, o: f"lossless {k.format} over " + (f"256-colour palette {o.format}" if o.palette
+                                                               else f"lossy {o.format}")),
     "depth": (lambda f: f.bit_depth,
               lambda k, o: f"{k.bit_depth}-bit over {o.bit_depth}-bit"),
     "pixels": (lambda f: f.pixels,

@@ -100,6 +100,26 @@ def test_scan_folder_lists_links_and_skips_loops_and_dangling(hostile):
     assert skipped["loop_a.jpg"].startswith("symlink loop") and "loop_b.jpg" in skipped
 
 
+def test_formats_without_a_decoder_are_skipped_by_name_and_avif_is_read(tmp_path):
+    from PIL import features
+
+    (tmp_path / "phone.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic" + b"\x00" * 64)
+    (tmp_path / "camera.dng").write_bytes(b"II*\x00" + b"\x00" * 64)
+    (tmp_path / "notes.txt").write_text("not an image")  # not an image name: not listed at all
+    cv2.imwrite(str(tmp_path / "ok.png"), _photo())
+    avif = features.check("avif")
+    if avif:
+        Image.fromarray(_photo()).save(tmp_path / "photo.avif", quality=90)
+    listing = io.scan_folder(tmp_path)
+    assert [p.name for p in listing.files] == ["ok.png"] + (["photo.avif"] if avif else [])
+    assert {p.name: why for p, why in listing.skipped} == {
+        "phone.HEIC": "HEIC files are not supported; convert it to JPEG or PNG to include it",
+        "camera.dng": "camera RAW files are not supported; convert it to JPEG or PNG to include it"}
+    if avif:
+        image = io.read_image(tmp_path / "photo.avif")
+        assert image.shape == (96, 128, 3) and np.abs(image.astype(int) - _photo()).mean() < 4
+
+
 def test_every_hostile_file_is_read_or_refused_with_its_reason(hostile):
     root, expected = hostile
     records = {io.display_path(r.path.name): r for r in

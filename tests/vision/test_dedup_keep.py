@@ -59,6 +59,32 @@ def test_the_best_copy_is_kept_and_the_reason_given(copies):
     assert names["a_q40.jpg"][0].labels[names["a_q40.jpg"][1]].startswith("JPEG q~40")
 
 
+def test_a_true_colour_original_beats_its_palette_copies(tmp_path):
+    """A 256-colour PNG, GIF and 8-bit BMP look lossless by format; the true-colour PNG must win
+    although every palette copy has the shorter name, and the sniffer must say which are palettes."""
+    from PIL import Image
+
+    from keras_cv_apps.image.headers import sniff
+
+    astro = Image.fromarray(skdata.astronaut())
+    astro.save(tmp_path / "zz_original.png")
+    quantised = astro.quantize(256)
+    quantised.save(tmp_path / "p.png")
+    quantised.save(tmp_path / "g.gif")
+    quantised.save(tmp_path / "b.bmp")
+    astro.save(tmp_path / "rgb.bmp")
+    palette = {p.name: sniff(p.read_bytes()).palette for p in tmp_path.iterdir()}
+    assert palette == {"zz_original.png": False, "p.png": True, "g.gif": True, "b.bmp": True, "rgb.bmp": False}
+    result = dedup.find_duplicates([tmp_path / n for n in ("p.png", "g.gif", "b.bmp", "zz_original.png")],
+                                   progress=False, root=tmp_path)
+    (group,) = result.groups
+    assert group.representative.name == "zz_original.png"
+    why = dict(zip((p.name for p in group.files), group.reasons))
+    assert "lossless PNG over 256-colour palette PNG" in why["p.png"]
+    assert "palette GIF" in why["g.gif"] and "palette BMP" in why["b.bmp"]
+    assert group.labels[[p.name for p in group.files].index("p.png")].startswith("PNG palette")
+
+
 def test_keep_rules(copies):
     now = 1_700_000_000
     for k, name in enumerate(("a_q40.jpg", "a_q90.jpg", "a_small.png", "zz_original.png")):
