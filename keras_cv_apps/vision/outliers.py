@@ -149,6 +149,20 @@ def _preprocessing_beside(path: Path) -> Optional[dict]:
     return {k: data.get(k) for k in ("scale", "mean", "std")} if "scale" in data else None
 
 
+def _output_shape(model) -> tuple:
+    """The one output's shape without the batch axis, ``(None,)`` for several outputs. A loaded
+    Sequential model has ``outputs`` but no ``output``; a subclassed one may have neither."""
+    outputs = getattr(model, "outputs", None)
+    if outputs:
+        return tuple(outputs[0].shape[1:]) if len(outputs) == 1 else (None,)
+    try:
+        shape = model.compute_output_shape((None, *model.input_shape[1:]))
+    except Exception:  # noqa: BLE001 - a model that cannot say its output shape is no autoencoder here
+        return (None,)
+    return tuple(shape[1:]) if isinstance(shape, tuple) and all(isinstance(d, (int, type(None))) for d in shape) \
+        else (None,)
+
+
 def load_autoencoder(path) -> Reconstructor:
     """A trained autoencoder from ``path``, checked before any image is read.
 
@@ -170,8 +184,7 @@ def load_autoencoder(path) -> Reconstructor:
         from keras_cv_apps import load_model
 
         model = load_model(path)  # any file it cannot load: ValueError, one sentence naming the file
-        inputs, outputs = tuple(model.input_shape[1:]), tuple(np.shape(model.output)[1:]) \
-            if not isinstance(model.output, (list, tuple, dict)) else (None,)
+        inputs, outputs = tuple(model.input_shape[1:]), _output_shape(model)
         if len(inputs) != 3 or inputs != outputs:
             raise ValueError(f"{path.name} is not an autoencoder: it maps {inputs} to {outputs}, not an "
                              "image to an image of the same shape.")

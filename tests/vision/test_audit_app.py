@@ -108,6 +108,26 @@ def test_keras_autoencoder_of_the_package(tmp_path):
         outliers.load_autoencoder(tmp_path / "clf.keras")
 
 
+def test_sequential_models_written_by_plain_keras(tmp_path):
+    """A loaded Sequential model has no ``.output``: its shapes still decide, with no traceback."""
+    import keras
+
+    from keras_cv_apps.vision import outliers
+
+    clf = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Conv2D(4, 3), keras.layers.GlobalAveragePooling2D(),
+                            keras.layers.Dense(3)])
+    ae = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Conv2D(4, 3, padding="same", activation="relu"),
+                           keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")])
+    clf.save(tmp_path / "clf.keras")
+    ae.save(tmp_path / "ae.keras")
+    with pytest.raises(ValueError, match=r"maps \(16, 16, 1\) to \(3,\)"):
+        outliers.load_autoencoder(tmp_path / "clf.keras")
+    loaded = outliers.load_autoencoder(tmp_path / "ae.keras")
+    root = _digits_folder(tmp_path / "digits", n=2)
+    errors = outliers.autoencoder_errors(loaded, sorted(root.iterdir()))
+    assert loaded.image_shape == (16, 16, 1) and np.isfinite(errors).all() and (errors > 0).all()
+
+
 def test_whole_run_errors(tmp_path, capsys):
     from apps import dataset_audit
 
