@@ -340,6 +340,9 @@ def resolve_model(path, *, app: str, filename: str) -> Path:
         if not Path(path).is_file():
             raise FileNotFoundError(f"No model file {path}; train one with `python -m apps.{app}` or pass another "
                                     "--model.")
+        if filename.endswith(".tflite") and Path(path).suffix.lower() != ".tflite":
+            raise ValueError(f"--model takes a .tflite file that `python -m apps.{app}` exported (e.g. its "
+                             f"{filename}), got {Path(path).name}.")
         return Path(path)
     found = find_model(app, filename)
     if found is None:

@@ -188,6 +188,20 @@ def test_identify_bad_input_is_one_sentence_and_exit_2(run_dir, digit_files, tmp
     assert rc == 2 and message in err and err.startswith("error: ") and err.count("\n") == 1, err
 
 
+def test_a_keras_file_as_model_is_refused_by_name(run_dir, digit_files, tmp_path, capsys):
+    """The phone-side apps take the exported .tflite; a .keras beside a config.json is named as the
+    wrong kind of file, not reported as a missing config."""
+    keras_file = run_dir / "embedding.keras"  # what siamese_train saved beside its .tflite files
+    assert keras_file.is_file() and (run_dir / "config.json").is_file()
+    pair = [str(digit_files[(3, 0)]), str(digit_files[(8, 0)])]
+    assert siamese_verify.main(pair + ["--model", str(keras_file)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --model takes a .tflite file") and "embedding.keras" in err and err.count("\n") == 1
+    gallery = _gallery(tmp_path, digit_files)
+    assert siamese_identify.main([str(gallery), pair[1], "--model", str(keras_file)]) == 2
+    assert "--model takes a .tflite file" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("which", ["missing", "broken"])
 def test_verify_and_identify_reject_unreadable_query(run_dir, digit_files, tmp_path, capsys, which):
     bad = str(tmp_path / "nope.png") if which == "missing" else str(digit_files["broken"])
