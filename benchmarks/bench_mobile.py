@@ -220,7 +220,7 @@ def goals(rows: list) -> dict:
 def plot(rows: list, path: Path) -> None:
     from keras_cv_apps._figures import new_figure, save_figure
 
-    datasets = sorted({r["dataset"] for r in rows})
+    datasets = [d for d in DATASETS if any(r["dataset"] == d for r in rows)]
     fig = new_figure((6 * len(datasets), 4.5))
     for i, dataset in enumerate(datasets, start=1):
         ax = fig.add_subplot(1, len(datasets), i)
