@@ -389,8 +389,8 @@ def scan_folder(root, *, recursive: bool = True) -> Listing:
                     files.append(path)
                 else:
                     skipped.append((path, "not a regular file (a pipe, socket or device)"))
-            elif _unsupported(entry.name) and entry.is_file(follow_symlinks=False):
-                skipped.append((path, _unsupported(entry.name)))
+            elif (why := _unsupported(entry.name)) and entry.is_file(follow_symlinks=False):
+                skipped.append((path, why))
     files.sort()
     skipped.sort(key=lambda item: item[0])
     return Listing(files, links, skipped)
