@@ -8,7 +8,8 @@ nearly empty (histogram entropy), oddly shaped or sized compared with the rest, 
 (a noise estimate from the least textured patches, so fur, foliage and JPEG artefacts do not
 count), exact copies (hash of the decoded pixels) and files that cannot be used at all (corrupt,
 truncated, empty, HTML saved as an image, decompression bombs over ``--max-pixels``, dangling
-symlinks, symlink loops, no permission), each with its reason. Each check gives a score in
+symlinks, symlink loops, no permission), each with its reason; HEIC, JPEG XL, SVG and camera RAW
+files are flagged ``unsupported_format`` with a note to convert them. Each check gives a score in
 [0, 1] and flags at a documented threshold (see `keras_cv_apps.vision.quality`).
 
 The same pass hashes every image for `keras_cv_apps.vision.dedup`: near-duplicate groups
@@ -40,7 +41,8 @@ from apps import _cli
 
 APP = "dataset_audit"
 FLAG_ISSUES = ("dark", "light", "blurry", "low_information", "odd_aspect_ratio", "odd_size",
-               "grayscale", "noisy", "corrupt", "exact_duplicate", "near_duplicate", "outlier")
+               "grayscale", "noisy", "corrupt", "unsupported_format", "exact_duplicate", "near_duplicate",
+               "outlier")
 FILES = {"flags.csv": "file, issue, score: every flag", "duplicates.csv": "groups, kept file and why",
          "outliers.csv": "every image ranked", "skipped.csv": "files that could not be read, and why",
          "summary.json": "counts and statistics"}
@@ -74,6 +76,7 @@ def _audit(root, listing, args, autoencoder):
     import numpy as np
 
     from keras_cv_apps.artifacts import write_csv, write_json
+    from keras_cv_apps.image import io
     from keras_cv_apps.vision import dedup, eda, outliers, quality
 
     start = time.perf_counter()
@@ -97,7 +100,8 @@ def _audit(root, listing, args, autoencoder):
     out = outliers.find_outliers(q.paths, features=q.features, stats=q.stats, errors=errors,
                                  methods=methods, seed=args.seed)
     flags = [(p, issue, s, "") for p, issue, s in q.flagged() if issue != "exact_duplicate"]
-    flags += [(p, "corrupt", 1.0, reason) for p, reason in q.unreadable]
+    flags += [(p, "unsupported_format" if io.unsupported_format(p) else "corrupt", 1.0, reason)
+              for p, reason in q.unreadable]
     kept = {str(f): g.representative for g in dups.groups for f in g.files}
     exact = set()
     for same in q.duplicate_groups:  # identical pixels: flag every file but the one dedup keeps
@@ -114,6 +118,8 @@ def _audit(root, listing, args, autoencoder):
     flags += [(p, "outlier", s, "") for p, s in out.flagged()]
     counts = {issue: sum(1 for f in flags if f[1] == issue) for issue in FLAG_ISSUES}
     rules = {**quality.rules(q.thresholds), "corrupt": "the file cannot be read (reason in skipped.csv)",
+             "unsupported_format": "a format no decoder here reads (HEIC, JPEG XL, SVG, camera RAW); "
+                                   "convert it to JPEG or PNG",
              "near_duplicate": f"a {args.method} match confirmed by SSIM >= {dedup.DEFAULT_MIN_SSIM}, not the "
                                "copy its group keeps",
              "outlier": f"mean outlier score >= {out.threshold} ({', '.join(methods)})"}

@@ -328,9 +328,9 @@ def _is_image_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
-def _unsupported(name: str) -> Optional[str]:
-    """The skip reason of an image file in a format no decoder here reads, else None."""
-    kind = UNSUPPORTED_EXTENSIONS.get(os.path.splitext(name)[1].lower())
+def unsupported_format(name) -> Optional[str]:
+    """The skip reason of an image file in a format no decoder here reads (HEIC, RAW...), else None."""
+    kind = UNSUPPORTED_EXTENSIONS.get(os.path.splitext(str(name))[1].lower())
     return None if kind is None else f"{kind} files are not supported; convert it to JPEG or PNG to include it"
 
 
@@ -389,7 +389,7 @@ def scan_folder(root, *, recursive: bool = True) -> Listing:
                     files.append(path)
                 else:
                     skipped.append((path, "not a regular file (a pipe, socket or device)"))
-            elif (why := _unsupported(entry.name)) and entry.is_file(follow_symlinks=False):
+            elif (why := unsupported_format(entry.name)) and entry.is_file(follow_symlinks=False):
                 skipped.append((path, why))
     files.sort()
     skipped.sort(key=lambda item: item[0])

@@ -53,6 +53,24 @@ def test_hostile_files_are_reported_and_the_run_goes_on(tmp_path, monkeypatch):
     os.chmod(root / "locked.png", 0o644)
 
 
+def test_unsupported_formats_are_flagged_as_such_not_as_corrupt(tmp_path):
+    from apps import dataset_audit
+
+    root = tmp_path / "phone"
+    root.mkdir()
+    for k, crop in enumerate((skdata.camera()[:96, :96], skdata.camera()[200:296, 200:296])):
+        cv2.imwrite(str(root / f"ok{k}.png"), crop)
+    (root / "IMG_0001.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic" + b"\x00" * 64)
+    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut short")
+    out = tmp_path / "out"
+    assert dataset_audit.main([str(root), "--out", str(out), "--quiet", "--embedding", "none"]) == 0
+    issues = {r["file"]: r["issue"] for r in _rows(out / "flags.csv")
+              if r["issue"] in ("corrupt", "unsupported_format")}
+    assert issues == {"IMG_0001.HEIC": "unsupported_format", "broken.jpg": "corrupt"}
+    counts = json.loads((out / "summary.json").read_text())["issue_counts"]
+    assert counts["unsupported_format"] == 1 and counts["corrupt"] == 1
+
+
 def _digits_folder(root, n=12):
     from sklearn.datasets import load_digits
 
