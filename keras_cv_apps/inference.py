@@ -27,15 +27,32 @@ from keras_cv_apps.image import ops
 __all__ = ["ExportedModel", "Preprocessing", "TFLiteModel", "find_model"]
 
 
+def check_tflite_file(path) -> Path:
+    """``path`` as a Path if it is a TFLite flatbuffer (``TFL3`` at byte 4), else one clear error.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: the file is something else (a ``.keras`` archive, a SavedModel file, text...).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No exported model at {str(path)!r}.")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head[4:8] != b"TFL3":
+        kind = "a Keras .keras archive" if head[:2] == b"PK" else "not a TFLite flatbuffer"
+        raise ValueError(f"{str(path)!r} is {kind}; this needs a .tflite file that the training apps export "
+                         "(model.tflite, embedding.tflite...).")
+    return path
+
+
 class TFLiteModel:
     """A ``.tflite`` model on the LiteRT interpreter (one input, one output tensor)."""
 
     def __init__(self, path, *, num_threads: int = 1):
         from ai_edge_litert.interpreter import Interpreter
 
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"No exported model at {str(self.path)!r}.")
+        self.path = check_tflite_file(path)
         try:
             self.interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads)
         except ValueError as err:
@@ -146,9 +163,7 @@ class ExportedModel:
     """An exported model with the preprocessing of its run folder (``config.json`` beside it)."""
 
     def __init__(self, path, *, num_threads: int = 1):
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"No exported model at {str(self.path)!r}.")
+        self.path = check_tflite_file(path)
         config_path = self.path.parent / CONFIG
         if not config_path.is_file():
             raise FileNotFoundError(f"{CONFIG} is missing beside {str(self.path)!r}; the training apps write it "

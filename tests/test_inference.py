@@ -77,14 +77,21 @@ def test_gray_model_with_rgb_files_takes_gray_and_colour_pictures(tmp_path):
 
 
 def test_missing_sidecars_and_bad_files_are_one_sentence(run_folder, tmp_path):
-    root, _ = run_folder
+    root, model = run_folder
     lonely = tmp_path / "m.tflite"
     lonely.write_bytes((root / "model.tflite").read_bytes())
     with pytest.raises(FileNotFoundError, match="config.json is missing"):
         inference.ExportedModel(lonely)
     (tmp_path / "bad.tflite").write_bytes(b"not a flatbuffer")
-    with pytest.raises(ValueError, match="not a valid TFLite model"):
+    with pytest.raises(ValueError, match="is not a TFLite flatbuffer; this needs a .tflite file"):
         inference.TFLiteModel(tmp_path / "bad.tflite")
+    (tmp_path / "cut.tflite").write_bytes((root / "model.tflite").read_bytes()[:64])
+    with pytest.raises(ValueError, match="not a valid TFLite model"):
+        inference.TFLiteModel(tmp_path / "cut.tflite")
+    keras_file = root / "model.keras"  # the .keras beside the export, given where a .tflite is needed
+    model.save(keras_file)
+    with pytest.raises(ValueError, match="is a Keras .keras archive; this needs a .tflite file"):
+        inference.ExportedModel(keras_file)
     with pytest.raises(ValueError, match="do not fit"):
         inference.TFLiteModel(root / "model.tflite")(np.zeros((1, 5, 5, 3), np.float32))
 
