@@ -77,6 +77,13 @@ def fraction(text: str) -> float:
     return value
 
 
+def folder(text: str) -> str:
+    """A folder path that may not exist yet, but is not a file."""
+    if os.path.exists(text) and not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"expected a folder, got the file {text!r}")
+    return text
+
+
 def quantize_list(text: str) -> list:
     modes = [m.strip() for m in text.split(",") if m.strip()]
     bad = [m for m in modes if m not in QUANTIZATIONS + ("none",)]
@@ -140,7 +147,7 @@ def add_training(p, *, epochs: int, learning_rate: float) -> None:
                    help="Keras dtype policy while training; exports stay float32/int8 (default: %(default)s)")
     g.add_argument("--jit", action="store_true",
                    help="compile the training steps with XLA (default: Keras decides: on GPUs, not on CPUs)")
-    g.add_argument("--cache", metavar="DIR", default=None,
+    g.add_argument("--cache", metavar="DIR", type=folder, default=None,
                    help="keep the decoded, resized images of a dir:/tfrecord: dataset in DIR for later epochs and runs")
     g.add_argument("--worker-timeout", type=positive_float, default=300.0, metavar="SECONDS",
                    help="multiworker: how long to wait for the other workers (default: %(default)s)")

@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 from typing import Optional, Sequence
 
 import numpy as np
@@ -295,8 +296,6 @@ class Splits:
     def _streamed(self, split, idx, balance, training, shard):
         """Unbatched ``(position, uint8 image)`` of a streamed source (batches go through
         `FileStream.finish`; labels are looked up per batch)."""
-        import os
-
         store = self._images
         if balance != "none":
             ds = self._resampled_stream(idx, balance, shard)
@@ -412,6 +411,12 @@ def load(spec="digits", *, image_size=32, channels: int = 1, scale: str = "unit"
         indices = _fixed_split(fixed, labels, class_names, min_classes)
     if isinstance(images, streaming.FileStream):
         streaming.check_split_readable(images, indices)
+        if isinstance(cache, (str, os.PathLike)) and os.path.exists(cache) and not os.path.isdir(cache):
+            raise NotADirectoryError(f"The cache {os.fspath(cache)!r} is a file; give a folder (it is created "
+                                     "if missing) for the decoded images.")
+    elif isinstance(cache, (str, os.PathLike)):
+        logger.warning("The cache folder %s is not used: %s is held in memory; only streamed sources (dir:, "
+                       "tfrecord:) are cached on disk.", os.fspath(cache), spec if isinstance(spec, str) else "arrays")
     mean = std = None
     if scale == "standardize":
         train = indices["train"]

@@ -135,6 +135,16 @@ def test_vision_apps_refuse_bad_flags_and_an_output_under_a_file(tmp_path, capsy
         assert info.value.code == 2
 
 
+def test_a_cache_flag_naming_a_file_is_refused_by_the_parser(tmp_path, capsys):
+    from apps import lenet_train
+
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(SystemExit) as info:
+        lenet_train.parse_args(["--cache", str(tmp_path / "notes.txt")])
+    assert info.value.code == 2 and "--cache: expected a folder, got the file" in capsys.readouterr().err
+    assert lenet_train.parse_args(["--cache", str(tmp_path / "new")]).cache == str(tmp_path / "new")
+
+
 def test_quiet_stderr_drops_known_notices_only(capfd):
     with _cli.quiet_stderr():
         os.write(2, b"I0000 00:00:1 port.cc:153] oneDNN custom operations are on. You may see ...\n")

@@ -181,6 +181,18 @@ def test_disk_cache_holds_the_decoded_split_for_later_epochs(tmp_path):
     assert sum(len(y) for _, y in splits.dataset("train")) == len(splits.indices["train"])
 
 
+def test_a_cache_that_is_a_file_is_refused_and_an_unused_one_is_said(tmp_path, caplog):
+    root = _folder(tmp_path / "set", per_class=8)
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(NotADirectoryError, match="notes.txt' is a file; give a folder"):
+        data.load(f"dir:{root}", image_size=8, channels=3, val_fraction=0.25, test_fraction=0.25,
+                  cache=str(tmp_path / "notes.txt"))
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    with caplog.at_level("WARNING"):
+        data.load("digits", image_size=8, cache=str(tmp_path / "cache"))
+    assert "is not used: digits is held in memory" in caplog.text and not (tmp_path / "cache").exists()
+
+
 def test_each_worker_streams_its_own_files(tmp_path):
     root = _folder(tmp_path / "set", per_class=11)
     splits = data.load(f"dir:{root}", image_size=(20, 16), channels=3, batch_size=4, val_fraction=0.2,
