@@ -51,6 +51,16 @@ def nonnegative_int(text: str) -> int:
     return value
 
 
+MAX_SEED = 2 ** 31 - 1  # room for the offsets some apps add to the seed
+
+
+def seed(text: str) -> int:
+    value = _number(text, int)
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected a seed between 0 and {MAX_SEED}, got {value}")
+    return value
+
+
 def finite_float(text: str) -> float:
     return _number(text)
 
@@ -121,7 +131,7 @@ def add_data(p, *, dataset="digits", image_size=None, batch_size=64) -> None:
     g.add_argument("--image-size", type=positive_int, default=image_size,
                    help=f"square input size in pixels (default: {image_size or 'the model’s'})")
     g.add_argument("--batch-size", type=positive_int, default=batch_size, help="(default: %(default)s)")
-    g.add_argument("--seed", type=int, default=0,
+    g.add_argument("--seed", type=seed, default=0,
                    help="seed of the split, initialisation, shuffling and augmentation (default: %(default)s)")
 
 

@@ -33,7 +33,8 @@ def _parser():
                    help="square size in pixels (default: %(default)s)")
     g.add_argument("--channels", type=int, choices=(1, 3), default=None,
                    help="1 (grey) or 3 (RGB) (default: 1 for digits, else 3)")
-    g.add_argument("--seed", type=int, default=0, help="which images and which augmentations (default: %(default)s)")
+    g.add_argument("--seed", type=_cli.seed, default=0,
+                   help="which images and which augmentations (default: %(default)s)")
     g.add_argument("--samples", type=_cli.positive_int, default=6, help="images, one per row (default: %(default)s)")
     g.add_argument("--versions", type=_cli.positive_int, default=6,
                    help="augmented copies of each, one per column (default: %(default)s)")

@@ -63,7 +63,7 @@ def _parser():
                                          "reconstruction outliers")
     p.add_argument("--max-pixels", type=_cli.positive_int, default=None,
                    help="refuse images whose header announces more pixels (default: 100,000,000)")
-    p.add_argument("--seed", type=int, default=0, help="demo set and Isolation Forest seed")
+    p.add_argument("--seed", type=_cli.seed, default=0, help="demo set and Isolation Forest seed")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 

@@ -64,7 +64,7 @@ def _parser():
     p.add_argument("--no-verify", action="store_true", help="skip SSIM verification")
     p.add_argument("--workers", type=_cli.positive_int, default=None, help="decoding threads (default: one per core)")
     action = p.add_mutually_exclusive_group()
-    action.add_argument("--move-to", type=Path, help="move extra copies into this folder")
+    action.add_argument("--move-to", type=_folder, help="move extra copies into this folder")
     action.add_argument("--delete", action="store_true", help="delete extra copies")
     p.add_argument("--yes", action="store_true", help="confirm --delete without asking")
     return p
@@ -83,6 +83,10 @@ def _confirm_delete(n: int, assume_yes: bool) -> bool:
     if assume_yes:
         return True
     return input(f"Delete {n} duplicate files (representatives are kept)? [y/N] ").strip() == "y"
+
+
+def _folder(text: str) -> Path:
+    return Path(_cli.folder(text))
 
 
 def _move_targets(extras, root: Path, dest: Path) -> list:

@@ -50,7 +50,7 @@ def _parser():
     p.add_argument("--tile-size", type=_cli.positive_int, default=None, help="dream in windows of this size")
     p.add_argument("--max-side", type=_cli.positive_int, default=1024, help="shrink larger photos (default: "
                                                                             "%(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random shifts (default: %(default)s)")
+    p.add_argument("--seed", type=_cli.seed, default=0, help="seed of the random shifts (default: %(default)s)")
     p.add_argument("--clip", action="store_true", help="keep the image in the pixel range after every step")
     p.add_argument("--video", action="store_true", help="also write dream.mp4 of every step")
     _cli.add_output(p, APP)

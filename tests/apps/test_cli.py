@@ -145,6 +145,15 @@ def test_a_cache_flag_naming_a_file_is_refused_by_the_parser(tmp_path, capsys):
     assert lenet_train.parse_args(["--cache", str(tmp_path / "new")]).cache == str(tmp_path / "new")
 
 
+@pytest.mark.parametrize("text", ["-5", "2147483648", "1.5"])
+def test_a_seed_out_of_range_names_the_flag(text, capsys):
+    from apps import lenet_train
+
+    with pytest.raises(SystemExit):
+        lenet_train.parse_args(["--seed", text])
+    assert "argument --seed: expected" in capsys.readouterr().err
+
+
 def test_quiet_stderr_drops_known_notices_only(capfd):
     with _cli.quiet_stderr():
         os.write(2, b"I0000 00:00:1 port.cc:153] oneDNN custom operations are on. You may see ...\n")

@@ -187,6 +187,11 @@ def test_app_dry_run_move_and_delete(folder, tmp_path, capsys):
     assert app.main([str(other), "--out", str(tmp_path / "m2.csv"), "--move-to",
                      str(tmp_path / "moved")]) == 2
     assert sorted(p.name for p in other.iterdir()) == before
+    (tmp_path / "notes.txt").write_text("mine")  # a file as the --move-to folder: refused by the parser
+    with pytest.raises(SystemExit) as info:
+        app.main([str(other), "--move-to", str(tmp_path / "notes.txt")])
+    assert info.value.code == 2 and "expected a folder, got the file" in capsys.readouterr().err
+    assert sorted(p.name for p in other.iterdir()) == before
 
     again = _copy_folder(folder, tmp_path / "again")
     assert app.main([str(again), "--out", str(tmp_path / "x.csv"), "--delete"]) == 2  # no --yes
