@@ -115,11 +115,18 @@ def read_npz(path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Checkpoint {str(path)!r} does not exist.")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path.name} is not an .npz checkpoint (a zip of named arrays, as numpy.savez and the "
+                         "released ViT/BiT files are); got another kind of file.")
     try:
         with np.load(path, allow_pickle=False) as data:
-            return {key: data[key] for key in data.files}
+            arrays = {key: data[key] for key in data.files}
     except (zipfile.BadZipFile, ValueError, OSError) as err:
         raise ValueError(f"{path.name} is not a readable .npz checkpoint ({err}).") from None
+    odd = [key for key, value in arrays.items() if not isinstance(value, np.ndarray)]
+    if odd:
+        raise ValueError(f"{path.name} is not a readable .npz checkpoint ({odd[0]!r} is not an array).")
+    return arrays
 
 
 def _same(found, expected) -> bool:

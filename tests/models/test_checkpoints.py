@@ -327,8 +327,17 @@ def test_hub_preset_offline_or_without_the_extra_is_one_sentence(monkeypatch):
 def test_a_file_that_is_not_a_checkpoint_is_one_sentence(tmp_path):
     bad = tmp_path / "bad.npz"
     bad.write_text("not a zip")
-    with pytest.raises(ValueError, match="bad.npz is not a readable .npz checkpoint"):
+    with pytest.raises(ValueError, match="bad.npz is not an .npz checkpoint"):
         models.create("test_bit", weights=str(bad))
+    np.save(tmp_path / "one.npy", np.zeros(3))  # a single array, not a dict of them
+    with pytest.raises(ValueError, match="one.npy is not an .npz checkpoint"):
+        models.create("test_bit", weights=str(tmp_path / "one.npy"))
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "odd.npz", "w") as z:
+        z.writestr("kernel.npy", b"not an array")
+    with pytest.raises(ValueError, match="odd.npz is not a readable .npz checkpoint"):
+        models.create("test_bit", weights=str(tmp_path / "odd.npz"))
 
 
 def test_a_keras_file_of_another_head_loads_like_a_checkpoint(tmp_path):
