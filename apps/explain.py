@@ -15,8 +15,8 @@ photo size or format works. The app writes one overlay PNG per image and method 
 scores.json (predicted class, probabilities, the score explained and per-method figures).
 
 Usage:
-    python -m apps.explain digit.png                          # newest lenet_train model
-    python -m apps.explain --model saved_models/alexnet_train/model.keras a.png b.jpg \\
+    python -m apps.lenet_train && python -m apps.explain digit.png   # the newest lenet_train model
+    python -m apps.explain --model runs/alexnet_train/<date-time>/model.keras a.png b.jpg \\
         --method gradcam,ig,occlusion --output explained/
 """
 
