@@ -3,7 +3,9 @@ native Keras models of `models.vit` and `models.bit`.
 
 `load_checkpoint(model, path)` maps every array of the file onto a weight by its published flat
 name (each family's ``npz_layout``) and returns a `CheckpointReport` in which every key of the
-file is in exactly one of ``loaded``, ``skipped`` or ``resized``:
+file is in exactly one of ``loaded``, ``skipped`` or ``resized``. Files of two other writers of
+the same ViTs are read too (`official_names`): vit_jax checkpoints saved with their optimizer
+(``opt/target/...``) and big_vision's (``params/...``, scanned encoders included).
 
 - a head for another number of classes is skipped and the model's own head (zero at start, as
   BiT's and ViT's) is kept; a ViT file's pre-logits layer is skipped when the model has none
@@ -129,6 +131,46 @@ def read_npz(path) -> dict:
     return arrays
 
 
+_BIG_VISION_BLOCK = {"MultiHeadDotProductAttention_0": "MultiHeadDotProductAttention_1", "MlpBlock_0": "MlpBlock_3",
+                     "LayerNorm_1": "LayerNorm_2", "LayerNorm_0": "LayerNorm_0"}
+
+
+def official_names(arrays: dict):
+    """``(arrays under the released vit_jax/BiT names, {name: key in the file}, keys left out)``.
+
+    Two other writers of the same models are read: vit_jax checkpoints saved with their optimizer
+    (``opt/target/...``; the optimizer state under ``opt/`` is left out), and big_vision ViTs
+    (``params/...``): their block modules are numbered ``MultiHeadDotProductAttention_0``,
+    ``LayerNorm_1``, ``MlpBlock_0``, a scanned encoder stacks every block on a first axis
+    (``Transformer/encoderblock/...``), and the position embedding covers the patches only (the
+    class token gets none), so a zero row is put in front of it, which is the same arithmetic.
+    """
+    if any(key.startswith("opt/target/") for key in arrays):
+        kept = {key[len("opt/target/"):]: key for key in arrays if key.startswith("opt/target/")}
+        return {name: arrays[key] for name, key in kept.items()}, kept, sorted(set(arrays) - set(kept.values()))
+    if not (any(key.startswith("params/") for key in arrays) and "params/embedding/kernel" in arrays):
+        return dict(arrays), {key: key for key in arrays}, []
+    out, origin = {}, {}
+    for key, value in arrays.items():
+        if not key.startswith("params/"):
+            continue
+        name = key[len("params/"):]
+        parts = name.split("/")
+        if name == "pos_embedding":
+            name, value = "Transformer/posembed_input/pos_embedding", np.concatenate(
+                [np.zeros_like(value[:, :1]), value], axis=1)
+        elif len(parts) > 2 and parts[0] == "Transformer" and parts[1].startswith("encoderblock"):
+            parts[2] = _BIG_VISION_BLOCK.get(parts[2], parts[2])
+            if parts[1] == "encoderblock":  # scanned: one array per weight, blocks on axis 0
+                for i, block in enumerate(value):
+                    stacked = "/".join([parts[0], f"encoderblock_{i}", *parts[2:]])
+                    out[stacked], origin[stacked] = block, key
+                continue
+            name = "/".join(parts)
+        out[name], origin[name] = value, key
+    return out, origin, sorted(set(arrays) - set(origin.values()))
+
+
 def _same(found, expected) -> bool:
     """Shapes equal up to singleton axes (a GroupNorm scale stored as (1, 1, 1, C) or (C,))."""
     return tuple(found) == tuple(expected) or [d for d in found if d != 1] == [d for d in expected if d != 1]
@@ -145,7 +187,7 @@ def load_checkpoint(model, path, *, strict: bool = True) -> CheckpointReport:
     See the module docstring for what is skipped, resized or refused. Nothing is assigned until
     the whole file has been checked, so a refused checkpoint leaves the model as it was.
     """
-    arrays = path if isinstance(path, dict) else read_npz(path)
+    arrays, origin, left_out = official_names(path if isinstance(path, dict) else read_npz(path))
     where = "<arrays>" if isinstance(path, dict) else str(path)
     layout = npz_layout(model)
     report = CheckpointReport(path=where)
@@ -184,6 +226,11 @@ def load_checkpoint(model, path, *, strict: bool = True) -> CheckpointReport:
         problems += [f"model weight {key!r} {layout[key][1]} is not in the checkpoint" for key in report.missing]
     if problems:
         raise _mismatch(problems, where)
+    if left_out:
+        report.notes.append(f"{len(left_out)} arrays outside the model's weights (optimizer state) were left out")
+    for part in ("loaded", "skipped", "resized"):  # under the file's own keys, each once
+        setattr(report, part, list(dict.fromkeys(origin[key] for key in getattr(report, part))))
+    report.skipped += left_out
     for _, variable, value in plan:
         variable.assign(value.astype(variable.dtype))
     logger.info("%s: loaded %d, resized %d, skipped %d arrays (%d model weights not in the file).", where,

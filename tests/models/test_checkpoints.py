@@ -194,6 +194,45 @@ def test_vit_checkpoint_matches_the_numpy_forward_pass(tmp_path):
     _accounted(report, arrays)
 
 
+def _big_vision(arrays, scanned=False):
+    """``arrays`` as big_vision writes a ViT: ``params/`` names, its module numbering, the position
+    embedding without the class token's row, optionally the blocks stacked (a scanned encoder)."""
+    rename = {"MultiHeadDotProductAttention_1": "MultiHeadDotProductAttention_0", "MlpBlock_3": "MlpBlock_0",
+              "LayerNorm_2": "LayerNorm_1"}
+    out, stacks = {}, {}
+    for key, value in arrays.items():
+        parts = key.split("/")
+        if key == "Transformer/posembed_input/pos_embedding":
+            out["params/pos_embedding"] = value[:, 1:]
+            continue
+        if len(parts) > 2 and parts[1].startswith("encoderblock_"):
+            parts[2] = rename.get(parts[2], parts[2])
+            if scanned:
+                stacks.setdefault("/".join(["Transformer", "encoderblock", *parts[2:]]), []).append(value)
+                continue
+        out["params/" + "/".join(parts)] = value
+    out.update({"params/" + key: np.stack(blocks) for key, blocks in stacks.items()})
+    return out
+
+
+@pytest.mark.parametrize("writer", ["opt/target", "big_vision", "big_vision scanned"])
+def test_vit_files_of_other_writers_give_the_same_logits(writer, tmp_path):
+    arrays = vit_arrays()
+    arrays["Transformer/posembed_input/pos_embedding"][:, 0] = 0  # big_vision's class token has no position
+    if writer == "opt/target":
+        written = {f"opt/target/{key}": value for key, value in arrays.items()}
+        written["opt/state/step"] = np.array(1000)  # optimizer state: left out, said so
+    else:
+        written = _big_vision(arrays, scanned=writer.endswith("scanned"))
+    path = str(_save(written, tmp_path / "other.npz"))
+    model = models.create("test_vit", representation_size=8, weights=path)
+    x = _images(16)
+    np.testing.assert_allclose(_logits(model, x), vit_logits(arrays, x), atol=1e-5, rtol=0)
+    report = models.load_checkpoint(model, path)
+    _accounted(report, written)
+    assert report.skipped == (["opt/state/step"] if writer == "opt/target" else [])
+
+
 def test_bit_checkpoint_matches_the_numpy_forward_pass(tmp_path):
     arrays = bit_arrays()
     model = models.create("test_bit", weights=str(_save(arrays, tmp_path / "bit.npz")))
