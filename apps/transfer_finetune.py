@@ -16,7 +16,7 @@ replaces the head with a zero one for the new classes, and adapts it (``--mode``
 
 Offline default, an honest test of transfer: with no ``--weights``, ``bit_tiny`` is pretrained on
 a source that shares no class with the target (the 8 procedural shapes plus handwritten digits
-0-4), saved in the official BiT ``.npz`` layout (``pretrained.npz``), loaded back through
+0-4, each digit also turned by 90, 180 and 270 degrees as a class of its own), saved in the official BiT ``.npz`` layout (``pretrained.npz``), loaded back through
 ``load_checkpoint`` (head skipped), and adapted to digits 5-9 from ``--shots`` labelled images per
 class. The same architecture trained from scratch with the same steps and augmentation is
 reported beside it (``--no-scratch`` skips it). benchmarks/bench_transfer.py runs this protocol
@@ -39,8 +39,8 @@ from apps import _cli, _runs
 from keras_cv_apps.choices import TRANSFER_MODES, TRANSFER_RECIPES
 
 APP = "transfer_finetune"
-FINETUNE = {"learning_rate": 3e-4, "scratch_learning_rate": 1e-3, "label_smoothing": 0.1}
-PROBE = {"views": 8, "C": 1.0}
+FINETUNE = {"learning_rate": 1e-3, "scratch_learning_rate": 1e-3, "label_smoothing": 0.1}
+PROBE = {"views": 8, "C": 0.01}
 PRETRAIN = {"steps": 3000, "learning_rate": 1e-3, "batch_size": 64}
 DIGITS_TARGET = "5,6,7,8,9"
 
@@ -93,7 +93,7 @@ def _main(args) -> int:
             x_train, y_train = x_train[pick], y_train[pick]
         verbose = 0 if args.quiet else "auto"
         build = dict(num_classes=splits.num_classes, image_shape=splits.image_shape)
-        if weights is None:  # offline: pretrain on shapes + digits 0-4, write the official layout
+        if weights is None:  # offline: pretrain on shapes + digits 0-4 (and turns), write the official layout
             source, _, _ = transfer.pretrain_offline(args.backbone, image_shape=splits.image_shape,
                                                      run_dir=run.file("pretrain"), steps=args.pretrain_steps,
                                                      learning_rate=PRETRAIN["learning_rate"], seed=args.seed,

@@ -2,7 +2,8 @@
 fine-tuning throughput of every registered backbone.
 
 Protocol (``transfer_finetune``'s defaults): ``bit_tiny`` is pretrained once on the offline source
-(`transfer.offline_source`: procedural shapes and handwritten digits 0-4, no class of the target),
+(`transfer.offline_source`: procedural shapes, handwritten digits 0-4 and their quarter turns as
+classes of their own; no class of the target),
 written in the official BiT ``.npz`` layout and loaded back with ``load_checkpoint`` (head
 skipped). For each seed the digits 5-9 are split 70/10/20 (seeded, stratified); an episode draws
 K labelled training images per class (K = 1, 5) and is scored on the seed's test split:
@@ -13,7 +14,7 @@ K labelled training images per class (K = 1, 5) and is scored on the seed's test
 - scratch: the same architecture from a fresh initialisation (zero head), fine-tuned alike.
 
 FT, LP-FT and scratch take the same optimizer steps (Adam, 5% warm-up, cosine decay), batch size,
-label smoothing and augmentation; only the peak learning rate differs (the app's). Each method is
+label smoothing, augmentation and peak learning rate (the app's). Each method is
 compiled once and reset between episodes (weights and optimizer state), so episodes cost no
 retracing. Mean and 95% interval over all episodes of all seeds.
 

@@ -285,22 +285,33 @@ def few_shot_indices(labels, shots: int, *, seed: int) -> np.ndarray:
 
 
 def offline_source(*, image_size, channels: int, seed: int = 0, shapes_per_class: int = 300,
-                   digits: Sequence[int] = (0, 1, 2, 3, 4)):
+                   digits: Sequence[int] = (0, 1, 2, 3, 4), turns: Sequence[int] = (0, 1, 2, 3)):
     """An offline pretraining source: the 8 procedural ``shapes`` classes plus the handwritten
-    ``digits`` given (0-4 by default, so digits 5-9 stay unseen for the target). Returns uint8
-    images, int32 labels and class names (``shape:circle``, ..., ``digit:0``, ...)."""
+    ``digits`` given (0-4 by default, so digits 5-9 stay unseen for the target), each digit also
+    turned by 90, 180 and 270 degrees as classes of their own (``turns``, quarter turns; ``(0,)``
+    for none). The turned classes give the network 28 classes to tell apart instead of 13, and
+    its features carry over to unseen digits better: fine-tuned on 1 and 5 images of digits 5-9,
+    77.0% and 96.0% against 73.4% and 91.6% without them (6 episodes, README). Returns uint8
+    images, int32 labels and class names (``shape:circle``, ..., ``digit:0``, ``digit:0@90``, ...)."""
     from keras_cv_apps.data.sources import SHAPE_CLASSES, load_source
 
     size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     shapes = load_source(f"shapes:{len(SHAPE_CLASSES)}:{shapes_per_class}", image_size=size, channels=channels,
                          seed=seed + 12345)
     written = load_source("digits", image_size=size, channels=channels)
-    keep = np.isin(written.labels, list(digits))
-    relabel = {d: len(SHAPE_CLASSES) + i for i, d in enumerate(digits)}
-    images = np.concatenate([shapes.images, written.images[keep]])
-    labels = np.concatenate([shapes.labels, [relabel[int(d)] for d in written.labels[keep]]]).astype("int32")
-    names = [f"shape:{n}" for n in SHAPE_CLASSES] + [f"digit:{d}" for d in digits]
-    return images, labels, names
+    images, labels, names = [shapes.images], [shapes.labels], [f"shape:{n}" for n in SHAPE_CLASSES]
+    for turn in turns:
+        for d in digits:
+            chosen = written.images[written.labels == d]
+            if turn % 4:
+                if size[0] != size[1]:
+                    raise ValueError(f"Turned digit classes need square images; got {size[0]}x{size[1]} "
+                                     "(pass turns=(0,)).")
+                chosen = np.rot90(chosen, turn, axes=(1, 2))
+            images.append(np.ascontiguousarray(chosen))
+            labels.append(np.full(len(chosen), len(names)))
+            names.append(f"digit:{d}" + (f"@{90 * (turn % 4)}" if turn % 4 else ""))
+    return np.concatenate(images), np.concatenate(labels).astype("int32"), names
 
 
 def feed(images, labels, *, batch_size: int, preprocessing: dict, augmenter=None, seed: int = 0,
@@ -380,10 +391,11 @@ def fine_tune(model, train_feed, *, steps: int, run_dir, learning_rate: float = 
 
 
 def pretrain_offline(backbone: str, *, image_shape, run_dir, steps: int = 3000, learning_rate: float = 1e-3,
-                     batch_size: int = 64, label_smoothing: float = 0.1, augment="digits", seed: int = 0,
+                     batch_size: int = 64, label_smoothing: float = 0.0, augment="digits", seed: int = 0,
                      verbose=0):
-    """Pretrain the registered ``backbone`` on `offline_source` (shapes + digits 0-4) from scratch:
-    Adam with warm-up and cosine decay for ``steps`` steps, the ``augment`` preset, label smoothing.
+    """Pretrain the registered ``backbone`` on `offline_source` (shapes, digits 0-4 and their quarter
+    turns) from scratch: Adam with warm-up and cosine decay for ``steps`` steps, the ``augment``
+    preset, no label smoothing by default (the settings whose transfer the README reports).
     Returns ``(model, FitResult, class names)``; `training.fit` leaves its files in ``run_dir``."""
     from keras_cv_apps import data, models, training
 
