@@ -16,11 +16,12 @@ replaces the head with a zero one for the new classes, and adapts it (``--mode``
 
 Offline default, an honest test of transfer: with no ``--weights``, ``bit_tiny`` is pretrained on
 a source that shares no class with the target (the 8 procedural shapes plus handwritten digits
-0-4, each digit also turned by 90, 180 and 270 degrees as a class of its own), saved in the official BiT ``.npz`` layout (``pretrained.npz``), loaded back through
-``load_checkpoint`` (head skipped), and adapted to digits 5-9 from ``--shots`` labelled images per
-class. The same architecture trained from scratch with the same steps and augmentation is
-reported beside it (``--no-scratch`` skips it). benchmarks/bench_transfer.py runs this protocol
-over 20 episodes x 3 seeds at 1 and 5 shots.
+0-4, each digit also turned by 90, 180 and 270 degrees as a class of its own), saved in the
+official BiT ``.npz`` layout (``pretrained.npz``), loaded back through ``load_checkpoint`` (head
+skipped), and adapted to digits 5-9 from ``--shots`` labelled images per class. The same
+architecture trained from scratch with the same steps and augmentation is reported beside it
+(``--no-scratch`` skips it). benchmarks/bench_transfer.py runs this protocol over 20 episodes x 3
+seeds at 1 and 5 shots.
 
 The run folder gets model.keras, model.tflite / model_int8.tflite (verified; RGB input unless
 --tflite-input native), labels.txt,
