@@ -36,6 +36,8 @@ import numpy as np
 from benchmarks._util import table, write_result
 
 BACKBONE, SHAPE, CLASSES = "bit_tiny", (32, 32, 1), ["5", "6", "7", "8", "9"]
+# the app's settings before the turned source classes (--previous-defaults, for a before/after on the same episodes)
+PREVIOUS = {"turns": (0,), "pretrain_label_smoothing": 0.1, "learning_rate": 3e-4, "C": 1.0}
 
 
 def _compiled(weights_path, learning_rate, steps, label_smoothing):
@@ -65,12 +67,15 @@ def episodes(args, folder: Path) -> dict:
 
     steps = args.steps
     start = time.time()
+    old = PREVIOUS if args.previous_defaults else {}
+    settings = {"turns": old["turns"], "label_smoothing": old["pretrain_label_smoothing"]} if old else {}
     source, fit, _ = transfer.pretrain_offline(BACKBONE, image_shape=SHAPE, run_dir=folder / "pretrain",
                                                steps=args.pretrain_steps, learning_rate=app.PRETRAIN["learning_rate"],
-                                               batch_size=app.PRETRAIN["batch_size"])
+                                               batch_size=app.PRETRAIN["batch_size"], **settings)
     path = models.save_checkpoint(source, folder / "pretrained.npz")
     pretrain_seconds = time.time() - start
-    ft = app.FINETUNE
+    ft = {**app.FINETUNE, "learning_rate": old.get("learning_rate", app.FINETUNE["learning_rate"])}
+    probe_c = old.get("C", app.PROBE["C"])
     tuned, tuned_init = _compiled(path, ft["learning_rate"], steps, ft["label_smoothing"])
     scratch, _ = _compiled(None, ft["scratch_learning_rate"], steps, ft["label_smoothing"])
     results = {m: {k: [] for k in args.shots} for m in ("LP", "FT", "LP-FT", "scratch")}
@@ -92,7 +97,7 @@ def episodes(args, folder: Path) -> dict:
                                      preprocessing=splits.preprocessing, augmenter=augmenter, seed=e)
                 tuned.set_weights(tuned_init)
                 transfer.linear_probe(tuned, None, np.tile(labels[pick], len(bank)),
-                                      features=bank[:, pick].reshape(-1, bank.shape[-1]), C=app.PROBE["C"])
+                                      features=bank[:, pick].reshape(-1, bank.shape[-1]), C=probe_c)
                 head = tuned.get_layer("head")
                 logits = test_features @ head.kernel.numpy() + head.bias.numpy()
                 results["LP"][k].append(float(np.mean(logits.argmax(1) == y_test)))
@@ -157,6 +162,8 @@ def main(argv=None) -> int:
     parser.add_argument("--throughput-steps", type=int, default=3)
     parser.add_argument("--skip", nargs="*", default=[], choices=["episodes", "throughput"])
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 seed, 2 episodes, few steps")
+    parser.add_argument("--previous-defaults", action="store_true",
+                        help="the episodes with the app's earlier settings (PREVIOUS), for a before/after")
     args = parser.parse_args(argv)
     from apps import transfer_finetune as app
 
@@ -185,6 +192,7 @@ def main(argv=None) -> int:
         out["throughput"] = throughput(args.throughput_batch, 1 if args.quick else args.throughput_steps)
         print(table(out["throughput"], ["backbone", "input", "params_M", "images_per_s"]))
     name = "transfer_quick" if args.quick else "transfer" + "".join(f"_{part}" for part in out if args.skip)
+    name += "_previous_defaults" if args.previous_defaults else ""
     print(f"results: {write_result(name, out)}")  # a partial run writes its own file
     return 0
 

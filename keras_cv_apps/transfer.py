@@ -392,15 +392,17 @@ def fine_tune(model, train_feed, *, steps: int, run_dir, learning_rate: float = 
 
 def pretrain_offline(backbone: str, *, image_shape, run_dir, steps: int = 3000, learning_rate: float = 1e-3,
                      batch_size: int = 64, label_smoothing: float = 0.0, augment="digits", seed: int = 0,
-                     verbose=0):
+                     turns: Sequence[int] = (0, 1, 2, 3), verbose=0):
     """Pretrain the registered ``backbone`` on `offline_source` (shapes, digits 0-4 and their quarter
     turns) from scratch: Adam with warm-up and cosine decay for ``steps`` steps, the ``augment``
-    preset, no label smoothing by default (the settings whose transfer the README reports).
+    preset, no label smoothing by default (the settings whose transfer the README reports);
+    ``turns`` goes to `offline_source`.
     Returns ``(model, FitResult, class names)``; `training.fit` leaves its files in ``run_dir``."""
     from keras_cv_apps import data, models, training
 
     cfg = models.get_cfg(backbone)
-    images, labels, names = offline_source(image_size=image_shape[:2], channels=image_shape[2], seed=seed)
+    images, labels, names = offline_source(image_size=image_shape[:2], channels=image_shape[2], seed=seed,
+                                           turns=turns)
     splits = data.load((images, labels), image_size=None, channels=image_shape[2], scale=cfg.scale, seed=seed,
                        batch_size=batch_size, augment=augment, class_names=names)
     model = models.create(backbone, num_classes=len(names), image_shape=tuple(image_shape))
