@@ -76,8 +76,16 @@ def _load(args):
             return models.create(name, weights=args.weights), None, name
         import keras
 
-        top = "notop" not in Path(args.weights).name
-        return keras.applications.InceptionV3(weights=args.weights, include_top=top), "symmetric", name
+        file = Path(args.weights).name
+        if not file.endswith(".h5"):
+            raise ValueError(f"--weights for inception_v3 takes Keras' InceptionV3 ImageNet weights (an .h5 file, "
+                             f"include_top or notop); got {file}.")
+        top = "notop" not in file
+        try:
+            return keras.applications.InceptionV3(weights=args.weights, include_top=top), "symmetric", name
+        except (ValueError, OSError) as err:
+            raise ValueError(f"{file} does not load into InceptionV3 with include_top={top} (chosen by 'notop' in the "
+                             f"file name): {str(err).splitlines()[0][:160]}") from None
     if args.weights is not None:
         raise ValueError("--weights applies to a registered model name or inception_v3, not to a .keras file.")
     path = _cli.resolve_model(name, app="alexnet_train", filename="model.keras")

@@ -100,9 +100,14 @@ def test_explain_and_deepdream_refuse_a_damaged_or_foreign_model_file(run_dir, t
     (["missing.png"], "does not exist"),
     (["photo.png", "--layers", "mixed5:1"], "has no layer 'mixed5'"),
     (["photo.png", "--model", "inception_v3"], "needs --weights FILE"),
+    (["photo.png", "--model", "inception_v3", "--weights", "w.npy"], "takes Keras' InceptionV3 ImageNet weights"),
+    (["photo.png", "--model", "inception_v3", "--weights", "w_notop.h5"], "does not load into InceptionV3"),
 ])
 def test_deepdream_bad_input(run_dir, tmp_path, capsys, extra, message):
-    args = [str(run_dir / e) if e.endswith(".png") else e for e in extra]
+    for name in ("w.npy", "w_notop.h5"):
+        (tmp_path / name).write_text("not weights")
+    args = [str(run_dir / e) if e.endswith(".png") else str(tmp_path / e) if e.startswith("w") else e
+            for e in extra]
     if "--model" not in args:
         args += ["--model", str(run_dir / "model.keras")]
     assert deepdream.main(args + ["--output", str(tmp_path / "x")]) == 2
