@@ -290,8 +290,7 @@ def offline_source(*, image_size, channels: int, seed: int = 0, shapes_per_class
     ``digits`` given (0-4 by default, so digits 5-9 stay unseen for the target), each digit also
     turned by 90, 180 and 270 degrees as classes of their own (``turns``, quarter turns; ``(0,)``
     for none). The turned classes give the network 28 classes to tell apart instead of 13, and
-    its features carry over to unseen digits better: fine-tuned on 1 and 5 images of digits 5-9,
-    77.0% and 96.0% against 73.4% and 91.6% without them (6 episodes, README). Returns uint8
+    its features carry over to unseen digits better (README, "Few-shot transfer"). Returns uint8
     images, int32 labels and class names (``shape:circle``, ..., ``digit:0``, ``digit:0@90``, ...)."""
     from keras_cv_apps.data.sources import SHAPE_CLASSES, load_source
 
