@@ -37,7 +37,7 @@ from benchmarks._util import table, write_result
 
 BACKBONE, SHAPE, CLASSES = "bit_tiny", (32, 32, 1), ["5", "6", "7", "8", "9"]
 # the app's settings before the turned source classes (--previous-defaults, for a before/after on the same episodes)
-PREVIOUS = {"turns": (0,), "pretrain_label_smoothing": 0.1, "learning_rate": 3e-4, "C": 1.0}
+PREVIOUS = {"pretrain": {"turns": (0,), "label_smoothing": 0.1}, "learning_rate": 3e-4, "C": 1.0}
 
 
 def _compiled(weights_path, learning_rate, steps, label_smoothing):
@@ -68,10 +68,9 @@ def episodes(args, folder: Path) -> dict:
     steps = args.steps
     start = time.time()
     old = PREVIOUS if args.previous_defaults else {}
-    settings = {"turns": old["turns"], "label_smoothing": old["pretrain_label_smoothing"]} if old else {}
     source, fit, _ = transfer.pretrain_offline(BACKBONE, image_shape=SHAPE, run_dir=folder / "pretrain",
                                                steps=args.pretrain_steps, learning_rate=app.PRETRAIN["learning_rate"],
-                                               batch_size=app.PRETRAIN["batch_size"], **settings)
+                                               batch_size=app.PRETRAIN["batch_size"], **old.get("pretrain", {}))
     path = models.save_checkpoint(source, folder / "pretrained.npz")
     pretrain_seconds = time.time() - start
     ft = {**app.FINETUNE, "learning_rate": old.get("learning_rate", app.FINETUNE["learning_rate"])}

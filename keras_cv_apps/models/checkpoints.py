@@ -132,7 +132,7 @@ def read_npz(path) -> dict:
 
 
 _BIG_VISION_BLOCK = {"MultiHeadDotProductAttention_0": "MultiHeadDotProductAttention_1", "MlpBlock_0": "MlpBlock_3",
-                     "LayerNorm_1": "LayerNorm_2", "LayerNorm_0": "LayerNorm_0"}
+                     "LayerNorm_1": "LayerNorm_2"}  # big_vision's block module names -> vit_jax's
 
 
 def official_names(arrays: dict):
