@@ -9,6 +9,10 @@ requested channels), ``labels`` int32 ``[N]`` in ``0..len(class_names)-1``, ``cl
 - ``digits-c[:CORRUPTION[:SEVERITY]]``: the digits test split under seven corruptions at five
   severities (`corruptions`), built offline; for robustness evaluation.
 - ``shapes[:num_classes[:per_class]]``: procedural, seeded coloured shapes on noisy backgrounds.
+- ``glyphs[:num_classes[:per_class]]``: procedural, seeded stroke characters drawn like ``digits``
+  (8x8, 17 grey levels, bright ink on black): each class a random template of two to four curved
+  strokes, each image a jittered, slanted, thickened copy of it. A pretraining source with as many
+  classes as wanted and no real class in it (`transfer.offline_source`).
 - ``shapes_target[:num_classes[:per_class]]``: one target shape (its class) at a random place
   among distractor shapes of other kinds; `shapes_with_masks` also returns the target's mask.
 - ``lfw_subset``: scikit-image's 200 25x25 faces / non-faces (offline).
@@ -34,7 +38,7 @@ from keras_cv_apps.image.ops import check_fits_in_memory, fit, fit_many, to_uint
 
 logger = logging.getLogger(__name__)
 
-NAMED_SPECS = ("digits", "shapes", "shapes_target", "lfw_subset", "photos[:PER_CLASS]")
+NAMED_SPECS = ("digits", "shapes", "glyphs", "shapes_target", "lfw_subset", "photos[:PER_CLASS]")
 PREFIX_SPECS = ("digits-c[:CORRUPTION[:SEVERITY]]", "dir:PATH", "tfrecord:GLOB", "tfds:NAME[:split]",
                 "keras:mnist|fashion_mnist|cifar10")
 STREAMED = ("dir", "tfrecord")  # spec prefixes read from disk as the pipelines run
@@ -104,12 +108,13 @@ def _resolve(spec):
     simple = {"digits": _digits, "lfw_subset": _lfw_subset, "photos": _photos}
     if spec in simple:
         return simple[spec], (), {}
-    if head == "shapes":
+    if head in ("shapes", "glyphs"):
         parts = rest.split(":") if rest else []
         if len(parts) > 2 or not all(p.isdigit() for p in parts):
-            raise ValueError(f"Bad spec {spec!r}; use shapes, shapes:NUM_CLASSES or "
-                             "shapes:NUM_CLASSES:PER_CLASS.")
-        return _shapes, (), dict(zip(("num_classes", "per_class"), map(int, parts)))
+            raise ValueError(f"Bad spec {spec!r}; use {head}, {head}:NUM_CLASSES or "
+                             f"{head}:NUM_CLASSES:PER_CLASS.")
+        sizes = dict(zip(("num_classes", "per_class"), map(int, parts)))
+        return {"shapes": _shapes, "glyphs": _glyphs}[head], (), sizes
     if head == "photos":
         if not rest.isdigit():
             raise ValueError(f"Bad spec {spec!r}; use photos or photos:PER_CLASS.")
@@ -237,6 +242,49 @@ def _shapes(*, size, channels, seed, num_classes: int = 4, per_class: int = 200)
         images[i] = canvas
     names = list(SHAPE_CLASSES[:num_classes])
     return SourceData(fit_many(images, None, channels), labels, names, [])
+
+
+def _glyphs(*, size, channels, seed, num_classes: int = 64, per_class: int = 100):
+    """Seeded stroke characters drawn as scikit-learn's digits are stored: each class a template
+    of 2-4 quadratic Bezier strokes, scaled to fill the height of an upright box at most 0.7 as
+    wide as tall; each image that template with every control point moved (sd 3.5% of the side),
+    slanted, turned and shifted a little, stroked 1/9-1/5 of the side thick with anti-aliasing at
+    64x64, shrunk to 8x8 by area and quantised to 17 grey levels (0..16 as in ``digits``, stored x
+    255/16). ``size`` then resizes them as ``digits`` are."""
+    import cv2
+
+    if num_classes < 2 or per_class < 1:
+        raise ValueError(f"glyphs takes >= 2 classes and >= 1 image per class; got {num_classes}, {per_class}.")
+    check_fits_in_memory(num_classes * per_class, size or (8, 8), channels)
+    rng = np.random.default_rng(seed)
+    canvas_side, t = 64, np.linspace(0.0, 1.0, 16)[:, None]
+    raw = np.empty((num_classes * per_class, 8, 8), np.uint8)
+    canvas = np.empty((canvas_side, canvas_side), np.uint8)
+
+    def curve(p):  # [3, 2] control points (x, y) -> [16, 2] points along the quadratic Bezier
+        return (1 - t) ** 2 * p[0] + 2 * (1 - t) * t * p[1] + t ** 2 * p[2]
+
+    for c in range(num_classes):
+        strokes = [rng.uniform(0.0, 1.0, (3, 2)) * (0.6, 1.0) for _ in range(rng.integers(2, 5))]
+        points = np.concatenate([curve(p) for p in strokes])
+        low, high = points.min(0), points.max(0)
+        fill = 0.85 / max(high[1] - low[1], (high[0] - low[0]) / 0.7, 1e-3)
+        strokes = [(p - (low + high) / 2) * fill for p in strokes]  # centred on 0
+        for i in range(c * per_class, (c + 1) * per_class):
+            angle, shear, scale = rng.normal(0.0, 0.12), rng.normal(0.0, 0.1), rng.uniform(0.85, 1.1)
+            warp = scale * np.array([[np.cos(angle), shear - np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+            shift = 0.5 + rng.normal(0.0, 0.04, 2)
+            thickness = int(rng.integers(canvas_side // 9, canvas_side // 5))
+            canvas[:] = 0
+            for p in strokes:
+                moved = (p + rng.normal(0.0, 0.035, p.shape)) @ warp.T + shift
+                cv2.polylines(canvas, [np.rint(curve(moved) * canvas_side * 16).astype(np.int32)], False, 255,
+                              thickness, cv2.LINE_AA, shift=4)
+            small = cv2.resize(canvas, (8, 8), interpolation=cv2.INTER_AREA)
+            raw[i] = np.rint(np.rint(small * (16.0 / 255.0)) * (255.0 / 16.0))
+    labels = np.repeat(np.arange(num_classes, dtype=np.int32), per_class)
+    names = [f"glyph{c:0{len(str(num_classes - 1))}d}" for c in range(num_classes)]
+    return SourceData(fit_many(raw, size, channels), labels, names, [])
 
 
 def shapes_with_masks(*, size=(64, 64), channels: int = 3, seed: int = 0, num_classes: int = 4,

@@ -211,6 +211,32 @@ def test_shapes_spec_is_seeded_and_sized():
         data.load("shapes:many")
 
 
+def test_glyphs_spec_draws_seeded_learnable_classes_stored_like_digits():
+    from keras_cv_apps.data.sources import load_source
+
+    a = load_source("glyphs:10:30", image_size=None, channels=1, seed=3)
+    b = load_source("glyphs", image_size=None, channels=1, seed=3, num_classes=10, per_class=30)
+    c = load_source("glyphs:10:30", image_size=None, channels=1, seed=4)
+    assert a.images.shape == (300, 8, 8, 1) and a.images.dtype == np.uint8 and a.class_names[-1] == "glyph9"
+    np.testing.assert_array_equal(a.images, b.images)
+    assert not np.array_equal(a.images, c.images)
+    digits = load_source("digits", image_size=None, channels=1)
+    assert set(np.unique(a.images)) <= set(np.unique(digits.images))  # the 17 grey levels of digits
+    assert a.images[:, :, [0, -1]].mean() < 20 and a.images.max(axis=(1, 2, 3)).min() >= 191  # ink on black
+    # a class is one template drawn many ways: nearest class mean on raw pixels, half the images each side
+    x, y = a.images.reshape(300, -1).astype(float), a.labels
+    first = np.arange(300) % 30 < 15
+    means = np.stack([x[first & (y == k)].mean(0) for k in range(10)])
+    nearest = ((x[~first, None] - means) ** 2).sum(-1).argmin(1)
+    assert np.mean(nearest == y[~first]) > 0.7  # chance 0.1
+    sized = load_source("glyphs:2:3", image_size=(32, 32), channels=3, seed=3)
+    assert sized.images.shape == (6, 32, 32, 3)
+    with pytest.raises(ValueError, match=">= 2 classes"):
+        load_source("glyphs:1", image_size=None, channels=1)
+    with pytest.raises(ValueError, match="glyphs:NUM_CLASSES"):
+        load_source("glyphs:x", image_size=None, channels=1)
+
+
 def test_lfw_subset_and_photos_specs():
     lfw = data.load("lfw_subset", image_size=25)
     assert lfw.class_names == ["face", "not_face"] and lfw.info["num_images"] == 200
