@@ -15,8 +15,9 @@ replaces the head with a zero one for the new classes, and adapts it (``--mode``
   first gradients from distorting the pretrained features.
 
 Offline default, an honest test of transfer: with no ``--weights``, ``bit_tiny`` is pretrained on
-a source that shares no class with the target (the 8 procedural shapes plus handwritten digits
-0-4, each digit also turned by 90, 180 and 270 degrees as a class of its own), saved in the
+a source that shares no class with the target (the 8 procedural shapes, handwritten digits 0-4,
+each digit also turned by 90, 180 and 270 degrees as a class of its own, and 512 classes of
+random stroke glyphs drawn as the digits are stored), saved in the
 official BiT ``.npz`` layout (``pretrained.npz``), loaded back through ``load_checkpoint`` (head
 skipped), and adapted to digits 5-9 from ``--shots`` labelled images per class. The same
 architecture trained from scratch with the same steps and augmentation is reported beside it
@@ -94,7 +95,7 @@ def _main(args) -> int:
             x_train, y_train = x_train[pick], y_train[pick]
         verbose = 0 if args.quiet else "auto"
         build = dict(num_classes=splits.num_classes, image_shape=splits.image_shape)
-        if weights is None:  # offline: pretrain on shapes + digits 0-4 (and turns), write the official layout
+        if weights is None:  # offline: pretrain on shapes, digits 0-4 and turns, glyphs; write the official layout
             source, _, _ = transfer.pretrain_offline(args.backbone, image_shape=splits.image_shape,
                                                      run_dir=run.file("pretrain"), steps=args.pretrain_steps,
                                                      learning_rate=PRETRAIN["learning_rate"], seed=args.seed,

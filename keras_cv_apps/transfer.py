@@ -36,6 +36,7 @@ __all__ = ["TRANSFER_MODES", "Recipe", "StepRate", "bit_hyperrule", "block_names
            "few_shot_indices", "freeze_backbone", "linear_probe", "unfreeze", "vit_finetune"]
 
 HEAD = "head"
+GLYPH_CLASSES = 512  # random stroke characters in the offline source (README, "Few-shot transfer")
 
 
 def _head(model, head: str = HEAD):
@@ -285,13 +286,16 @@ def few_shot_indices(labels, shots: int, *, seed: int) -> np.ndarray:
 
 
 def offline_source(*, image_size, channels: int, seed: int = 0, shapes_per_class: int = 300,
-                   digits: Sequence[int] = (0, 1, 2, 3, 4), turns: Sequence[int] = (0, 1, 2, 3)):
-    """An offline pretraining source: the 8 procedural ``shapes`` classes plus the handwritten
+                   digits: Sequence[int] = (0, 1, 2, 3, 4), turns: Sequence[int] = (0, 1, 2, 3),
+                   glyph_classes: int = GLYPH_CLASSES, glyphs_per_class: int = 50):
+    """An offline pretraining source: the 8 procedural ``shapes`` classes, the handwritten
     ``digits`` given (0-4 by default, so digits 5-9 stay unseen for the target), each digit also
     turned by 90, 180 and 270 degrees as classes of their own (``turns``, quarter turns; ``(0,)``
-    for none). The turned classes give the network 28 classes to tell apart instead of 13, and
-    its features carry over to unseen digits better (README, "Few-shot transfer"). Returns uint8
-    images, int32 labels and class names (``shape:circle``, ..., ``digit:0``, ``digit:0@90``, ...)."""
+    for none), and ``glyph_classes`` classes of random stroke characters drawn as the digits are
+    stored (the ``glyphs`` spec; ``glyphs_per_class`` each; 0 for none). Telling many
+    digit-like classes apart is what makes the features carry over to unseen digits (README,
+    "Few-shot transfer"). Returns uint8 images, int32 labels and class names (``shape:circle``,
+    ..., ``digit:0``, ``digit:0@90``, ..., ``glyph:00``, ...)."""
     from keras_cv_apps.data.sources import SHAPE_CLASSES, load_source
 
     size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
@@ -310,6 +314,12 @@ def offline_source(*, image_size, channels: int, seed: int = 0, shapes_per_class
             images.append(np.ascontiguousarray(chosen))
             labels.append(np.full(len(chosen), len(names)))
             names.append(f"digit:{d}" + (f"@{90 * (turn % 4)}" if turn % 4 else ""))
+    if glyph_classes:
+        glyphs = load_source(f"glyphs:{glyph_classes}:{glyphs_per_class}", image_size=size, channels=channels,
+                             seed=seed + 54321)
+        images.append(glyphs.images)
+        labels.append(glyphs.labels + len(names))
+        names += [f"glyph:{name[len('glyph'):]}" for name in glyphs.class_names]
     return np.concatenate(images), np.concatenate(labels).astype("int32"), names
 
 
@@ -391,17 +401,17 @@ def fine_tune(model, train_feed, *, steps: int, run_dir, learning_rate: float = 
 
 def pretrain_offline(backbone: str, *, image_shape, run_dir, steps: int = 3000, learning_rate: float = 1e-3,
                      batch_size: int = 64, label_smoothing: float = 0.0, augment="digits", seed: int = 0,
-                     turns: Sequence[int] = (0, 1, 2, 3), verbose=0):
+                     turns: Sequence[int] = (0, 1, 2, 3), glyph_classes: int = GLYPH_CLASSES, verbose=0):
     """Pretrain the registered ``backbone`` on `offline_source` (shapes, digits 0-4 and their quarter
-    turns) from scratch: Adam with warm-up and cosine decay for ``steps`` steps, the ``augment``
-    preset, no label smoothing by default (the settings whose transfer the README reports);
-    ``turns`` goes to `offline_source`.
+    turns, stroke glyphs) from scratch: Adam with warm-up and cosine decay for ``steps`` steps, the
+    ``augment`` preset, no label smoothing by default (the settings whose transfer the README
+    reports); ``turns`` and ``glyph_classes`` go to `offline_source`.
     Returns ``(model, FitResult, class names)``; `training.fit` leaves its files in ``run_dir``."""
     from keras_cv_apps import data, models, training
 
     cfg = models.get_cfg(backbone)
     images, labels, names = offline_source(image_size=image_shape[:2], channels=image_shape[2], seed=seed,
-                                           turns=turns)
+                                           turns=turns, glyph_classes=glyph_classes)
     splits = data.load((images, labels), image_size=None, channels=image_shape[2], scale=cfg.scale, seed=seed,
                        batch_size=batch_size, augment=augment, class_names=names)
     model = models.create(backbone, num_classes=len(names), image_shape=tuple(image_shape))

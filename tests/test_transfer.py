@@ -134,16 +134,18 @@ def test_feed_mixes_up_pairs_with_one_hot_labels():
     np.testing.assert_allclose(x.reshape(2, -1).mean(1), y[:, 1], atol=1e-5)  # pixels mixed as the labels
 
 
-def test_offline_source_turns_each_source_digit_into_four_classes_and_keeps_the_target_out():
+def test_offline_source_turns_each_source_digit_into_four_classes_adds_glyphs_and_keeps_the_target_out():
     from keras_cv_apps.data.sources import load_source
 
-    images, labels, names = transfer.offline_source(image_size=16, channels=1, shapes_per_class=4)
-    assert len(names) == 8 + 4 * 5 and names[8:10] == ["digit:0", "digit:1"] and names[-1] == "digit:4@270"
+    images, labels, names = transfer.offline_source(image_size=16, channels=1, shapes_per_class=4, glyph_classes=3,
+                                                    glyphs_per_class=2)
+    assert len(names) == 8 + 4 * 5 + 3 and names[8:10] == ["digit:0", "digit:1"] and names[-4] == "digit:4@270"
+    assert names[-3:] == ["glyph:0", "glyph:1", "glyph:2"] and np.array_equal(labels[-6:], [28, 28, 29, 29, 30, 30])
     assert np.array_equal(np.unique(labels), np.arange(len(names))) and images.dtype == np.uint8
     digits = load_source("digits", image_size=(16, 16), channels=1)
     three = digits.images[digits.labels == 3]
     turned = images[labels == names.index("digit:3@90")]
     assert np.array_equal(turned, np.rot90(three, 1, axes=(1, 2)))  # a quarter turn, image by image
-    assert len(images) == 8 * 4 + 4 * np.isin(digits.labels, range(5)).sum()  # no digit 5-9 in the source
-    plain = transfer.offline_source(image_size=16, channels=1, shapes_per_class=4, turns=(0,))
+    assert len(images) == 8 * 4 + 4 * np.isin(digits.labels, range(5)).sum() + 3 * 2  # no digit 5-9 in the source
+    plain = transfer.offline_source(image_size=16, channels=1, shapes_per_class=4, turns=(0,), glyph_classes=0)
     assert len(plain[2]) == 13
