@@ -3,7 +3,8 @@ fine-tuning throughput of every registered backbone.
 
 Protocol (``transfer_finetune``'s defaults): ``bit_tiny`` is pretrained once on the offline source
 (`transfer.offline_source`: procedural shapes, handwritten digits 0-4 and their quarter turns as
-classes of their own; no class of the target),
+classes of their own, 512 classes of random stroke glyphs drawn as the digits are stored; no
+class of the target),
 written in the official BiT ``.npz`` layout and loaded back with ``load_checkpoint`` (head
 skipped). For each seed the digits 5-9 are split 70/10/20 (seeded, stratified); an episode draws
 K labelled training images per class (K = 1, 5) and is scored on the seed's test split:
@@ -36,8 +37,8 @@ import numpy as np
 from benchmarks._util import table, write_result
 
 BACKBONE, SHAPE, CLASSES = "bit_tiny", (32, 32, 1), ["5", "6", "7", "8", "9"]
-# the app's settings before the turned source classes (--previous-defaults, for a before/after on the same episodes)
-PREVIOUS = {"pretrain": {"turns": (0,), "label_smoothing": 0.1}, "learning_rate": 3e-4, "C": 1.0}
+# the app's settings before the glyph classes joined the source (--previous-defaults: a before/after)
+PREVIOUS = {"pretrain": {"glyph_classes": 0}}
 
 
 def _compiled(weights_path, learning_rate, steps, label_smoothing):
