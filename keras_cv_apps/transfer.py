@@ -315,11 +315,11 @@ def offline_source(*, image_size, channels: int, seed: int = 0, shapes_per_class
             labels.append(np.full(len(chosen), len(names)))
             names.append(f"digit:{d}" + (f"@{90 * (turn % 4)}" if turn % 4 else ""))
     if glyph_classes:
-        glyphs = load_source(f"glyphs:{glyph_classes}:{glyphs_per_class}", image_size=size, channels=channels,
-                             seed=seed + 54321)
+        glyphs = load_source("glyphs", image_size=size, channels=channels, seed=seed + 54321,
+                             num_classes=glyph_classes, per_class=glyphs_per_class)
         images.append(glyphs.images)
         labels.append(glyphs.labels + len(names))
-        names += [f"glyph:{name[len('glyph'):]}" for name in glyphs.class_names]
+        names += ["glyph:" + name.removeprefix("glyph") for name in glyphs.class_names]
     return np.concatenate(images), np.concatenate(labels).astype("int32"), names
 
 

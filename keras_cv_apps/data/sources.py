@@ -246,8 +246,8 @@ def _shapes(*, size, channels, seed, num_classes: int = 4, per_class: int = 200)
 
 def _glyphs(*, size, channels, seed, num_classes: int = 64, per_class: int = 100):
     """Seeded stroke characters drawn as scikit-learn's digits are stored: each class a template
-    of 2-4 quadratic Bezier strokes, scaled to fill the height of an upright box at most 0.7 as
-    wide as tall; each image that template with every control point moved (sd 3.5% of the side),
+    of 2-4 quadratic Bezier strokes, scaled into an upright box 85% of the side high and at most
+    0.7 as wide as tall; each image that template with every control point moved (sd 3.5% of the side),
     slanted, turned and shifted a little, stroked 1/9-1/5 of the side thick with anti-aliasing at
     64x64, shrunk to 8x8 by area and quantised to 17 grey levels (0..16 as in ``digits``, stored x
     255/16). ``size`` then resizes them as ``digits`` are."""
