@@ -27,6 +27,10 @@ Targets checked: at most 3% of sharp photos flagged for any per-image issue at e
 sigma >= 2 at 128 px and up, precision >= 0.9; noisy precision >= 0.9.
 
     python -m benchmarks.calibrate_quality [--quick] [--per-size 3] [--sizes 64,96,128,...,full]
+                                           [--check-seeds 0,1,2,3]
+
+``--check-seeds`` draws the sharp crops again with each seed and reports the false alarms per
+size band for each draw and pooled, to show how much the figure moves with the draw.
 
 Prints the tables, writes benchmarks/results/quality_calibration.json and the figures
 benchmarks/results/quality_calibration_*.png.
@@ -95,8 +99,8 @@ def sharp_crops(rng, per_size: int, sizes=SIZES) -> list:
                 else:
                     aspect = rng.uniform(0.75, 1.5)
                     ch, cw = (size, int(size * aspect)) if rng.random() < 0.5 else (int(size * aspect), size)
-                    if ch > h or cw > w:
-                        break
+                    if ch > h or cw > w:  # this aspect does not fit the photo: draw another
+                        continue
                     y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
                     crop = np.ascontiguousarray(photo[y : y + ch, x : x + cw])
                 if is_sharp_and_exposed(crop):
@@ -193,6 +197,35 @@ def run(seed=0, per_size=3, sizes=SIZES):
     return rows
 
 
+BANDS = ((64, 95), (96, 127), (128, 191), (192, 255), (256, 511), (512, 100000))
+
+
+def _band(lo, hi) -> str:
+    return f"{lo}-{hi if hi < 100000 else 'max'} px"
+
+
+def other_draws(seeds, per_size, sizes, thresholds) -> dict:
+    """Sharp photos flagged per size band for other random draws of the crops (sharp crops only:
+    the false-alarm target), each seed's bands and all seeds pooled."""
+    out, pooled = {}, {_band(*b): [0, 0] for b in BANDS}
+    for seed in seeds:
+        crops = sharp_crops(np.random.default_rng(seed), per_size, sizes)
+        rows = [{"side": min(crop.shape[:2]), "colour": colour, "scores": measure(crop), "source": name}
+                for name, _, crop, colour in crops]
+        bands = {}
+        for lo, hi in BANDS:
+            group = [r for r in rows if lo <= r["side"] <= hi]
+            flagged = [r for r in group if _flags(r, thresholds)]
+            bands[_band(lo, hi)] = {"images": len(group), "flagged": len(flagged),
+                                    "issues": sorted(f"{r['source']}:{i}" for r in flagged
+                                                     for i in _flags(r, thresholds))}
+            pooled[_band(lo, hi)][0] += len(group)
+            pooled[_band(lo, hi)][1] += len(flagged)
+        out[str(seed)] = bands
+    out["pooled"] = {k: {"images": n, "flagged": f, "rate": round(f / max(n, 1), 4)} for k, (n, f) in pooled.items()}
+    return out
+
+
 def _flags(row, thresholds):
     return {i for i in ISSUES if row["scores"][i] >= thresholds[i]
             and not (i == "grayscale" and not row["colour"])}
@@ -202,12 +235,11 @@ def report(rows, thresholds) -> dict:
     """Per-size false alarms on sharp photos, blur/noise recall and precision."""
     out = {"sharp_false_alarms": {}, "blur": {}, "noise": {}}
     sharp = [r for r in rows if r["kind"] == "sharp"]
-    bands = ((64, 95), (96, 127), (128, 191), (192, 255), (256, 511), (512, 100000))
-    for lo, hi in bands:
+    for lo, hi in BANDS:
         group = [r for r in sharp if lo <= r["side"] <= hi]
         flagged = [r for r in group if _flags(r, thresholds)]
         per_issue = {i: sum(i in _flags(r, thresholds) for r in group) for i in ISSUES}
-        out["sharp_false_alarms"][f"{lo}-{hi if hi < 100000 else 'max'} px"] = {
+        out["sharp_false_alarms"][_band(lo, hi)] = {
             "images": len(group), "flagged": len(flagged),
             "rate": round(len(flagged) / max(len(group), 1), 4), "per_issue": per_issue}
     big = [r for r in rows if r["side"] >= 128]
@@ -291,6 +323,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)),
                         help="crop sides (px, or 'full') to measure (default: %(default)s)")
+    parser.add_argument("--check-seeds", default="",
+                        help="comma list of other seeds whose sharp crops are also checked for false alarms")
     args = parser.parse_args(argv)
     sizes = tuple(v if v == "full" else int(v) for v in args.sizes.split(","))
     start = time.perf_counter()
@@ -303,6 +337,15 @@ def main(argv=None) -> int:
     for band, r in result["sharp_false_alarms"].items():
         issues = ", ".join(f"{k} {v}" for k, v in r["per_issue"].items() if v)
         print(f"  {band:>12}: {r['flagged']:4d} / {r['images']:4d} = {100 * r['rate']:5.1f}%  {issues}")
+    if args.check_seeds:
+        seeds = [int(v) for v in args.check_seeds.split(",")]
+        result["other_draws"] = other_draws(seeds, 1 if args.quick else args.per_size, sizes, thresholds)
+        for seed in seeds:
+            bands = result["other_draws"][str(seed)]
+            print(f"  seed {seed}: " + ", ".join(f"{k} {v['flagged']}/{v['images']}" for k, v in bands.items()))
+        pooled = result["other_draws"]["pooled"]
+        print("  pooled over seeds " + ",".join(map(str, seeds)) + ": " + ", ".join(
+            f"{k} {v['flagged']}/{v['images']} = {100 * v['rate']:.1f}%" for k, v in pooled.items()))
     print("blur:", {k: v for k, v in result["blur"].items()})
     print("noise:", result["noise"])
     name = "quality_calibration" + ("_quick" if args.quick else "")
