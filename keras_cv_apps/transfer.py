@@ -327,24 +327,31 @@ def feed(images, labels, *, batch_size: int, preprocessing: dict, augmenter=None
          mixup: float = 0.0, num_classes: Optional[int] = None):
     """An endless shuffled ``tf.data`` feed of ``(scaled images, labels)`` batches from uint8
     ``images`` (a few-shot support set or a whole split), augmented in [0, 255] before scaling as
-    `data.load` does; with ``mixup`` > 0 the labels are one-hot and pairs are mixed (MixUp)."""
+    `data.load` does; with ``mixup`` > 0 the labels are one-hot and pairs are mixed (MixUp).
+
+    Each batch is augmented and mixed from its own key (``seed`` and the batch's place in the
+    feed), as `data.load` keys its batches: the feed is the same in every run, whatever the
+    parallel ``map`` does and whatever ``augmenter`` was used for before."""
     import tensorflow as tf
 
+    from keras_cv_apps.data.augment import Augmenter
     from keras_cv_apps.data.pipelines import scale_images
 
     ds = tf.data.Dataset.from_tensor_slices((images, np.asarray(labels, "int32")))
     ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True).repeat().batch(batch_size)
-    mixer = keras.layers.MixUp(alpha=mixup, seed=seed) if mixup else None
+    ds = tf.data.Dataset.zip(ds, tf.data.Dataset.random(seed=seed))
+    mixer = Augmenter([keras.layers.MixUp(alpha=mixup)]) if mixup else None
 
-    def prepare(x, y):
+    def prepare(batch, key):
+        x, y = batch
+        keys = tf.random.experimental.stateless_split(tf.bitcast(key, tf.int32), 2)
         x = tf.cast(x, tf.float32)
         if augmenter is not None:
-            x = augmenter(x)
+            x = augmenter(x, keys[0])
         x = scale_images(x, preprocessing["scale"], preprocessing.get("mean"), preprocessing.get("std"))
         if mixer is None:
             return x, y
-        mixed = mixer({"images": x, "labels": tf.one_hot(y, num_classes)}, training=True)
-        return mixed["images"], mixed["labels"]
+        return mixer.mix(x, tf.one_hot(y, num_classes), keys[1])
 
     return ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 

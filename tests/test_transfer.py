@@ -134,6 +134,26 @@ def test_feed_mixes_up_pairs_with_one_hot_labels():
     np.testing.assert_allclose(x.reshape(2, -1).mean(1), y[:, 1], atol=1e-5)  # pixels mixed as the labels
 
 
+@pytest.mark.parametrize("mixup", [0.0, 0.4])
+def test_feed_batches_depend_on_the_seed_alone(mixup):
+    from keras_cv_apps import data
+
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (12, 16, 16, 1), dtype=np.uint8), np.arange(12) % 3
+    augmenter = data.build_augmenter("digits", seed=0)  # one augmenter for every feed, as the app shares it
+
+    def batches(seed):
+        feed = transfer.feed(images, labels, batch_size=4, preprocessing={"scale": "symmetric"}, augmenter=augmenter,
+                             seed=seed, mixup=mixup, num_classes=3)
+        return [(x.numpy(), y.numpy()) for x, y in feed.take(5)]
+
+    first = batches(7)
+    augmenter(images.astype("float32"))  # an unkeyed use in between (the linear probe's views) changes nothing
+    for (x1, y1), (x2, y2) in zip(first, batches(7)):
+        assert np.array_equal(x1, x2) and np.array_equal(y1, y2)
+    assert not all(np.array_equal(a[0], b[0]) for a, b in zip(first, batches(8)))
+
+
 def test_offline_source_turns_each_source_digit_into_four_classes_adds_glyphs_and_keeps_the_target_out():
     from keras_cv_apps.data.sources import load_source
 
