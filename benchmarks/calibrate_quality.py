@@ -204,24 +204,31 @@ def _band(lo, hi) -> str:
     return f"{lo}-{hi if hi < 100000 else 'max'} px"
 
 
-def other_draws(seeds, per_size, sizes, thresholds) -> dict:
-    """Sharp photos flagged per size band for other random draws of the crops (sharp crops only:
-    the false-alarm target), each seed's bands and all seeds pooled."""
+def sharp_bands(rows, thresholds) -> dict:
+    """Sharp photos flagged for any issue, per size band: counts, rate and flags per issue."""
+    out = {}
+    for lo, hi in BANDS:
+        group = [r for r in rows if lo <= r["side"] <= hi]
+        flags = [_flags(r, thresholds) for r in group]
+        flagged = sum(bool(f) for f in flags)
+        out[_band(lo, hi)] = {"images": len(group), "flagged": flagged, "rate": round(flagged / max(len(group), 1), 4),
+                              "per_issue": {i: sum(i in f for f in flags) for i in ISSUES}}
+    return out
+
+
+def other_draws(seeds, per_size, sizes, thresholds, known=None) -> dict:
+    """`sharp_bands` for other random draws of the sharp crops (the false-alarm target), each seed
+    and all seeds pooled; ``known`` maps a seed to sharp rows already measured (the main draw)."""
     out, pooled = {}, {_band(*b): [0, 0] for b in BANDS}
     for seed in seeds:
-        crops = sharp_crops(np.random.default_rng(seed), per_size, sizes)
-        rows = [{"side": min(crop.shape[:2]), "colour": colour, "scores": measure(crop), "source": name}
-                for name, _, crop, colour in crops]
-        bands = {}
-        for lo, hi in BANDS:
-            group = [r for r in rows if lo <= r["side"] <= hi]
-            flagged = [r for r in group if _flags(r, thresholds)]
-            bands[_band(lo, hi)] = {"images": len(group), "flagged": len(flagged),
-                                    "issues": sorted(f"{r['source']}:{i}" for r in flagged
-                                                     for i in _flags(r, thresholds))}
-            pooled[_band(lo, hi)][0] += len(group)
-            pooled[_band(lo, hi)][1] += len(flagged)
-        out[str(seed)] = bands
+        rows = (known or {}).get(seed)
+        if rows is None:
+            rows = [{"side": min(crop.shape[:2]), "colour": colour, "scores": measure(crop)}
+                    for _, _, crop, colour in sharp_crops(np.random.default_rng(seed), per_size, sizes)]
+        out[str(seed)] = sharp_bands(rows, thresholds)
+        for band, r in out[str(seed)].items():
+            pooled[band][0] += r["images"]
+            pooled[band][1] += r["flagged"]
     out["pooled"] = {k: {"images": n, "flagged": f, "rate": round(f / max(n, 1), 4)} for k, (n, f) in pooled.items()}
     return out
 
@@ -233,15 +240,8 @@ def _flags(row, thresholds):
 
 def report(rows, thresholds) -> dict:
     """Per-size false alarms on sharp photos, blur/noise recall and precision."""
-    out = {"sharp_false_alarms": {}, "blur": {}, "noise": {}}
-    sharp = [r for r in rows if r["kind"] == "sharp"]
-    for lo, hi in BANDS:
-        group = [r for r in sharp if lo <= r["side"] <= hi]
-        flagged = [r for r in group if _flags(r, thresholds)]
-        per_issue = {i: sum(i in _flags(r, thresholds) for r in group) for i in ISSUES}
-        out["sharp_false_alarms"][_band(lo, hi)] = {
-            "images": len(group), "flagged": len(flagged),
-            "rate": round(len(flagged) / max(len(group), 1), 4), "per_issue": per_issue}
+    out = {"sharp_false_alarms": sharp_bands([r for r in rows if r["kind"] == "sharp"], thresholds), "blur": {},
+           "noise": {}}
     big = [r for r in rows if r["side"] >= 128]
     for kind in ("gaussian", "defocus", "motion"):
         for s in sorted({r["strength"] for r in rows if r["kind"] == kind}):
@@ -339,7 +339,8 @@ def main(argv=None) -> int:
         print(f"  {band:>12}: {r['flagged']:4d} / {r['images']:4d} = {100 * r['rate']:5.1f}%  {issues}")
     if args.check_seeds:
         seeds = [int(v) for v in args.check_seeds.split(",")]
-        result["other_draws"] = other_draws(seeds, 1 if args.quick else args.per_size, sizes, thresholds)
+        result["other_draws"] = other_draws(seeds, 1 if args.quick else args.per_size, sizes, thresholds,
+                                            known={args.seed: [r for r in rows if r["kind"] == "sharp"]})
         for seed in seeds:
             bands = result["other_draws"][str(seed)]
             print(f"  seed {seed}: " + ", ".join(f"{k} {v['flagged']}/{v['images']}" for k, v in bands.items()))

@@ -295,7 +295,7 @@ def offline_source(*, image_size, channels: int, seed: int = 0, shapes_per_class
     stored (the ``glyphs`` spec; ``glyphs_per_class`` each; 0 for none). Telling many
     digit-like classes apart is what makes the features carry over to unseen digits (README,
     "Few-shot transfer"). Returns uint8 images, int32 labels and class names (``shape:circle``,
-    ..., ``digit:0``, ``digit:0@90``, ..., ``glyph:00``, ...)."""
+    ..., ``digit:0``, ``digit:0@90``, ..., ``glyph:0``, ...)."""
     from keras_cv_apps.data.sources import SHAPE_CLASSES, load_source
 
     size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
@@ -334,7 +334,7 @@ def feed(images, labels, *, batch_size: int, preprocessing: dict, augmenter=None
     parallel ``map`` does and whatever ``augmenter`` was used for before."""
     import tensorflow as tf
 
-    from keras_cv_apps.data.augment import Augmenter
+    from keras_cv_apps.data.augment import Augmenter, batch_keys
     from keras_cv_apps.data.pipelines import scale_images
 
     ds = tf.data.Dataset.from_tensor_slices((images, np.asarray(labels, "int32")))
@@ -344,7 +344,7 @@ def feed(images, labels, *, batch_size: int, preprocessing: dict, augmenter=None
 
     def prepare(batch, key):
         x, y = batch
-        keys = tf.random.experimental.stateless_split(tf.bitcast(key, tf.int32), 2)
+        keys = batch_keys(key)
         x = tf.cast(x, tf.float32)
         if augmenter is not None:
             x = augmenter(x, keys[0])

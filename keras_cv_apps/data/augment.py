@@ -218,6 +218,12 @@ class Augmenter:
         return f"Augmenter({[type(layer).__name__ for layer in self.layers]})"
 
 
+def batch_keys(key):
+    """The image key and the label-mixing key of a batch, from its ``tf.data.Dataset.random`` int64
+    value (how `data.load` and `transfer.feed` key their batches)."""
+    return split_key(tf.bitcast(key, tf.int32), 2)
+
+
 def build_augmenter(preset_or_layers: Union[str, Sequence] = "none", seed: int = 0):
     """An `Augmenter` for a preset name or a list of layers, or None for ``"none"``/empty.
 

@@ -260,7 +260,7 @@ class Splits:
             if one_hot:
                 labels = tf.one_hot(labels, self.num_classes, dtype=tf.float32)
             if augmenter is not None:
-                keys = tf.random.experimental.stateless_split(tf.bitcast(key, tf.int32), 2)
+                keys = augment_lib.batch_keys(key)
                 images = augmenter(images, keys[0])
                 if one_hot:
                     images, labels = augmenter.mix(images, labels, keys[1])
