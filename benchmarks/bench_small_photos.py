@@ -20,6 +20,11 @@ q90, as a folder of thumbnails would hold them) and read back by `quality.assess
 Reports: sharp photos flagged for any per-image issue (grayscale not counted on gray photos),
 per issue; blurry precision and recall, noisy precision and recall.
 
+**Thumbnail makers**: every photo of both sets shrunk to a shorter side of 96, 128, 160, 192 and
+256 px the ways other software does it (OpenCV's area, bilinear, nearest, bicubic and Lanczos
+interpolation, Pillow's bicubic resize and ``thumbnail``), kept when sharp and exposed, written as
+PNG and audited alike: sharp thumbnails flagged per resizer, and which.
+
     python -m benchmarks.bench_small_photos [--per-photo 4] [--seed 7]
 
 Writes benchmarks/results/small_photos.json.
@@ -114,6 +119,62 @@ def evaluate(rows: list, result) -> dict:
     return out
 
 
+RESIZERS = ("cv2 area", "cv2 linear", "cv2 nearest", "cv2 cubic", "cv2 lanczos4", "PIL bicubic", "PIL thumbnail")
+
+
+def shrink(photo, side: int, resizer: str):
+    """``photo`` shrunk so that its shorter side is ``side`` px, by ``resizer`` (one of `RESIZERS`)."""
+    import cv2
+    from PIL import Image
+
+    h, w = photo.shape[:2]
+    scale = side / min(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    library, method = resizer.split()
+    if library == "cv2":
+        return cv2.resize(photo, size, interpolation=getattr(cv2, f"INTER_{method.upper()}"))
+    image = Image.fromarray(photo)
+    if method == "thumbnail":
+        image.thumbnail((max(size), max(size)))
+        return np.asarray(image)
+    return np.asarray(image.resize(size, Image.BICUBIC))
+
+
+def thumbnail_makers(root: Path, photos: dict, sides=(96, 128, 160, 192, 256)) -> dict:
+    """Sharp thumbnails flagged for any per-image issue, per resizer (PNG files, audited)."""
+    import cv2
+
+    from keras_cv_apps.vision import quality
+
+    out = {}
+    for resizer in RESIZERS:
+        folder = root / resizer.replace(" ", "_")
+        folder.mkdir()
+        rows = []
+        for name, (photo, colour) in photos.items():
+            for side in sides:
+                if side >= min(photo.shape[:2]):
+                    continue
+                small = shrink(photo, side, resizer)
+                if not is_sharp_and_exposed(small):
+                    continue
+                path = folder / f"{name}_{side}.png"
+                cv2.imwrite(str(path), small if small.ndim == 2 else cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
+                rows.append((path, {"photo": name, "kind": "sharp", "colour": colour, "side": side}))
+        result = quality.assess([p for p, _ in rows], progress=False)
+        index = {p: i for i, p in enumerate(result.paths)}
+        flags = {issue: result.flags(issue) for issue in PER_IMAGE}
+        which = []
+        for path, row in rows:
+            found = sorted(i for i in PER_IMAGE if flags[i][index[str(path)]]
+                           and not (i == "grayscale" and not row["colour"]))
+            if found:
+                which.append(f"{row['photo']} {row['side']} px: {', '.join(found)}")
+        out[resizer] = {"sharp_thumbnails": len(rows), "flagged_any": len(which),
+                        "rate": round(len(which) / max(len(rows), 1), 4), "flagged": which}
+    return out
+
+
 def main(argv=None) -> int:
     from benchmarks._util import write_result
     from keras_cv_apps.vision import quality
@@ -134,6 +195,8 @@ def main(argv=None) -> int:
             start = time.perf_counter()
             result = quality.assess([p for p, _ in rows], progress=False)
             report[label] = {**evaluate(rows, result), "seconds": round(time.perf_counter() - start, 1)}
+        (Path(tmp) / "thumbnails").mkdir()
+        makers = thumbnail_makers(Path(tmp) / "thumbnails", {**sources(), **held_out_photos()})
     all_sharp = sum(r["sharp_photos"] for r in report.values())
     all_flagged = sum(r["sharp_flagged_any"] for r in report.values())
     report["all"] = {"sharp_photos": all_sharp, "sharp_flagged_any": all_flagged,
@@ -145,6 +208,11 @@ def main(argv=None) -> int:
             line += (f" ({per_issue}); blurry P {r['blurry']['precision']} R {r['blurry']['recall']}; "
                      f"noisy P {r['noisy']['precision']} R {r['noisy']['recall']}")
         print(line)
+    print("sharp thumbnails flagged, by the software that shrank them:")
+    for resizer, r in makers.items():
+        print(f"  {resizer:>13}: {r['flagged_any']:2d} / {r['sharp_thumbnails']} ({100 * r['rate']:4.1f}%)  "
+              + "; ".join(r["flagged"]))
+    report["thumbnail_makers"] = makers
     report["thresholds"] = dict(quality.THRESHOLDS)
     print(f"results: {write_result('small_photos', report)}")
     return 0
