@@ -71,10 +71,11 @@ def episodes(args, folder: Path) -> dict:
     steps = args.steps
     start = time.time()
     old = PREVIOUS if args.previous_defaults else {}
-    training.set_seed(0)  # the app's default seed: the same pretrained network in every run
+    training.set_seed(args.pretrain_seed)  # as `transfer_finetune --seed N` pretrains: the same network every run
     source, fit, _ = transfer.pretrain_offline(BACKBONE, image_shape=SHAPE, run_dir=folder / "pretrain",
                                                steps=args.pretrain_steps, learning_rate=app.PRETRAIN["learning_rate"],
-                                               batch_size=app.PRETRAIN["batch_size"], **old.get("pretrain", {}))
+                                               batch_size=app.PRETRAIN["batch_size"], seed=args.pretrain_seed,
+                                               **old.get("pretrain", {}))
     path = models.save_checkpoint(source, folder / "pretrained.npz")
     pretrain_seconds = time.time() - start
     ft = {**app.FINETUNE, "learning_rate": old.get("learning_rate", app.FINETUNE["learning_rate"])}
@@ -119,8 +120,8 @@ def episodes(args, folder: Path) -> dict:
     summary = {f"{m} {k}-shot": _mean_ci(v[k]) for m, v in results.items() for k in args.shots}
     return {"steps": steps, "pretrain_steps": args.pretrain_steps, "pretrain_seconds": round(pretrain_seconds, 1),
             "pretrain_val_accuracy": fit.history.get("val_accuracy", [None])[-1], "summary": summary,
-            "episodes_per_seed": args.episodes, "seeds": args.seeds, "results": results,
-            "seconds": round(time.time() - start, 1)}
+            "episodes_per_seed": args.episodes, "pretrain_seed": args.pretrain_seed, "seeds": args.seeds,
+            "results": results, "seconds": round(time.time() - start, 1)}
 
 
 def _mean_ci(values) -> dict:
@@ -163,6 +164,8 @@ def main(argv=None) -> int:
     parser.add_argument("--shots", type=int, nargs="+", default=[1, 5])
     parser.add_argument("--steps", type=int, default=200, help="fine-tuning steps (the app's default)")
     parser.add_argument("--pretrain-steps", type=int, default=None, help="(default: the app's)")
+    parser.add_argument("--pretrain-seed", type=int, default=0,
+                        help="seed of the pretraining (source, split, initialisation), as the app's --seed")
     parser.add_argument("--throughput-batch", type=int, default=8)
     parser.add_argument("--throughput-steps", type=int, default=3)
     parser.add_argument("--skip", nargs="*", default=[], choices=["episodes", "throughput"])
@@ -198,6 +201,7 @@ def main(argv=None) -> int:
         print(table(out["throughput"], ["backbone", "input", "params_M", "images_per_s"]))
     name = "transfer_quick" if args.quick else "transfer" + "".join(f"_{part}" for part in out if args.skip)
     name += "_previous_defaults" if args.previous_defaults else ""
+    name += f"_pretrain{args.pretrain_seed}" if args.pretrain_seed else ""
     print(f"results: {write_result(name, out)}")  # a partial run writes its own file
     return 0
 
