@@ -24,7 +24,8 @@ all seeds.
 Throughput: images per second of ``train_on_batch`` (SGD with momentum, batch 8) for every
 registered ViT/BiT backbone at its default input size.
 
-    python -m benchmarks.bench_transfer [--episodes 20] [--seeds 0 1 2] [--quick] [--skip throughput]
+    python -m benchmarks.bench_transfer [--episodes 20] [--seeds 0 1 2] [--pretrain-seed 0] [--quick]
+                                        [--skip throughput]
 """
 
 from __future__ import annotations
