@@ -93,16 +93,19 @@ def build(root: Path, crops: list, rng) -> list:
     return rows
 
 
-def evaluate(rows: list, result) -> dict:
-    """False alarms on the sharp files, blurry and noisy precision / recall."""
+def flagged(rows: list, result) -> list:
+    """(row, set of per-image issues flagged) for each file of ``rows`` the audit read (grayscale
+    not counted on gray photos)."""
     index = {p: i for i, p in enumerate(result.paths)}
     flags = {issue: result.flags(issue) for issue in PER_IMAGE}
+    return [(row, {issue for issue in PER_IMAGE if flags[issue][index[str(path)]]
+                   and not (issue == "grayscale" and not row["colour"])})
+            for path, row in rows if str(path) in index]
 
-    def flagged(path, row):
-        i = index[str(path)]
-        return {issue for issue in PER_IMAGE if flags[issue][i] and not (issue == "grayscale" and not row["colour"])}
 
-    per = [(row, flagged(path, row)) for path, row in rows if str(path) in index]
+def evaluate(rows: list, result) -> dict:
+    """False alarms on the sharp files, blurry and noisy precision / recall."""
+    per = flagged(rows, result)
     sharp = [(r, f) for r, f in per if r["kind"] == "sharp"]
     out = {"sharp_photos": len(sharp), "sharp_flagged_any": sum(bool(f) for _, f in sharp),
            "sharp_flagged_per_issue": {i: sum(i in f for _, f in sharp) for i in PER_IMAGE}}
@@ -162,14 +165,8 @@ def thumbnail_makers(root: Path, photos: dict, sides=(96, 128, 160, 192, 256)) -
                 cv2.imwrite(str(path), small if small.ndim == 2 else cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
                 rows.append((path, {"photo": name, "kind": "sharp", "colour": colour, "side": side}))
         result = quality.assess([p for p, _ in rows], progress=False)
-        index = {p: i for i, p in enumerate(result.paths)}
-        flags = {issue: result.flags(issue) for issue in PER_IMAGE}
-        which = []
-        for path, row in rows:
-            found = sorted(i for i in PER_IMAGE if flags[i][index[str(path)]]
-                           and not (i == "grayscale" and not row["colour"]))
-            if found:
-                which.append(f"{row['photo']} {row['side']} px: {', '.join(found)}")
+        which = [f"{row['photo']} {row['side']} px: {', '.join(sorted(found))}"
+                 for row, found in flagged(rows, result) if found]
         out[resizer] = {"sharp_thumbnails": len(rows), "flagged_any": len(which),
                         "rate": round(len(which) / max(len(rows), 1), 4), "flagged": which}
     return out
