@@ -312,6 +312,7 @@ class FileStream:
         self.workers = workers
         self._skipped = list(skipped)
         self._marks = None
+        self._failed = None  # positions a grouped read found unreadable (`_group_decoder`)
         self.plain, self.native = False, None
 
     @property
@@ -405,21 +406,30 @@ class FileStream:
 
     def _group_decoder(self, defer: bool):
         """`_decoder` for groups of files: ``(positions [k], paths [k])`` -> the positions and
-        images of the files that decoded (at `native` size when ``defer``), every position marked
-        tried and, without ``defer``, the decoded ones marked done."""
+        images of the files that decoded (at `native` size when ``defer``). The reading function
+        takes the positions (one int64 array, cheaper to hand to Python than ``k`` path strings),
+        returns only what decoded and records the positions that did not in `_failed`, which
+        `skipped` checks again; without ``defer`` the decoded ones are marked done."""
         import tensorflow as tf
 
-        tried, done = self._mark_variables()
         shape = (*self.native, self.channels)
-        read = functools.partial(read_png_group, shape=shape)
+        if self._failed is None:
+            self._failed = np.zeros(self.n, bool)
+        failed, paths = self._failed, self.paths
 
-        def decode(pos, paths):
-            with tf.control_dependencies([tried.scatter_nd_update(pos[:, None], tf.ones_like(pos, tf.bool))]):
-                ok, images = tf.numpy_function(read, [paths], (tf.bool, tf.uint8))
-            ok = tf.ensure_shape(ok, [None])
-            pos, images = tf.boolean_mask(pos, ok), tf.boolean_mask(tf.ensure_shape(images, [None, *shape]), ok)
+        def read(pos):
+            ok, images = read_png_group(paths[pos], shape)
+            if ok.all():
+                return pos, images
+            failed[pos[~ok]] = True
+            return pos[ok], images[ok]
+
+        def decode(pos, _paths):
+            pos, images = tf.numpy_function(read, [pos], (tf.int64, tf.uint8))
+            pos, images = tf.ensure_shape(pos, [None]), tf.ensure_shape(images, [None, *shape])
             if defer:
                 return pos, images
+            _, done = self._mark_variables()
             images = _resize_known(images, self.native, self.size)
             with tf.control_dependencies([done.scatter_nd_update(pos[:, None], tf.ones_like(pos, tf.bool))]):
                 return pos, tf.identity(images)
@@ -508,12 +518,14 @@ class FileStream:
     def skipped(self) -> list:
         """Names of the files found unreadable so far: at listing, in probes, in the streams."""
         found = list(self._skipped)
+        suspects = np.zeros(self.n, bool) if self._failed is None else self._failed.copy()
         if self._marks is not None:
             tried, done = (v.numpy() for v in self._marks)
-            suspects = np.flatnonzero(tried & ~done)  # failed, or still in flight when asked
-            if len(suspects):
-                got, _ = self.read(suspects)
-                found += [self.name(int(p)) for p in np.setdiff1d(suspects, got)]
+            suspects |= tried & ~done  # failed, or still in flight when asked
+        suspects = np.flatnonzero(suspects)
+        if len(suspects):
+            got, _ = self.read(suspects)
+            found += [self.name(int(p)) for p in np.setdiff1d(suspects, got)]
         return list(dict.fromkeys(found))
 
     def cache_name(self, positions, *, shuffle, seed, shard) -> str:
