@@ -170,7 +170,7 @@ def train_classifier(args, *, app: str, model_kwargs: dict, fit_kwargs: dict, au
         model = result.model
 
         x_test, y_test = splits.arrays("test")
-        report = metrics.evaluate_classifier(model, x_test, y_test, splits.class_names)
+        report = test_report(model, splits, x_test, y_test)
         metrics.plot_confusion_matrix(report["confusion_matrix"], splits.class_names, run.file("confusion_matrix.png"))
         export.save_keras(model, run.file("model.keras"))
         exports = export.export_all(model, run.path, args.quantize, samples=x_test, labels=y_test,
@@ -188,6 +188,19 @@ def train_classifier(args, *, app: str, model_kwargs: dict, fit_kwargs: dict, au
         run.update_manifest({"test_top1": report["top1"],
                              **{f"{name}_accuracy": rep.get("accuracy") for name, rep in exports.items()}})
     return out, run
+
+
+def test_report(model, splits, x_test=None, y_test=None) -> dict:
+    """The classification report of the test split: of every image of a streamed split (one pass
+    over its files; ``splits.arrays`` holds a bounded sample of a large folder, which the exports
+    are checked on), else of ``x_test`` / ``y_test`` (default: the split's arrays) in memory."""
+    from keras_cv_apps import metrics
+
+    if splits.streamed:
+        return metrics.evaluate_classifier(model, splits.dataset("test"), None, splits.class_names)
+    if x_test is None:
+        x_test, y_test = splits.arrays("test")
+    return metrics.evaluate_classifier(model, x_test, y_test, splits.class_names)
 
 
 def print_exports(exports: dict) -> list:
@@ -367,9 +380,11 @@ def check_transfer_args(args, *, app: str, digits_target: str) -> tuple:
 
 
 def adapt_classifier(args, model, images, labels, splits, run_dir, *, probe: dict, finetune: dict, mode: str,
-                     verbose) -> dict:
+                     verbose, stream=None) -> dict:
     """Adapt ``model`` to the labelled uint8 ``images`` as ``mode`` says (linear probe, fine-tuning or
-    both); returns the settings, the training record and the probe's report."""
+    both); returns the settings, the training record and the probe's report. With ``stream`` (the
+    whole train split as raw batches, ``splits.dataset("train", raw=True)``) the fine-tuning reads
+    that and ``images`` (a bounded sample of it) serve the probe alone."""
     from keras_cv_apps import data, transfer
 
     augmenter = data.build_augmenter(args.augment, seed=args.seed)
@@ -381,17 +396,20 @@ def adapt_classifier(args, model, images, labels, splits, run_dir, *, probe: dic
         out["probe"] = {**probe, **transfer.linear_probe(model, None, targets, features=features, C=probe["C"])}
     if mode in ("finetune", "lp-ft"):
         recipe = {"default": None, "bit-hyperrule": transfer.bit_hyperrule, "vit": transfer.vit_finetune}[args.recipe]
+        n = len(labels) if stream is None else len(splits.labels("train"))
         if recipe is not None:
-            recipe = recipe(len(labels), splits.image_shape, batch_size=args.batch_size) \
-                if args.recipe == "bit-hyperrule" else recipe(len(labels), batch_size=args.batch_size)
+            recipe = recipe(n, splits.image_shape, batch_size=args.batch_size) \
+                if args.recipe == "bit-hyperrule" else recipe(n, batch_size=args.batch_size)
         steps = args.steps or (recipe.steps if recipe else 200)
-        feed = transfer.feed(images, labels, batch_size=args.batch_size, preprocessing=splits.preprocessing,
+        source = (images, labels) if stream is None else (stream, None)
+        feed = transfer.feed(*source, batch_size=args.batch_size, preprocessing=splits.preprocessing,
                              augmenter=augmenter, seed=args.seed, mixup=recipe.mixup if recipe else 0.0,
                              num_classes=splits.num_classes)
         result = transfer.fine_tune(model, feed, steps=steps, run_dir=run_dir, learning_rate=finetune["learning_rate"],
                                     recipe=recipe, from_block=args.from_block,
                                     label_smoothing=finetune["label_smoothing"], verbose=verbose)
-        out["settings"].update(steps=steps, recipe=recipe.to_dict() if recipe else None)
+        out["settings"].update(steps=steps, recipe=recipe.to_dict() if recipe else None, images=n,
+                               streamed=stream is not None)
         out["record"] = {"epochs_run": result.epochs_run, "train_seconds": round(result.seconds, 1)}
     return out
 

@@ -88,11 +88,17 @@ def _main(args) -> int:
         training.set_seed(args.seed)
         splits = data.load(args.dataset, image_size=size, channels=cfg.image_shape[2], scale=cfg.scale,
                            seed=args.seed, batch_size=args.batch_size, augment=args.augment, classes=classes)
-        x_train, y_train = splits.arrays("train", scaled=False)
-        if args.shots:
-            transfer.check_shots(y_train, args.shots, splits.class_names)
-            pick = transfer.few_shot_indices(y_train, args.shots, seed=args.seed)
-            x_train, y_train = x_train[pick], y_train[pick]
+        stream = None
+        if args.shots:  # picked from the labels of the whole split; only the picked files are decoded
+            transfer.check_shots(splits.labels("train"), args.shots, splits.class_names)
+            pick = transfer.few_shot_indices(splits.labels("train"), args.shots, seed=args.seed)
+            x_train, y_train = splits.arrays("train", scaled=False, rows=pick)
+        elif splits.streamed:  # every image of a folder: fine-tuned as a stream, probed on a balanced sample
+            stream = splits.dataset("train", raw=True)
+            pick = transfer.balanced_indices(splits.labels("train"), splits.read_limit, seed=args.seed)
+            x_train, y_train = splits.arrays("train", scaled=False, rows=pick)
+        else:
+            x_train, y_train = splits.arrays("train", scaled=False)
         verbose = 0 if args.quiet else "auto"
         build = dict(num_classes=splits.num_classes, image_shape=splits.image_shape)
         if weights is None:  # offline: pretrain on shapes, digits 0-4 and turns, glyphs; write the official layout
@@ -105,16 +111,16 @@ def _main(args) -> int:
         report = models.load_weights(model, weights)
         adapt = _runs.adapt_classifier(args, model, x_train, y_train, splits, run.path, probe=PROBE,
                                        finetune={**FINETUNE, "learning_rate": args.learning_rate}, mode=args.mode,
-                                       verbose=verbose)
-        x_test, y_test = splits.arrays("test")
-        test = metrics.evaluate_classifier(model, x_test, y_test, splits.class_names)
+                                       verbose=verbose, stream=stream)
+        x_test, y_test = splits.arrays("test")  # a bounded sample of a streamed folder: the exports' check
+        test = _runs.test_report(model, splits, x_test, y_test)
         scratch = None
         if args.scratch:
             fresh = models.create(args.backbone, **build)
             _runs.adapt_classifier(args, fresh, x_train, y_train, splits, run.file("scratch"), probe=PROBE,
                                    finetune={**FINETUNE, "learning_rate": FINETUNE["scratch_learning_rate"]},
-                                   mode="finetune", verbose=verbose)
-            scratch = {"top1": metrics.evaluate_classifier(fresh, x_test, y_test, splits.class_names)["top1"]}
+                                   mode="finetune", verbose=verbose, stream=stream)
+            scratch = {"top1": _runs.test_report(fresh, splits, x_test, y_test)["top1"]}
         metrics.plot_confusion_matrix(test["confusion_matrix"], splits.class_names, run.file("confusion_matrix.png"))
         save_keras(model, run.file("model.keras"))
         exports = export_all(model, run.path, args.quantize, samples=x_test, labels=y_test,
@@ -126,8 +132,9 @@ def _main(args) -> int:
                          options={k: getattr(args, k) for k in ("mode", "shots", "classes", "augment", "recipe",
                                                                 "from_block", "scratch", "quantize",
                                                                 "tflite_input")})
+        labelled = len(splits.labels("train")) if stream is not None else len(y_train)
         out = run.write_metrics(test={k: test[k] for k in ("top1", "macro_f1", "n")}, exports=exports,
-                                training=adapt["record"], scratch=scratch, labelled_images=int(len(y_train)),
+                                training=adapt["record"], scratch=scratch, labelled_images=int(labelled),
                                 checkpoint=report.to_dict() if report is not None else None,
                                 linear_probe=adapt.get("probe"))
         run.update_manifest({"test_top1": test["top1"], "scratch_top1": scratch and scratch["top1"]})

@@ -135,8 +135,7 @@ def _main(args) -> int:
         trials = _search(args, cfg, space)
         best, score = max(trials, key=lambda t: t[1])
         model, history, splits = _train(args, cfg, best)
-        x_test, y_test = splits.arrays("test")
-        test_top1 = float(model.evaluate(x_test, y_test, verbose=0)[1])
+        test = _runs.test_report(model, splits)
         retrained = max(history.history["val_accuracy"])
         names = list(space)
         artifacts.write_csv(run.file("trials.csv"), ["trial", *names, "val_accuracy"],
@@ -147,11 +146,11 @@ def _main(args) -> int:
                          training={"epochs": args.epochs, "batch_size": args.batch_size,
                                    "learning_rate": best["learning_rate"], "steps_per_epoch": args.steps_per_epoch},
                          options={"tuner": args.tuner, "trials": args.trials, "space": space, "best": best})
-        run.write_metrics(test={"top1": test_top1, "n": len(y_test)}, exports={},
+        run.write_metrics(test={"top1": test["top1"], "n": test["n"]}, exports={},
                           search={"best_val_accuracy": score, "retrained_val_accuracy": retrained,
                                   "reproduced": abs(retrained - score) <= 1e-6, "trials": len(trials)})
     print(f"best of {len(trials)} trials: {best} -> val accuracy {100 * score:.2f}% "
-          f"(retrained: {100 * retrained:.2f}%), test top-1 {100 * test_top1:.2f}%")
+          f"(retrained: {100 * retrained:.2f}%), test top-1 {100 * test['top1']:.2f}%")
     print(f"  saved to {run.path}/ (config.json, metrics.json, trials.csv)")
     _cli.next_step(f"models.create({args.model!r}, **config.json's model_kwargs) at image size {best['image_size']} "
                    f"with Adam {best['learning_rate']:g} for a full run, or search again with more --trials")

@@ -282,6 +282,17 @@ def few_shot_indices(labels, shots: int, *, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(picks))
 
 
+def balanced_indices(labels, limit: int, *, seed: int) -> np.ndarray:
+    """A seeded draw of at most ``limit`` indices of ``labels`` (sorted), the classes as even as
+    they allow: each gives an equal share, or all it has when that is fewer (at least one each)."""
+    labels = np.asarray(labels).reshape(-1)
+    classes = np.unique(labels)
+    share = max(1, int(limit) // max(1, len(classes)))
+    rng = np.random.default_rng(seed)
+    members = (np.flatnonzero(labels == c) for c in classes)
+    return np.sort(np.concatenate([rng.choice(m, min(share, len(m)), replace=False) for m in members]))
+
+
 # ----------------------------------------------------------------- few-shot workflow pieces
 
 
@@ -328,6 +339,9 @@ def feed(images, labels, *, batch_size: int, preprocessing: dict, augmenter=None
     """An endless shuffled ``tf.data`` feed of ``(scaled images, labels)`` batches from uint8
     ``images`` (a few-shot support set or a whole split), augmented in [0, 255] before scaling as
     `data.load` does; with ``mixup`` > 0 the labels are one-hot and pairs are mixed (MixUp).
+    ``images`` may instead be a dataset of shuffled ``(uint8 images, int labels)`` batches with
+    ``labels`` None, such as ``Splits.dataset("train", raw=True)``, which streams a folder too
+    large to hold in memory (``batch_size`` is then its own); it is repeated.
 
     Each batch is augmented and mixed from its own key (``seed`` and the batch's place in the
     feed), as `data.load` keys its batches: the feed is the same in every run, whatever the
@@ -337,8 +351,11 @@ def feed(images, labels, *, batch_size: int, preprocessing: dict, augmenter=None
     from keras_cv_apps.data.augment import Augmenter, batch_keys
     from keras_cv_apps.data.pipelines import scale_images
 
-    ds = tf.data.Dataset.from_tensor_slices((images, np.asarray(labels, "int32")))
-    ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True).repeat().batch(batch_size)
+    if labels is None:
+        ds = images.repeat()
+    else:
+        ds = tf.data.Dataset.from_tensor_slices((images, np.asarray(labels, "int32")))
+        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True).repeat().batch(batch_size)
     ds = tf.data.Dataset.zip(ds, tf.data.Dataset.random(seed=seed))
     mixer = Augmenter([keras.layers.MixUp(alpha=mixup)]) if mixup else None
 

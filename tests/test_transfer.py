@@ -125,6 +125,36 @@ def test_few_shot_draws_and_refuses_too_few_labels():
         transfer.check_shots(labels, 5, ["a", "b", "c"])
 
 
+def test_balanced_indices_share_the_limit_between_classes():
+    labels = np.array([0] * 5 + [1] * 2 + [2] * 9)
+    idx = transfer.balanced_indices(labels, 9, seed=0)  # a share of 3; class 1 has only 2
+    assert np.bincount(labels[idx]).tolist() == [3, 2, 3] and np.all(np.diff(idx) > 0)
+    assert np.array_equal(idx, transfer.balanced_indices(labels, 9, seed=0))
+    assert np.bincount(labels[transfer.balanced_indices(labels, 1, seed=0)]).tolist() == [1, 1, 1]  # one each at least
+
+
+def test_feed_streams_a_dataset_of_raw_batches_repeated(tmp_path):
+    import cv2
+
+    from keras_cv_apps import data
+
+    for c in range(2):
+        (tmp_path / f"c{c}").mkdir()
+        for i in range(10):
+            cv2.imwrite(str(tmp_path / f"c{c}" / f"{i}.png"), np.full((8, 8), 200 * c, np.uint8))
+    splits = data.load(f"dir:{tmp_path}", image_size=8, channels=1, batch_size=3, scale="unit", augment="none")
+    raw = splits.dataset("train", raw=True)
+    x, y = next(iter(raw))
+    assert x.dtype == np.uint8 and set(np.unique(x.numpy())) <= {0, 200}
+    assert np.array_equal(x.numpy()[:, 0, 0, 0] == 200, y.numpy() == 1)
+    feed = transfer.feed(raw, None, batch_size=3, preprocessing=splits.preprocessing)
+    per_pass = int(raw.cardinality())
+    seen = [(x.numpy(), y.numpy()) for x, y in feed.take(2 * per_pass)]  # every train image, twice
+    labels = np.concatenate([y for _, y in seen])
+    assert np.bincount(labels).tolist() == (2 * splits.counts("train")).tolist()
+    assert all(np.allclose(x[:, 0, 0, 0], 200 / 255 * y) for x, y in seen)  # scaled to [0, 1], still labelled
+
+
 def test_feed_mixes_up_pairs_with_one_hot_labels():
     images = np.stack([np.zeros((4, 4, 1)), np.full((4, 4, 1), 255)]).astype("uint8")
     feed = transfer.feed(images, [0, 1], batch_size=2, preprocessing={"scale": "unit"}, mixup=0.4, num_classes=2)

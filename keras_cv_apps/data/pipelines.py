@@ -131,6 +131,12 @@ class Splits:
     def image_shape(self) -> tuple:
         return tuple(int(v) for v in self._images.shape[1:])
 
+    @property
+    def read_limit(self) -> int:
+        """The most images `arrays` reads of a streamed split by default (what fits in
+        `streaming.READ_BUDGET` bytes as float32)."""
+        return max(1, streaming.READ_BUDGET // (4 * int(np.prod(self.image_shape))))
+
     def labels(self, split: str) -> np.ndarray:
         """Integer labels of ``split`` in dataset order."""
         return self._labels[self._split(split)]
@@ -158,19 +164,26 @@ class Splits:
         p = self.preprocessing
         return scale_images(x, p["scale"], p["mean"], p["std"])
 
-    def arrays(self, split: str, scaled: bool = True, *, exclude: Sequence[int] = (), max_images=None):
+    def arrays(self, split: str, scaled: bool = True, *, exclude: Sequence[int] = (), max_images=None, rows=None):
         """``(x, y)`` numpy arrays of ``split``: x float32 scaled, or the raw uint8 images;
         ``exclude`` leaves out those class indices. At most ``max_images`` (a seeded random
         sample, in split order); a streamed split is limited to what fits in
-        `streaming.READ_BUDGET` bytes by default, and files that fail to decode are left out."""
+        `streaming.READ_BUDGET` bytes by default, and files that fail to decode are left out.
+        ``rows`` reads just those places of the split (indices into ``labels(split)``, e.g. a
+        few-shot pick), all of them, in that order."""
         idx = self._select(split, exclude)
+        if rows is not None:
+            if len(exclude):
+                raise ValueError("arrays takes rows or exclude, not both.")
+            idx = idx[np.asarray(rows, np.int64)]
+            max_images = len(idx)
         x, y = self._take(idx, max_images, what=f"the {split} split")
         return (self._scale(x) if scaled else x), y
 
     def _take(self, idx, limit=None, what="images"):
         """uint8 images and labels at ``idx``, a seeded sample of ``limit`` when there are more."""
         if limit is None and self.streamed:
-            limit = max(1, streaming.READ_BUDGET // (4 * int(np.prod(self.image_shape))))
+            limit = self.read_limit
         if limit is not None and len(idx) > limit:
             pick = np.sort(np.random.default_rng(self.seed).choice(len(idx), int(limit), replace=False))
             logger.warning("Using a seeded sample of %d of the %d images of %s.", limit, len(idx), what)
@@ -193,7 +206,7 @@ class Splits:
         return self._scale(self._take(idx[np.sort(pick)])[0])
 
     def dataset(self, split: str = "train", *, exclude: Sequence[int] = (), balance: str = "none",
-                target: str = "label", _shard=None, _batch=None, _cool=False):
+                target: str = "label", raw: bool = False, _shard=None, _batch=None, _cool=False):
         """A batched ``tf.data`` pipeline over ``split``.
 
         Args:
@@ -205,6 +218,8 @@ class Splits:
             target: what follows the images: ``label`` -> ``(x, y)``, ``image`` -> ``(x, x)``,
                 ``none`` -> ``x``. With a label-mixing augmentation ``y`` is one-hot float32
                 (mixed in the train split), else int32.
+            raw: the uint8 images as decoded, neither augmented nor scaled, with int32 labels
+                (for a caller that augments and scales them itself, as `transfer.feed` does).
 
         When the augmentation ends with a cool-down (`augment.COOLDOWNS`), the train dataset
         carries ``cooldown = (fraction, build)``: ``build()`` is the same pipeline with the
@@ -237,11 +252,11 @@ class Splits:
         else:
             ds = self._resampled(self._images[idx], self._labels[idx], balance)
         ds = ds.batch(_batch or self.batch_size)
-        augmenter = self.augmenter if training else None
+        augmenter = self.augmenter if training and not raw else None
         cool = getattr(augmenter, "cooldown", None)
         if _cool:
             augmenter = cool[1]
-        one_hot = self.mixes_labels and target == "label"
+        one_hot = self.mixes_labels and target == "label" and not raw
         if augmenter is not None:  # one key per batch: the seed, the epoch and the batch's place in it
             ds = tf.data.Dataset.zip(ds, tf.data.Dataset.random(seed=self.seed, rerandomize_each_iteration=True))
 
@@ -256,6 +271,8 @@ class Splits:
 
         def prepare(batch, key=None):
             images, labels = arrive(*batch)
+            if raw:
+                return {"label": (images, labels), "image": (images, images), "none": images}[target]
             images = tf.cast(images, tf.float32)
             if one_hot:
                 labels = tf.one_hot(labels, self.num_classes, dtype=tf.float32)
@@ -284,12 +301,12 @@ class Splits:
         if not self.streamed:
             return ds
         if _shard is None:
-            ds.per_worker = functools.partial(self._per_worker, split, tuple(exclude), balance, target)
+            ds.per_worker = functools.partial(self._per_worker, split, tuple(exclude), balance, target, raw)
         return ds
 
-    def _per_worker(self, split, exclude, balance, target, context):
+    def _per_worker(self, split, exclude, balance, target, raw, context):
         """`dataset` for one worker of ``tf.distribute`` (its files, the per-replica batch)."""
-        return self.dataset(split, exclude=exclude, balance=balance, target=target,
+        return self.dataset(split, exclude=exclude, balance=balance, target=target, raw=raw,
                             _shard=(context.num_input_pipelines, context.input_pipeline_id),
                             _batch=context.get_per_replica_batch_size(self.batch_size))
 

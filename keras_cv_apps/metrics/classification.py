@@ -9,7 +9,7 @@ the first highest score (``argmax``); top-k ties are broken the same way, by cla
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Sequence, Union
+from typing import TYPE_CHECKING, Optional, Sequence, Union
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -142,12 +142,37 @@ def plot_confusion_matrix(cm: ArrayLike, class_names: Sequence[str], path: PathL
     return save_figure(fig, path, dpi=100)
 
 
-def evaluate_classifier(model: keras.Model, x: np.ndarray, y: ArrayLike, class_names: Sequence[str],
+def evaluate_classifier(model: keras.Model, x, y: Optional[ArrayLike], class_names: Sequence[str],
                         batch_size: int = 256) -> dict:
-    """Predict ``x`` with ``model`` and return `classification_report` of the scores."""
+    """Predict ``x`` with ``model`` and return `classification_report` of the scores.
+
+    ``x`` is an array of inputs with labels ``y``, or a dataset of ``(inputs, labels)`` batches
+    with ``y`` None (such as ``Splits.dataset("test")``, which streams a folder's files: every
+    image of the split is scored in one pass, none held in memory but the scores)."""
+    if y is None:
+        return _evaluate_batches(model, x, class_names)
     if len(x) != len(y):
         raise ValueError(f"x and y must have the same length; got {len(x)} and {len(y)}.")
     probs = model.predict(x, batch_size=batch_size, verbose=0)
     if isinstance(probs, (list, tuple, dict)):
         raise ValueError("evaluate_classifier needs a model with a single [N, C] output.")
     return classification_report(y, probs, class_names)
+
+
+def _evaluate_batches(model, batches, class_names) -> dict:
+    """`evaluate_classifier` over an iterable of ``(inputs, integer labels)`` batches."""
+    scores, labels = [], []
+    for batch in batches:
+        if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+            raise ValueError("evaluate_classifier without y needs batches of (inputs, labels).")
+        probs = model.predict_on_batch(batch[0])
+        if isinstance(probs, (list, tuple, dict)):
+            raise ValueError("evaluate_classifier needs a model with a single [N, C] output.")
+        scores.append(np.asarray(probs))
+        labels.append(np.asarray(batch[1]))
+    if not scores:
+        raise ValueError("evaluate_classifier got an empty dataset.")
+    labels = np.concatenate(labels)
+    if labels.ndim == 2:  # one-hot rows (a preset that mixes labels): the class is the largest entry
+        labels = labels.argmax(axis=1)
+    return classification_report(labels, np.concatenate(scores), class_names)

@@ -205,3 +205,25 @@ def test_architecture_check_agrees_with_a_real_build(kwargs):
         except TypeError:
             built = False
         assert _builds(name, kwargs) == built, name
+
+
+def test_a_streamed_test_split_is_scored_on_every_image_not_a_sample(tmp_path, monkeypatch):
+    import numpy as np
+    from PIL import Image
+
+    from keras_cv_apps import data
+    from keras_cv_apps.data import streaming
+
+    rng = np.random.default_rng(0)
+    for c in range(3):
+        (tmp_path / "set" / f"c{c}").mkdir(parents=True)
+        for i in range(20):
+            Image.fromarray(rng.integers(0, 256, (16, 16), "uint8")).save(tmp_path / "set" / f"c{c}" / f"{i}.png")
+    monkeypatch.setattr(streaming, "READ_BUDGET", 5 * 4 * 16 * 16)  # arrays() holds 5 images of a split
+    out = tmp_path / "run"
+    rc = lenet_train.main(TINY + ["--model", "test_lenet5", "--image-size", "16", "--quantize", "none",
+                                  "--dataset", f"dir:{tmp_path / 'set'}", "--output", str(out)])
+    assert rc == 0
+    n_test = len(data.load(f"dir:{tmp_path / 'set'}", image_size=16).indices["test"])
+    test = json.loads((out / "metrics.json").read_text())["test"]
+    assert n_test > 5 and test["n"] == n_test

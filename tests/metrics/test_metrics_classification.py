@@ -86,6 +86,22 @@ def test_evaluate_classifier_predicts_then_reports():
     assert report["top1"] == pytest.approx(7 / 9)
 
 
+def test_evaluate_classifier_scores_every_batch_of_a_dataset_once():
+    import keras
+    import tensorflow as tf
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Softmax()])
+    x = np.log(PROBS).astype("float32")
+    batches = tf.data.Dataset.from_tensor_slices((x, np.asarray(Y_TRUE, "int32"))).batch(4)  # 4 + 4 + 1
+    report = metrics.evaluate_classifier(model, batches, None, NAMES)
+    assert report["confusion_matrix"] == [[2, 1, 0], [0, 1, 1], [0, 0, 4]]
+    assert report["n"] == 9 and report["top1"] == pytest.approx(7 / 9)
+    one_hot = batches.map(lambda a, b: (a, tf.one_hot(b, 3)))  # labels of a label-mixing preset
+    assert metrics.evaluate_classifier(model, one_hot, None, NAMES)["confusion_matrix"] == report["confusion_matrix"]
+    with pytest.raises(ValueError, match="empty"):
+        metrics.evaluate_classifier(model, batches.take(0), None, NAMES)
+
+
 def test_plot_confusion_matrix_writes_png(tmp_path):
     import matplotlib.image
 
