@@ -160,15 +160,19 @@ def evaluate_classifier(model: keras.Model, x, y: Optional[ArrayLike], class_nam
 
 
 def _evaluate_batches(model, batches, class_names) -> dict:
-    """`evaluate_classifier` over an iterable of ``(inputs, integer labels)`` batches."""
+    """`evaluate_classifier` over an iterable of ``(inputs, integer or one-hot labels)`` batches, in
+    one pass. Each batch is a direct call of the model (in inference mode): no ``predict`` function
+    is traced for shapes that the model's later ``predict`` calls would trace again."""
+    import keras
+
     scores, labels = [], []
     for batch in batches:
         if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
             raise ValueError("evaluate_classifier without y needs batches of (inputs, labels).")
-        probs = model.predict_on_batch(batch[0])
+        probs = model(batch[0], training=False)
         if isinstance(probs, (list, tuple, dict)):
             raise ValueError("evaluate_classifier needs a model with a single [N, C] output.")
-        scores.append(np.asarray(probs))
+        scores.append(keras.ops.convert_to_numpy(probs))
         labels.append(np.asarray(batch[1]))
     if not scores:
         raise ValueError("evaluate_classifier got an empty dataset.")
