@@ -59,36 +59,37 @@ def test_bad_input_is_one_sentence_before_long_work(tmp_path, capsys, extra, mes
     assert rc == 2 and err.startswith("error: ") and message in err, err
 
 
-def _photo_folder(root, classes=6, per_class=20, size=32):
-    """``classes`` folders of RGB PNGs, each class its own colour with noise."""
+@pytest.fixture
+def large_folder_run(tmp_path, monkeypatch):
+    """``run(*flags)`` -> (rc, run folder, folder): `transfer_finetune` with a ``test_bit`` checkpoint on a
+    folder of 6 classes x 20 RGB PNGs while `Splits.arrays` of a streamed split holds just 4 images
+    (as a folder far larger than memory would)."""
     import cv2
 
-    rng = np.random.default_rng(0)
-    for c in range(classes):
-        (root / f"c{c}").mkdir(parents=True)
-        for i in range(per_class):
-            image = np.clip(rng.normal(30 + 35 * c, 20, (size, size, 3)), 0, 255).astype(np.uint8)
-            cv2.imwrite(str(root / f"c{c}" / f"{i:02d}.png"), image)
-    return root
-
-
-@pytest.fixture
-def tiny_read_budget(monkeypatch):
-    """`Splits.arrays` of a streamed split holds 4 images (as a folder far larger than memory would)."""
+    from keras_cv_apps import models
     from keras_cv_apps.data import streaming
 
     monkeypatch.setattr(streaming, "READ_BUDGET", 4 * 4 * 32 * 32 * 3)
-
-
-def test_a_large_folder_is_fine_tuned_and_scored_on_every_image_not_a_sample(tmp_path, tiny_read_budget):
-    from keras_cv_apps import data, models
-
-    folder = _photo_folder(tmp_path / "set")
+    rng, folder = np.random.default_rng(0), tmp_path / "set"
+    for c in range(6):  # each class its own colour, with noise
+        (folder / f"c{c}").mkdir(parents=True)
+        for i in range(20):
+            image = np.clip(rng.normal(30 + 35 * c, 20, (32, 32, 3)), 0, 255).astype(np.uint8)
+            cv2.imwrite(str(folder / f"c{c}" / f"{i:02d}.png"), image)
     weights = models.save_checkpoint(models.create("test_bit", num_classes=7), tmp_path / "w.npz")
-    out = tmp_path / "run"
-    rc = transfer_finetune.main(["--backbone", "test_bit", "--weights", str(weights), "--dataset", f"dir:{folder}",
-                                 "--shots", "0", "--steps", "2", "--no-scratch", "--quantize", "none", "--quiet",
-                                 "--output", str(out)])
+
+    def run(*flags):
+        out = tmp_path / "run"
+        rc = transfer_finetune.main(["--backbone", "test_bit", "--weights", str(weights), "--dataset", f"dir:{folder}",
+                                     "--no-scratch", "--quantize", "none", "--quiet", "--output", str(out), *flags])
+        return rc, out, folder
+    return run
+
+
+def test_a_large_folder_is_fine_tuned_and_scored_on_every_image_not_a_sample(large_folder_run):
+    from keras_cv_apps import data
+
+    rc, out, folder = large_folder_run("--shots", "0", "--steps", "2")
     assert rc == 0
     splits = data.load(f"dir:{folder}", image_size=32, channels=3)
     n_train, n_test = len(splits.indices["train"]), len(splits.indices["test"])
@@ -99,15 +100,8 @@ def test_a_large_folder_is_fine_tuned_and_scored_on_every_image_not_a_sample(tmp
     assert training["images"] == n_train and training["streamed"] is True
 
 
-def test_few_shot_picks_come_from_every_label_of_a_large_folder(tmp_path, tiny_read_budget):
+def test_few_shot_picks_come_from_every_label_of_a_large_folder(large_folder_run):
     """6 classes x 3 shots = 18 images, more than the 4 a sample of the split would hold."""
-    from keras_cv_apps import models
-
-    folder = _photo_folder(tmp_path / "set")
-    weights = models.save_checkpoint(models.create("test_bit", num_classes=7), tmp_path / "w.npz")
-    out = tmp_path / "run"
-    rc = transfer_finetune.main(["--backbone", "test_bit", "--weights", str(weights), "--dataset", f"dir:{folder}",
-                                 "--shots", "3", "--mode", "linear", "--no-scratch", "--quantize", "none", "--quiet",
-                                 "--output", str(out)])
+    rc, out, _ = large_folder_run("--shots", "3", "--mode", "linear")
     assert rc == 0
     assert json.loads((out / "metrics.json").read_text())["labelled_images"] == 18
