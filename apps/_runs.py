@@ -191,13 +191,14 @@ def train_classifier(args, *, app: str, model_kwargs: dict, fit_kwargs: dict, au
 
 
 def test_report(model, splits, x_test=None, y_test=None) -> dict:
-    """The classification report of the test split: of every image of a streamed split (one pass
-    over its files; ``splits.arrays`` holds a bounded sample of a large folder, which the exports
-    are checked on), else of ``x_test`` / ``y_test`` (default: the split's arrays) in memory."""
+    """The classification report of the test split: of every readable image of a streamed split,
+    each once (one pass over its files; ``splits.arrays`` holds a bounded sample of a large folder,
+    which the exports are checked on), else of ``x_test`` / ``y_test`` (default: the split's
+    arrays) in memory."""
     from keras_cv_apps import metrics
 
     if splits.streamed:
-        return metrics.evaluate_classifier(model, splits.dataset("test"), None, splits.class_names)
+        return metrics.evaluate_classifier(model, splits.dataset("test", refill=False), None, splits.class_names)
     if x_test is None:
         x_test, y_test = splits.arrays("test")
     return metrics.evaluate_classifier(model, x_test, y_test, splits.class_names)

@@ -206,7 +206,8 @@ class Splits:
         return self._scale(self._take(idx[np.sort(pick)])[0])
 
     def dataset(self, split: str = "train", *, exclude: Sequence[int] = (), balance: str = "none",
-                target: str = "label", raw: bool = False, _shard=None, _batch=None, _cool=False):
+                target: str = "label", raw: bool = False, refill: bool = True, _shard=None, _batch=None,
+                _cool=False):
         """A batched ``tf.data`` pipeline over ``split``.
 
         Args:
@@ -220,6 +221,10 @@ class Splits:
                 (mixed in the train split), else int32.
             raw: the uint8 images as decoded, neither augmented nor scaled, with int32 labels
                 (for a caller that augments and scales them itself, as `transfer.feed` does).
+            refill: a streamed split gives the slot of a file that fails to decode to an image of a
+                later pass, so every epoch has the split's length (what ``fit`` and distributed
+                evaluation need); ``False`` leaves such files out (each readable image once, the
+                length unknown: what a test report counts). In-memory splits have no such files.
 
         When the augmentation ends with a cool-down (`augment.COOLDOWNS`), the train dataset
         carries ``cooldown = (fraction, build)``: ``build()`` is the same pipeline with the
@@ -242,7 +247,7 @@ class Splits:
         if balance != "none" and not training:
             raise ValueError("Balanced sampling applies to the train split only.")
         if self.streamed:
-            ds = self._streamed(split, idx, balance, training, _shard)
+            ds = self._streamed(split, idx, balance, training, _shard, refill)
         elif balance == "none":
             ds = tf.data.Dataset.from_tensor_slices((self._images[idx], self._labels[idx]))
             if training:
@@ -297,20 +302,21 @@ class Splits:
             ds = ds.with_options(options)
         if cool is not None and not _cool:
             ds.cooldown = (cool[0], functools.partial(self.dataset, split, exclude=exclude, balance=balance,
-                                                      target=target, _shard=_shard, _batch=_batch, _cool=True))
+                                                      target=target, refill=refill, _shard=_shard, _batch=_batch,
+                                                      _cool=True))
         if not self.streamed:
             return ds
         if _shard is None:
-            ds.per_worker = functools.partial(self._per_worker, split, tuple(exclude), balance, target, raw)
+            ds.per_worker = functools.partial(self._per_worker, split, tuple(exclude), balance, target, raw, refill)
         return ds
 
-    def _per_worker(self, split, exclude, balance, target, raw, context):
+    def _per_worker(self, split, exclude, balance, target, raw, refill, context):
         """`dataset` for one worker of ``tf.distribute`` (its files, the per-replica batch)."""
-        return self.dataset(split, exclude=exclude, balance=balance, target=target, raw=raw,
+        return self.dataset(split, exclude=exclude, balance=balance, target=target, raw=raw, refill=refill,
                             _shard=(context.num_input_pipelines, context.input_pipeline_id),
                             _batch=context.get_per_replica_batch_size(self.batch_size))
 
-    def _streamed(self, split, idx, balance, training, shard):
+    def _streamed(self, split, idx, balance, training, shard, refill=True):
         """Unbatched ``(position, uint8 image)`` of a streamed source (batches go through
         `FileStream.finish`; labels are looked up per batch)."""
         store = self._images
@@ -318,10 +324,10 @@ class Splits:
             ds = self._resampled_stream(idx, balance, shard)
         else:
             cache = None
-            if isinstance(self.cache, (str, os.PathLike)):
+            if refill and isinstance(self.cache, (str, os.PathLike)):
                 name = store.cache_name(idx, shuffle=training, seed=self.seed, shard=shard)
                 cache = os.path.join(os.fspath(self.cache), f"{split}-{name}")
-            ds = store.stream(idx, shuffle=training, seed=self.seed, cache=cache, shard=shard)
+            ds = store.stream(idx, shuffle=training, seed=self.seed, cache=cache, shard=shard, refill=refill)
         return ds
 
     def _resampled_stream(self, idx, mode, shard):

@@ -446,7 +446,7 @@ class FileStream:
             return tf.identity(images)
 
     def stream(self, positions, *, shuffle: bool = False, seed: int = 0, cache: Optional[str] = None,
-               shard=None):
+               shard=None, refill: bool = True):
         """Decoded ``(position, image)`` of ``positions``, exactly ``ceil(len / workers)`` per pass.
 
         ``shuffle`` reshuffles every pass (before decoding; after a disk cache, in a buffer of at
@@ -459,19 +459,27 @@ class FileStream:
         split between workers). A file that fails to decode is skipped and its slot goes to the
         next image of a following pass, so the length is known to ``model.fit``. Batch it and pass
         every batch through `finish` (images of a one-size PNG folder arrive at their own size).
+        ``refill=False`` streams one pass with no slot refilled: each readable image once, the
+        length unknown (a test report's count; not for ``fit`` or a disk cache).
         """
         import tensorflow as tf
 
         positions = np.asarray(positions, np.int64)
         workers = shard[0] if shard else 1
         count = math.ceil(len(positions) / workers)
-        ds = self._encoded(positions, shuffle=shuffle, seed=seed, shard=shard, passes=MAX_PASSES)
+        if not refill and cache:
+            raise ValueError("A stream cached on disk refills the slots of unreadable files; "
+                             "refill=False takes no cache.")
+        ds = self._encoded(positions, shuffle=shuffle, seed=seed, shard=shard, passes=MAX_PASSES if refill else 1)
         defer = self._deferred() and not cache  # a disk cache keeps the images at their final size
         if self._grouped():
             ds = ds.batch(READ_GROUP).map(self._group_decoder(defer)).unbatch()
         else:
             ds = ds.map(self._decoder(marked=True, defer=defer), num_parallel_calls=self._parallel())
-        ds = ds.ignore_errors().take(count).apply(tf.data.experimental.assert_cardinality(count))
+        ds = ds.ignore_errors()
+        if not refill:
+            return ds
+        ds = ds.take(count).apply(tf.data.experimental.assert_cardinality(count))
         if cache:
             _clear_stale_lock(cache)
             ds = ds.cache(cache)
