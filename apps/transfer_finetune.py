@@ -43,7 +43,7 @@ from keras_cv_apps.choices import TRANSFER_MODES, TRANSFER_RECIPES
 APP = "transfer_finetune"
 FINETUNE = {"learning_rate": 1e-3, "scratch_learning_rate": 1e-3, "label_smoothing": 0.1}
 PROBE = {"views": 8, "C": 0.01}
-PRETRAIN = {"steps": 3000, "learning_rate": 1e-3, "batch_size": 64}
+PRETRAIN = {"steps": 9000, "learning_rate": 1e-3, "batch_size": 64}
 DIGITS_TARGET = "5,6,7,8,9"
 
 

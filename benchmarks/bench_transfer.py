@@ -203,6 +203,7 @@ def main(argv=None) -> int:
     name = "transfer_quick" if args.quick else "transfer" + "".join(f"_{part}" for part in out if args.skip)
     name += "_previous_defaults" if args.previous_defaults else ""
     name += f"_pretrain{args.pretrain_seed}" if args.pretrain_seed else ""
+    name += f"_{args.pretrain_steps}steps" if args.pretrain_steps != app.PRETRAIN["steps"] and not args.quick else ""
     print(f"results: {write_result(name, out)}")  # a partial run writes its own file
     return 0
 

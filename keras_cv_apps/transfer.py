@@ -423,7 +423,7 @@ def fine_tune(model, train_feed, *, steps: int, run_dir, learning_rate: float = 
                         monitor="loss", patience=10 ** 6, schedule="constant", extra_callbacks=extra, verbose=verbose)
 
 
-def pretrain_offline(backbone: str, *, image_shape, run_dir, steps: int = 3000, learning_rate: float = 1e-3,
+def pretrain_offline(backbone: str, *, image_shape, run_dir, steps: int = 9000, learning_rate: float = 1e-3,
                      batch_size: int = 64, label_smoothing: float = 0.0, augment="digits", seed: int = 0,
                      turns: Sequence[int] = (0, 1, 2, 3), glyph_classes: int = GLYPH_CLASSES, verbose=0):
     """Pretrain the registered ``backbone`` on `offline_source` (shapes, digits 0-4 and their quarter
