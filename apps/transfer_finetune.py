@@ -88,14 +88,14 @@ def _main(args) -> int:
         training.set_seed(args.seed)
         splits = data.load(args.dataset, image_size=size, channels=cfg.image_shape[2], scale=cfg.scale,
                            seed=args.seed, batch_size=args.batch_size, augment=args.augment, classes=classes)
-        stream = None
+        stream, labels = None, splits.labels("train")
         if args.shots:  # picked from the labels of the whole split; only the picked files are decoded
-            transfer.check_shots(splits.labels("train"), args.shots, splits.class_names)
-            pick = transfer.few_shot_indices(splits.labels("train"), args.shots, seed=args.seed)
+            transfer.check_shots(labels, args.shots, splits.class_names)
+            pick = transfer.few_shot_indices(labels, args.shots, seed=args.seed)
             x_train, y_train = splits.arrays("train", scaled=False, rows=pick)
         elif splits.streamed:  # every image of a folder: fine-tuned as a stream, probed on a balanced sample
             stream = splits.dataset("train", raw=True)
-            pick = transfer.balanced_indices(splits.labels("train"), splits.read_limit, seed=args.seed)
+            pick = transfer.balanced_indices(labels, splits.read_limit, seed=args.seed)
             x_train, y_train = splits.arrays("train", scaled=False, rows=pick)
         else:
             x_train, y_train = splits.arrays("train", scaled=False)
@@ -132,7 +132,7 @@ def _main(args) -> int:
                          options={k: getattr(args, k) for k in ("mode", "shots", "classes", "augment", "recipe",
                                                                 "from_block", "scratch", "quantize",
                                                                 "tflite_input")})
-        labelled = len(splits.labels("train")) if stream is not None else len(y_train)
+        labelled = len(labels) if stream is not None else len(y_train)
         out = run.write_metrics(test={k: test[k] for k in ("top1", "macro_f1", "n")}, exports=exports,
                                 training=adapt["record"], scratch=scratch, labelled_images=int(labelled),
                                 checkpoint=report.to_dict() if report is not None else None,

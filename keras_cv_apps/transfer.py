@@ -277,9 +277,7 @@ def few_shot_indices(labels, shots: int, *, seed: int) -> np.ndarray:
     """A seeded draw of ``shots`` indices per class of ``labels`` (sorted)."""
     labels = np.asarray(labels).reshape(-1)
     check_shots(labels, shots)
-    rng = np.random.default_rng(seed)
-    picks = [rng.choice(np.flatnonzero(labels == c), shots, replace=False) for c in np.unique(labels)]
-    return np.sort(np.concatenate(picks))
+    return balanced_indices(labels, shots * len(np.unique(labels)), seed=seed)
 
 
 def balanced_indices(labels, limit: int, *, seed: int) -> np.ndarray:
