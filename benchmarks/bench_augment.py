@@ -360,6 +360,24 @@ def profile(images, rounds, batches_per_pass=4):
     return rounded, round(1e3 * min(starts), 2), {name: round(us, 1) for name, us in wall.items()}
 
 
+def _ThreeChannelFlip(*args, **kwargs):
+    """`RandomMirror` as it flipped before `augmentation._mirror_rgb`: one OpenCV three-channel flip
+    of the whole batch (``cv2.flip`` moves three-byte pixels one value at a time)."""
+    import cv2
+
+    from keras_cv_apps import layers as L
+    from keras_cv_apps.layers.augment_base import output_batch
+
+    class ThreeChannelFlip(L.RandomMirror):
+        def transform(self, images, rng, chosen):
+            n, h, w, c = images.shape
+            out = output_batch(images, ~chosen)
+            cv2.flip(images.reshape(n * h, w, c), 1, dst=out.reshape(n * h, w, c))
+            return out
+
+    return ThreeChannelFlip(*args, **kwargs)
+
+
 def _cpu_seconds(fn):
     start = time.process_time()
     np.asarray(fn())
@@ -406,7 +424,7 @@ def main(argv=None) -> int:
     parser.add_argument("--name", default=None, help="stem of the result files (default: augment or augment_<ops>)")
     parser.add_argument("--profile", action="store_true", help="only the breakdown of a batch's cost (CPU us per "
                         "image of the pipeline without work, of the flip into hot or cold buffers and in the pipeline, "
-                        "of TensorFlow's flips; the iterator's creation), written to augment_profile.json")
+                        "of TensorFlow's flips; the iterator's creation), written to augment_profile.json (or --name)")
     args = parser.parse_args(argv)
     load_start = round(os.getloadavg()[0], 1)  # the machine may be shared: recorded with the result
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -423,7 +441,8 @@ def main(argv=None) -> int:
         for name, us in cpu.items():
             print(f"{name:80s} {us:7.1f} us/image CPU, {wall.get(name, float('nan')):7.1f} wall")
         print(f"creating the flip pipeline's iterator: {start_ms} ms CPU")
-        path = write_result("augment_profile", {"image_size": SIZE, "batch_size": BATCH, "rounds": args.rounds,
+        path = write_result(args.name or "augment_profile", {
+                                                "image_size": SIZE, "batch_size": BATCH, "rounds": args.rounds,
                                                 "images_per_pass": len(images) * args.repeats,
                                                 "cpu_us_per_image": cpu, "wall_us_per_image": wall,
                                                 "iterator_start_ms_cpu": start_ms,
@@ -439,6 +458,10 @@ def main(argv=None) -> int:
         layer = ours[op]
         timers = {"package": tf_timer(pipeline(images, lambda x, key, layer=layer: layer(x, training=True, key=key),
                                                repeats=args.repeats))}
+        if op == "HorizontalFlip":  # the layer's kernel before `_mirror_rgb`, in the same run
+            before = _ThreeChannelFlip("horizontal", probability=1.0)
+            timers["package, before"] = tf_timer(pipeline(
+                images, lambda x, key: before(x, training=True, key=key), repeats=args.repeats))
         if op in albu:
             transform, repeated = A.Compose([albu[op]]), np.concatenate([images] * args.repeats)
             timers["albumentations"] = albu_timer(transform, repeated)
@@ -455,6 +478,9 @@ def main(argv=None) -> int:
         if "keras core" in rates:  # one batch per pass: core layers are slow
             rates["keras core"] *= BATCH / (len(images) * args.repeats)
         row = {"op": op, **{k: round(v) for k, v in rates.items()}}
+        if "package, before" in rates:
+            row["package / before"] = round(rates["package"] / rates["package, before"], 2)
+            row["CPU us/image package, before"] = round(cpu["package, before"], 1)
         if "albumentations" in rates:
             row["package / albumentations"] = round(rates["package"] / rates["albumentations"], 2)
             row["package / albumentations, collated"] = round(rates["package"] / rates["albumentations, collated"], 2)

@@ -5,6 +5,7 @@ uint8 or float in [0, 255], the input dtype kept. Identity unless ``training``.
 """
 
 import math
+import threading
 
 import keras
 import numpy as np
@@ -90,11 +91,50 @@ class RandomAffine(KeyedAugmentation):
                 "interpolation": self.interpolation}
 
 
+_SWAPPABLE = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))  # what cvtColor swaps
+_SCRATCH_BYTES = 1 << 19  # a few 224 x 224 photos: stays in a core's L2 cache between `_mirror_rgb`'s passes
+_SCRATCH = threading.local()  # one scratch per decoding thread, reused
+
+
+def _mirror_rgb(image: np.ndarray, code: int, out: np.ndarray) -> None:
+    """``out`` = ``cv2.flip(image, code)`` for ``[H, W, 3]`` uint8, uint16 or float32 (``out``
+    C-contiguous), in two faster passes. OpenCV flips three-channel pixels value by value but
+    one-channel rows with vector instructions, and reversing a row of values reverses each pixel's
+    channels along with the pixels; so channels 0 and 2 are swapped first, into a scratch that
+    stays in cache, and the scratch is flipped as one channel of ``W * 3`` values a row, a strip
+    of rows at a time. Images stacked as ``[k * H, W, 3]`` mirror left-right (``code`` 1) in one call."""
+    import cv2
+
+    h, w = image.shape[:2]
+    if code == 0:  # up-down moves whole rows: nothing per pixel to speed up
+        cv2.flip(image, 0, dst=out)
+        return
+    scratch = getattr(_SCRATCH, "buffer", None)
+    if scratch is None:
+        scratch = _SCRATCH.buffer = np.empty(_SCRATCH_BYTES, np.uint8)
+    row_bytes = image[0].nbytes
+    strip = max(1, _SCRATCH_BYTES // row_bytes)
+    for top in range(0, h, strip):
+        rows = min(strip, h - top)
+        swapped = (scratch[:rows * row_bytes] if rows * row_bytes <= scratch.nbytes
+                   else np.empty(rows * row_bytes, np.uint8)).view(image.dtype).reshape(rows, w, 3)
+        cv2.cvtColor(image[top:top + rows], cv2.COLOR_RGB2BGR, dst=swapped)
+        at = top if code > 0 else h - top - rows  # code -1 also turns the strips upside down
+        cv2.flip(swapped.reshape(rows, w * 3), code, dst=out[at:at + rows].reshape(rows, w * 3))
+
+
+def _mirror_plane(image: np.ndarray, code: int, out: np.ndarray) -> None:
+    import cv2
+
+    cv2.flip(plane(image), code, dst=plane(out))
+
+
 @keras.saving.register_keras_serializable(package="keras_cv_apps")
 class RandomMirror(KeyedAugmentation):
     """Mirror each image with ``probability``: ``horizontal`` (left-right), ``vertical`` or
     ``both`` (each direction decided separately). The same job as core ``RandomFlip``, done by
-    OpenCV on the whole batch (several times faster on 224 x 224 photos)."""
+    OpenCV on the whole batch (several times faster on 224 x 224 photos; three-channel images by
+    `_mirror_rgb`)."""
 
     MODES = ("horizontal", "vertical", "both")
 
@@ -103,18 +143,17 @@ class RandomMirror(KeyedAugmentation):
         self.mode = check_choice(mode, self.MODES, "mirror mode")
 
     def transform(self, images, rng, chosen):
-        import cv2
-
         n, h, w, c = images.shape
         codes = {"horizontal": np.ones(n, int), "vertical": np.zeros(n, int)}.get(self.mode)
         if codes is None:  # both: 1 = left-right, 0 = up-down, -1 = both
             codes = rng.choice([1, 0, -1], n)
         out = output_batch(images, ~chosen)
+        flip = _mirror_rgb if c == 3 and images.dtype in _SWAPPABLE else _mirror_plane
         if chosen.all() and self.mode == "horizontal":  # one call mirrors every row of the batch
-            cv2.flip(images.reshape(n * h, w, c), 1, dst=out.reshape(n * h, w, c))
+            flip(images.reshape(n * h, w, c), 1, out.reshape(n * h, w, c))
             return out
         for i in np.flatnonzero(chosen):
-            cv2.flip(plane(images[i]), int(codes[i]), dst=plane(out[i]))
+            flip(images[i], int(codes[i]), out[i])
         return out
 
     def get_config(self):

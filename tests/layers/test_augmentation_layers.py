@@ -201,6 +201,30 @@ def test_mirror_flips_whole_images_or_leaves_them():
     np.testing.assert_array_equal(every, x[:, :, ::-1])
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_three_channel_mirror_equals_opencv_flip_in_strips_and_stacks(dtype, monkeypatch):
+    import cv2
+
+    from keras_cv_apps.layers import augmentation
+
+    monkeypatch.setattr(augmentation, "_SCRATCH", __import__("threading").local())
+    monkeypatch.setattr(augmentation, "_SCRATCH_BYTES", 4096)  # strips of a few rows; one row of 700 px is larger
+    rng = np.random.default_rng(3)
+    for shape in ((1, 1, 3), (5, 7, 3), (97, 61, 3), (9, 700, 3)):
+        image = (rng.random(shape) * 255).astype(dtype)
+        for code in (1, 0, -1):
+            out = np.empty_like(image)
+            augmentation._mirror_rgb(image, code, out)
+            np.testing.assert_array_equal(out, cv2.flip(image, code), err_msg=f"{shape} code {code}")
+    stack = (rng.random((4, 30, 20, 3)) * 255).astype(dtype)
+    out = np.empty_like(stack)
+    augmentation._mirror_rgb(stack.reshape(-1, 20, 3), 1, out.reshape(-1, 20, 3))
+    np.testing.assert_array_equal(out, stack[:, :, ::-1])
+    both = np.asarray(L.RandomMirror("both", probability=1.0)(stack, training=True, key=[0, 3]))
+    for o, i in zip(both, stack):
+        assert any(np.array_equal(o, m) for m in (i[:, ::-1], i[::-1], i[::-1, ::-1]))
+
+
 def test_resized_crop_boxes_respect_scale_and_ratio():
     layer = L.RandomResizedCrop(scale=(0.2, 0.6), ratio=(0.5, 2.0))
     top, left, h, w = layer.boxes(np.random.default_rng(0), 500, 64, 64).T
