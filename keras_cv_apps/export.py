@@ -265,11 +265,19 @@ def verify_tflite(model, path, samples, labels=None, *, num_threads: int = 1) ->
 
     x = _images(model, samples, "samples")
     lite = TFLiteModel(_existing(path), num_threads=num_threads)
-    keras_out = np.asarray(model.predict(x, verbose=0, batch_size=64))
+    keras_out = _keras_outputs(model, x)
     report = _compare(keras_out, lite(_gray_as_rgb(x) if _rgb_front_of(model, lite) else x), labels)
     report["size_bytes"] = lite.path.stat().st_size
     report["quantization"] = lite.quantization
     return report
+
+
+def _keras_outputs(model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """``model``'s outputs on ``x``, called batch by batch. Not ``model.predict``: each model's first
+    ``predict`` traces a graph, and an app that checks a few models (probe, fine-tuned, scratch) with
+    batches of several sizes set off TensorFlow's "triggered tf.function retracing" warning."""
+    return np.concatenate([np.asarray(model(x[start:start + batch_size], training=False))
+                           for start in range(0, len(x), batch_size)])
 
 
 def _gray_as_rgb(x: np.ndarray) -> np.ndarray:
@@ -572,7 +580,7 @@ def verify_onnx(model, path, samples, labels=None) -> dict:
     path = _existing(path)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     onnx_out = session.run(None, {session.get_inputs()[0].name: x})[0]
-    keras_out = np.asarray(model.predict(x, verbose=0, batch_size=64))
+    keras_out = _keras_outputs(model, x)
     report = _compare(keras_out, np.asarray(onnx_out), labels)
     report["size_bytes"] = path.stat().st_size
     return report

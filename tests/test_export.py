@@ -126,6 +126,22 @@ def test_fixed_batch_folds_shape_ops_and_still_verifies(classifier, digits16, tm
     assert report["n"] == 5 and report["max_abs_diff"] <= 1e-5
 
 
+def test_verifying_several_models_sets_off_no_retracing_warning(classifier, float32_file, digits16, caplog):
+    """An app checks the exports of a few models (probe, fine-tuned, scratch) on a test split whose
+    last batch is short; ``model.predict`` traced each model and batch size and TensorFlow warned."""
+    import logging
+
+    _, _, x_test, y_test = digits16
+    x, y = x_test[:70], y_test[:70]  # a full batch of 64 and one of 6
+    with caplog.at_level(logging.WARNING):
+        for _ in range(4):
+            clone = keras.models.clone_model(classifier)
+            clone.set_weights(classifier.get_weights())
+            report = export.verify_tflite(clone, float32_file, x, y)
+            assert report["n"] == 70 and report["max_abs_diff"] <= 1e-5
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()]
+
+
 def test_bad_arguments_fail_fast(classifier, digits16, tmp_path):
     x = digits16[0]
     with pytest.raises(ValueError, match="int8 quantization needs representative="):
