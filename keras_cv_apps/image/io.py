@@ -72,6 +72,8 @@ class ImageRecord:
             frames), None on error.
         note: what was done to read an unusual file (first frame of an animation, CMYK
             converted, 16-bit scaled, file name not UTF-8), or None.
+        mtime: the file's modification time (of the target for a symlink), None on error.
+        is_link: whether ``path`` is a symbolic link.
     """
 
     path: Path
@@ -81,6 +83,8 @@ class ImageRecord:
     nbytes: int
     info: Optional[FileInfo] = None
     note: Optional[str] = None
+    mtime: Optional[float] = None
+    is_link: bool = False
 
 
 def _check_mode(mode: str) -> None:
@@ -260,16 +264,20 @@ def _decode_with_pillow(data: bytes, name: str, mode: str, max_side: Optional[in
     return fit_max_side(_normalise(arr, mode, bgr=False), max_side), shape
 
 
-def _load(path: Path) -> bytes:
-    """The bytes of ``path``; one-sentence errors for what a folder scan meets instead of a file."""
+def _load(path: Path) -> tuple:
+    """``(bytes, stat of the file, is a symlink)`` of ``path``; one-sentence errors for what a folder
+    scan meets instead of a file. One ``lstat`` serves a plain file (two system calls for a link)."""
     name = display_path(path)
     try:
-        st = os.stat(path)
+        st = os.lstat(path)
+        is_link = stat.S_ISLNK(st.st_mode)
+        if is_link:
+            st = os.stat(path)
         if not stat.S_ISREG(st.st_mode):
             kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file (a pipe, socket or device)"
             raise ImageReadError(f"Cannot read {name}: it is {kind}.")
         with open(path, "rb") as f:
-            return f.read()
+            return f.read(), st, is_link
     except FileNotFoundError:
         if os.path.islink(path):
             raise ImageReadError(f"Cannot read {name}: dangling symlink to {display_path(os.readlink(path))}.") \
@@ -286,9 +294,9 @@ def _load(path: Path) -> bytes:
 
 def _read(path, mode: str, max_side: Optional[int], max_pixels: int = MAX_PIXELS):
     path = Path(path)
-    data = _load(path)
+    data, st, is_link = _load(path)
     image, shape, info = _decode(data, path, mode, max_side, max_pixels)
-    return image, shape, len(data), info
+    return image, shape, len(data), info, st.st_mtime, is_link
 
 
 def read_image(path, *, mode: str = "rgb", max_side: Optional[int] = None,
@@ -452,7 +460,7 @@ def _record(path, mode: str, max_side: Optional[int], postprocess=None, max_pixe
             ) -> ImageRecord:
     path = Path(path)
     try:
-        image, shape, nbytes, info = _read(path, mode, max_side, max_pixels)
+        image, shape, nbytes, info, mtime, is_link = _read(path, mode, max_side, max_pixels)
     except (ImageReadError, FileNotFoundError) as exc:
         try:
             size = os.stat(path).st_size
@@ -466,7 +474,7 @@ def _record(path, mode: str, max_side: Optional[int], postprocess=None, max_pixe
         return ImageRecord(path, None, reason, None, 0)
     if postprocess is not None:  # outside the try: a bug here must not look like a bad file
         image = postprocess(image)
-    return ImageRecord(path, image, None, shape, nbytes, info, _notes(info, path))
+    return ImageRecord(path, image, None, shape, nbytes, info, _notes(info, path), mtime, is_link)
 
 
 def one_blas_thread():

@@ -117,6 +117,19 @@ def test_iter_images_keeps_order_and_reports_errors(tmp_path):
             assert r.nbytes == paths[k].stat().st_size
 
 
+def test_records_carry_the_files_mtime_and_whether_it_is_a_link(tmp_path):
+    import os
+
+    target = tmp_path / "photo.png"
+    cv2.imwrite(str(target), np.full((6, 5, 3), 9, np.uint8))
+    os.utime(target, (1_000_000_000, 1_234_567_890))
+    link = tmp_path / "link.png"
+    link.symlink_to(target)
+    plain, linked = io.iter_images([target, link], workers=2, progress=False)
+    assert (plain.mtime, plain.is_link) == (1_234_567_890, False)
+    assert (linked.mtime, linked.is_link) == (1_234_567_890, True)  # the target's time, as dedup's keep rule uses
+
+
 def test_decoding_threads_run_blas_on_one_thread_and_restore_it_after(tmp_path):
     """Per-image matrix products in several decoding threads must not each start BLAS threads."""
     from threadpoolctl import threadpool_info, threadpool_limits
