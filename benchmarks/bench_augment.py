@@ -360,6 +360,37 @@ def profile(images, rounds, batches_per_pass=4):
     return rounded, round(1e3 * min(starts), 2), {name: round(us, 1) for name, us in wall.items()}
 
 
+def standard_preset(images, rounds, repeats):
+    """The ``standard`` photo preset in the train map (float batches of 64, keyed, parallel) against the
+    same preset with core's ``RandomFlip`` and ``RandomContrast`` (what it was before 2026-12-03), and
+    each contrast layer alone: images/s (best of ``rounds`` passes of ``repeats`` times the images) and CPU
+    µs per image (least)."""
+    import keras
+    import tensorflow as tf
+
+    from keras_cv_apps import layers as L
+    from keras_cv_apps.data import augment
+
+    floats = images.astype(np.float32)
+
+    def run(augmenter):
+        ds = tf.data.Dataset.from_tensor_slices(floats).batch(BATCH).cache().repeat(repeats)
+        ds = tf.data.Dataset.zip(ds, tf.data.Dataset.random(seed=0, rerandomize_each_iteration=True))
+        return tf_timer(ds.map(lambda x, r: augmenter(x, tf.bitcast(r, tf.int32)),
+                               num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE))
+
+    before = [keras.layers.RandomFlip("horizontal", seed=0),
+              L.RandomAffine(rotation=15, translation=0.1, zoom=0.15, fill_mode="reflect", seed=0),
+              keras.layers.RandomContrast(0.2, seed=0), keras.layers.RandomBrightness(0.15, seed=0)]
+    timers = {"standard now": run(augment.Augmenter([f(0) for f in augment.PRESETS["standard"]])),
+              "standard before (core flip and contrast)": run(augment.Augmenter(before)),
+              "package RandomContrast alone": run(augment.Augmenter([L.RandomContrast(contrast=(0.8, 1.2))])),
+              "core RandomContrast alone": run(augment.Augmenter([keras.layers.RandomContrast(0.2, seed=0)]))}
+    cpu = {}
+    rates = best_rates(timers, len(floats) * repeats, rounds, cpu)
+    return {name: {"images_per_s": round(rates[name]), "cpu_us_per_image": round(cpu[name], 1)} for name in timers}
+
+
 def _ThreeChannelFlip(*args, **kwargs):
     """`RandomMirror` as it flipped before `augmentation._mirror_rgb`: one OpenCV three-channel flip
     of the whole batch (``cv2.flip`` moves three-byte pixels one value at a time)."""
@@ -425,6 +456,8 @@ def main(argv=None) -> int:
     parser.add_argument("--profile", action="store_true", help="only the breakdown of a batch's cost (CPU us per "
                         "image of the pipeline without work, of the flip into hot or cold buffers and in the pipeline, "
                         "of TensorFlow's flips; the iterator's creation), written to augment_profile.json (or --name)")
+    parser.add_argument("--standard", action="store_true", help="only the standard preset against its core-layer "
+                        "version, written to augment_standard.json")
     args = parser.parse_args(argv)
     load_start = round(os.getloadavg()[0], 1)  # the machine may be shared: recorded with the result
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -436,6 +469,16 @@ def main(argv=None) -> int:
         A = None
         print("albumentations is not installed here: its column is skipped (see the module docstring)")
     images = photos(args.images)
+    if args.standard:
+        rows = standard_preset(images, args.rounds, args.repeats)
+        for name, row in rows.items():
+            print(f"{name:45s} {row['images_per_s']:7d} images/s {row['cpu_us_per_image']:8.1f} us/image CPU")
+        path = write_result(args.name or "augment_standard", {
+            "image_size": SIZE, "batch_size": BATCH, "rounds": args.rounds,
+            "images_per_pass": len(images) * args.repeats, "presets": rows,
+            "load_average_1min": {"start": load_start, "end": round(os.getloadavg()[0], 1)}})
+        print(f"wrote {path}")
+        return 0
     if args.profile:
         cpu, start_ms, wall = profile(images, args.rounds, args.repeats)
         for name, us in cpu.items():

@@ -11,7 +11,7 @@ from keras_cv_apps.layers.activations import HardSwish
 from keras_cv_apps.layers.attention import MultiHeadSelfAttention2D, SqueezeExcitation
 from keras_cv_apps.layers.augment_base import KeyedAugmentation, KeyedSeed
 from keras_cv_apps.layers.augmentation import RandomAffine, RandomMirror, RandomResizedCrop
-from keras_cv_apps.layers.colour import RandomGamma
+from keras_cv_apps.layers.colour import RandomContrast, RandomGamma
 from keras_cv_apps.layers.conv_blocks import BottleneckResidual, DepthwiseSeparableConv2D, SpatiallySeparableConv2D
 from keras_cv_apps.layers.distance import EuclideanDistance, pairwise_distances
 from keras_cv_apps.layers.distort import RandomBlur, RandomElastic, RandomJPEG
@@ -48,6 +48,7 @@ __all__ = [
     "RandAugment",
     "RandomAffine",
     "RandomBlur",
+    "RandomContrast",
     "RandomElastic",
     "RandomGamma",
     "RandomJPEG",

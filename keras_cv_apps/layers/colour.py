@@ -1,4 +1,5 @@
-"""Colour augmentation: `RandomGamma`, and the photometric operations `RandAugment` draws from.
+"""Colour augmentation: `RandomGamma`, `RandomContrast`, and the photometric operations `RandAugment`
+draws from.
 
 The operations take one float32 image ``[H, W, C]`` (C = 1 or 3) in [0, 255] and a factor, and
 return a new float32 image in [0, 255]; each is the identity at its neutral factor (1 for the
@@ -9,9 +10,16 @@ enhancements, 0 for the blended ones). Brightness, contrast, colour and sharpnes
 import keras
 import numpy as np
 
-from keras_cv_apps.layers.augment_base import KeyedAugmentation, check_range, copy_aligned, to_dtype
+from keras_cv_apps.layers.augment_base import (
+    KeyedAugmentation,
+    check_range,
+    copy_aligned,
+    output_batch,
+    plane,
+    to_dtype,
+)
 
-__all__ = ["PHOTOMETRIC", "RandomGamma"]
+__all__ = ["PHOTOMETRIC", "RandomContrast", "RandomGamma"]
 
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
@@ -118,3 +126,39 @@ class RandomGamma(KeyedAugmentation):
 
     def get_config(self):
         return {**super().get_config(), "gamma": self.gamma}
+
+
+@keras.saving.register_keras_serializable(package="keras_cv_apps")
+class RandomContrast(KeyedAugmentation):
+    """Contrast scaled by ``c`` uniform in ``contrast`` per image: ``(x - m) * c + m`` with ``m`` the
+    image's mean per channel, clipped to [0, 255]. The formula of core ``RandomContrast`` (core's
+    ``factor=f`` is ``contrast=(1 - f, 1 + f)``), one OpenCV pass per image (``cv2.transform``)
+    instead of TensorFlow ops over the batch. ``contrast=(1, 1)`` is the identity."""
+
+    def __init__(self, *, contrast=(0.8, 1.2), probability: float = 1.0, seed=None, **kwargs):
+        super().__init__(probability=probability, seed=seed, **kwargs)
+        self.contrast = check_range(contrast, "RandomContrast contrast", 0.0, 10.0, pair_only=True)
+
+    def is_identity(self):
+        return super().is_identity() or self.contrast == [1.0, 1.0]
+
+    def transform(self, images, rng, chosen):
+        import cv2
+
+        values = rng.uniform(self.contrast[0], self.contrast[1], len(images))
+        out = output_batch(images, ~chosen)
+        channels = images.shape[-1]
+        for i in np.flatnonzero(chosen):
+            x, y, c = plane(images[i]), plane(out[i]), values[i]
+            means = cv2.mean(x)[:channels]
+            matrix = np.zeros((channels, channels + 1), np.float32)  # one pass: y = c * x + (1 - c) * mean
+            matrix[:, :channels] = np.eye(channels) * c
+            matrix[:, channels] = np.multiply(means, 1.0 - c)
+            cv2.transform(x, matrix, dst=y)  # uint8 results are rounded and saturated by OpenCV
+            if y.dtype == np.float32:
+                cv2.threshold(y, 255.0, 0.0, cv2.THRESH_TRUNC, dst=y)
+                cv2.threshold(y, 0.0, 0.0, cv2.THRESH_TOZERO, dst=y)
+        return out
+
+    def get_config(self):
+        return {**super().get_config(), "contrast": self.contrast}

@@ -23,6 +23,7 @@ LAYERS = {
     "Cutout": lambda: L.Cutout(probability=1.0),
     "GridMask": lambda: L.GridMask(probability=1.0, fill_value=None),
     "RandomGamma": lambda: L.RandomGamma(),
+    "RandomContrast": lambda: L.RandomContrast(contrast=(0.5, 1.5)),
     "RandAugment": lambda: L.RandAugment(num_ops=3, magnitude=0.7),
     "ClippedGaussianNoise": lambda: L.ClippedGaussianNoise(stddev=20.0, maxval=255.0),
     "SaltAndPepperNoise": lambda: L.SaltAndPepperNoise(rate=0.1, high=255.0),
@@ -81,7 +82,8 @@ def test_photos_of_odd_sizes_in_any_dtype_one_image_per_batch(name):
 @pytest.mark.parametrize("layer", [
     L.RandomAffine(rotation=0, translation=0, zoom=0, shear=0), L.RandomElastic(displacement=0.0),
     L.RandAugment(num_ops=4, magnitude=0.0), L.RandomResizedCrop(scale=(1.0, 1.0), ratio=(1.0, 1.0)),
-    L.RandomGamma(gamma=(1.0, 1.0)), L.Erasing(area=(0.0, 0.0)), L.ClippedGaussianNoise(stddev=0.0)],
+    L.RandomGamma(gamma=(1.0, 1.0)), L.Erasing(area=(0.0, 0.0)), L.ClippedGaussianNoise(stddev=0.0),
+    L.RandomContrast(contrast=(1.0, 1.0))],
     ids=lambda layer: type(layer).__name__)
 def test_magnitude_zero_is_the_identity(layer):
     x = _batch(3, np.float32) + 0.25  # not integers: any resampling would show
@@ -223,6 +225,22 @@ def test_three_channel_mirror_equals_opencv_flip_in_strips_and_stacks(dtype, mon
     both = np.asarray(L.RandomMirror("both", probability=1.0)(stack, training=True, key=[0, 3]))
     for o, i in zip(both, stack):
         assert any(np.array_equal(o, m) for m in (i[:, ::-1], i[::-1], i[::-1, ::-1]))
+
+
+def test_contrast_is_cores_formula_with_one_factor_per_image():
+    rng = np.random.default_rng(5)
+    x = rng.uniform(60, 190, (6, 9, 7, 3)).astype(np.float32)  # contrast 0.5-1.5 stays inside [0, 255]
+    out = np.asarray(L.RandomContrast(contrast=(0.5, 1.5))(x, training=True, key=[0, 4]))
+    mean = x.mean(axis=(1, 2), keepdims=True)
+    factor = (out - mean).std(axis=(1, 2, 3)) / (x - mean).std(axis=(1, 2, 3))
+    assert (factor > 0.5 - 1e-4).all() and (factor < 1.5 + 1e-4).all() and np.ptp(factor) > 0.2
+    core = keras.layers.RandomContrast(0.5)
+    expected = np.asarray(core.transform_images(x, {"contrast_factor": factor[:, None, None, None]}))
+    np.testing.assert_allclose(out, expected, atol=2e-3)
+    gray = np.asarray(L.RandomContrast(contrast=(3.0, 3.0))(x[..., :1].astype(np.uint8), training=True, key=[0, 1]))
+    ref = np.clip(np.rint((x[..., :1].astype(np.uint8) - x[..., :1].astype(np.uint8).mean(axis=(1, 2), keepdims=True))
+                          * 3.0 + x[..., :1].astype(np.uint8).mean(axis=(1, 2), keepdims=True)), 0, 255)
+    assert gray.dtype == np.uint8 and np.abs(gray.astype(int) - ref).max() <= 1 and (gray == 255).any()
 
 
 def test_resized_crop_boxes_respect_scale_and_ratio():

@@ -61,6 +61,7 @@ EXAMPLES = {
     "LabelMix": lambda: _mix_model(),
     "RandAugment": lambda: _layer_model(layers.RandAugment(num_ops=3, magnitude=0.3, ops=["rotate", "contrast"])),
     "RandomBlur": lambda: _layer_model(layers.RandomBlur(sigma=(0.3, 1.0))),
+    "RandomContrast": lambda: _layer_model(layers.RandomContrast(contrast=(0.7, 1.1))),
     "RandomElastic": lambda: _layer_model(layers.RandomElastic(displacement=0.02, smoothness=0.2)),
     "RandomGamma": lambda: _layer_model(layers.RandomGamma(gamma=(0.8, 1.2))),
     "RandomJPEG": lambda: _layer_model(layers.RandomJPEG(quality=(20, 80))),
