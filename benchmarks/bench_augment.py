@@ -24,6 +24,7 @@ Needs albumentations: ``python3 -m venv /work/venvs/albu`` with the project's si
 this script with that venv's python; without it, column 1 is skipped.
 
     python -m benchmarks.bench_augment [--rounds 3] [--images 256]
+    python -m benchmarks.bench_augment --standard   # the standard preset against its core-layer version
 """
 
 from __future__ import annotations
