@@ -105,20 +105,20 @@ class Scan:
             return
         hashes, digest, square, sharp = summary
         info = record.info
-        mtime = record.mtime
-        if mtime is None:  # a record built elsewhere: ask the file system
+        mtime, is_link = record.mtime, record.is_link
+        if mtime is None:  # a record built elsewhere, without the file's facts: ask the file system
             try:
                 mtime = os.stat(record.path).st_mtime
             except OSError:
                 mtime = 0.0
+            is_link = os.path.islink(record.path)
         name = relative_name(record.path, self.root) if self.root else display_path(record.path)
         self.paths.append(record.path)
         self.rows.append(hashes)
         self.keys.append((digest, record.shape))
         self.thumbs.append(square)
         self.facts.append(keep.Facts(
-            name=name, is_link=record.is_link or record.path in self.links
-            or (record.mtime is None and os.path.islink(record.path)),
+            name=name, is_link=is_link or record.path in self.links,
             format=info.format if info else "UNKNOWN", lossless=bool(info and info.lossless),
             bit_depth=(info.bit_depth or 8) if info else 8, height=int(record.shape[0]),
             width=int(record.shape[1]), nbytes=int(record.nbytes),
